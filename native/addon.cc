@@ -1,0 +1,22 @@
+// sftkit native addon: registers the exports. Each concern lives in its own file.
+#include <napi.h>
+
+#include "diagnostics.h"
+#include "runtime.h"
+
+namespace sft {
+
+Napi::Object Init(Napi::Env env, Napi::Object exports) {
+  exports.Set("info", Napi::Function::New(env, runtime_info, "info"));
+  exports.Set("setNumThreads", Napi::Function::New(env, set_num_threads, "setNumThreads"));
+  exports.Set("getNumThreads", Napi::Function::New(env, get_num_threads, "getNumThreads"));
+  exports.Set("roundTrip", Napi::Function::New(env, round_trip, "roundTrip"));
+  exports.Set("busyWork", Napi::Function::New(env, busy_work, "busyWork"));
+  return exports;
+}
+
+}  // namespace sft
+
+static Napi::Object InitSftkit(Napi::Env env, Napi::Object exports) { return sft::Init(env, exports); }
+
+NODE_API_MODULE(sftkit, InitSftkit)

@@ -1,0 +1,111 @@
+// Implements diagnostics.h on top of TorchWorker and PinnedArray.
+#include "diagnostics.h"
+
+#include <ATen/TensorOperators.h>
+#include <ATen/ops/matmul.h>
+#include <ATen/ops/randn.h>
+
+#include <chrono>
+
+#include "errors.h"
+#include "tensor_io.h"
+#include "workers.h"
+
+namespace sft {
+namespace {
+
+double number_option(const Napi::Object& opts, const char* key, double fallback) {
+  if (!opts.Has(key) || opts.Get(key).IsUndefined()) return fallback;
+  Napi::Value v = opts.Get(key);
+  if (!v.IsNumber()) throw_bad_argument(std::string("options.") + key + " must be a number");
+  return v.As<Napi::Number>().DoubleValue();
+}
+
+Napi::Object options_arg(const Napi::CallbackInfo& info, size_t index) {
+  if (info.Length() <= index || info[index].IsUndefined()) return Napi::Object::New(info.Env());
+  if (!info[index].IsObject()) throw_bad_argument("options must be an object");
+  return info[index].As<Napi::Object>();
+}
+
+class RoundTripWorker : public TorchWorker {
+ public:
+  RoundTripWorker(Napi::Env env, PinnedArray input, double scale, int threads)
+      : TorchWorker(env, "sftkit.roundTrip", threads), input_(std::move(input)), scale_(scale) {}
+
+ protected:
+  void Run() override {
+    // Shape (any): out = input * scale, computed in the input's dtype.
+    const at::Tensor& x = input_.tensor();
+    output_ = x.is_floating_point() ? x * scale_ : (x * static_cast<int64_t>(scale_)).to(x.scalar_type());
+    sum_ = output_.sum().item<double>();
+  }
+  Napi::Value Result(Napi::Env env) override {
+    Napi::Object out = Napi::Object::New(env);
+    out.Set("data", tensor_to_typed_array(env, output_));
+    out.Set("shape", shape_to_js(env, output_.sizes()));
+    out.Set("sum", sum_);
+    return out;
+  }
+
+ private:
+  PinnedArray input_;
+  double scale_;
+  at::Tensor output_;
+  double sum_ = 0;
+};
+
+class BusyWorker : public TorchWorker {
+ public:
+  BusyWorker(Napi::Env env, double ms, int threads) : TorchWorker(env, "sftkit.busyWork", threads), ms_(ms) {}
+
+ protected:
+  void Run() override {
+    auto start = std::chrono::steady_clock::now();
+    at::Tensor a = at::randn({128, 128});
+    do {
+      a = at::matmul(a, a) / 128.0;
+      ++iterations_;
+      elapsed_ = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
+    } while (elapsed_ < ms_);
+  }
+  Napi::Value Result(Napi::Env env) override {
+    Napi::Object out = Napi::Object::New(env);
+    out.Set("iterations", iterations_);
+    out.Set("ms", elapsed_);
+    return out;
+  }
+
+ private:
+  double ms_;
+  double iterations_ = 0;
+  double elapsed_ = 0;
+};
+
+}  // namespace
+
+Napi::Value round_trip(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  SFT_NAPI_TRY
+  if (info.Length() < 2) throw_bad_argument("roundTrip(array, shape, options?) needs an array and a shape");
+  std::vector<int64_t> shape = shape_arg(info[1], "shape");
+  PinnedArray input(info[0], shape, "array");
+  Napi::Object opts = options_arg(info, 2);
+  double scale = number_option(opts, "scale", 1.0);
+  int threads = thread_count_arg(opts.Get("threads"), "options.threads");
+  return (new RoundTripWorker(env, std::move(input), scale, threads))->start();
+  SFT_NAPI_CATCH(env)
+}
+
+Napi::Value busy_work(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  SFT_NAPI_TRY
+  if (info.Length() < 1 || !info[0].IsNumber()) throw_bad_argument("busyWork(ms): ms must be a number");
+  double ms = info[0].As<Napi::Number>().DoubleValue();
+  if (!(ms >= 0 && ms <= 60000)) throw_bad_argument("busyWork(ms): ms must be in [0, 60000]");
+  Napi::Object opts = options_arg(info, 1);
+  int threads = thread_count_arg(opts.Get("threads"), "options.threads");
+  return (new BusyWorker(env, ms, threads))->start();
+  SFT_NAPI_CATCH(env)
+}
+
+}  // namespace sft

@@ -1,0 +1,14 @@
+// Boundary self-tests: a tensor round trip through typed arrays and an async busy loop that proves
+// the event loop keeps ticking while native work runs on a worker thread.
+#pragma once
+
+#include <napi.h>
+
+namespace sft {
+
+// roundTrip(array, shape, { scale, threads }) -> Promise<{ data, shape, sum }>: data = array * scale.
+Napi::Value round_trip(const Napi::CallbackInfo& info);
+// busyWork(ms, { threads }) -> Promise<{ iterations, ms }>: matmuls on a worker thread for about `ms`.
+Napi::Value busy_work(const Napi::CallbackInfo& info);
+
+}  // namespace sft

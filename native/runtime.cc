@@ -1,0 +1,83 @@
+// Implements runtime.h: what `sftkit doctor` reports about the native side.
+#include "runtime.h"
+
+#include <ATen/Context.h>
+#include <ATen/Parallel.h>
+#include <ATen/Version.h>
+#include <torch/headeronly/version.h>
+
+#include <string>
+
+#include "errors.h"
+
+namespace sft {
+namespace {
+
+// The kernel set ATen dispatches to ("AVX2", "AVX512", "DEFAULT", ...). get_cpu_capability() is not
+// exported from libtorch_cpu, so read the line show_config() prints for it.
+std::string dispatch_capability(const std::string& config) {
+  const std::string key = "CPU capability usage: ";
+  auto pos = config.find(key);
+  if (pos == std::string::npos) return "UNKNOWN";
+  auto end = config.find('\n', pos);
+  return config.substr(pos + key.size(), end == std::string::npos ? std::string::npos : end - pos - key.size());
+}
+
+}  // namespace
+
+Napi::Value runtime_info(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  SFT_NAPI_TRY
+  Napi::Object out = Napi::Object::New(env);
+  out.Set("torchVersion", TORCH_VERSION);
+  Napi::Object cpu = Napi::Object::New(env);
+#if defined(__x86_64__) || defined(_M_X64)
+  __builtin_cpu_init();
+  cpu.Set("avx2", Napi::Boolean::New(env, __builtin_cpu_supports("avx2")));
+  cpu.Set("avx512", Napi::Boolean::New(env, __builtin_cpu_supports("avx512f")));
+  cpu.Set("fma", Napi::Boolean::New(env, __builtin_cpu_supports("fma")));
+#else
+  cpu.Set("avx2", false);
+  cpu.Set("avx512", false);
+  cpu.Set("fma", false);
+#endif
+  const std::string config = at::show_config();
+  cpu.Set("capability", dispatch_capability(config));
+  out.Set("cpu", cpu);
+  out.Set("numThreads", at::get_num_threads());
+  out.Set("numInteropThreads", at::get_num_interop_threads());
+  out.Set("parallelInfo", at::get_parallel_info());
+  out.Set("cudaAvailable", at::hasCUDA());
+  out.Set("cudaDeviceCount", static_cast<double>(at::hasCUDA() ? at::getNumGPUs() : 0));
+  Napi::Object build = Napi::Object::New(env);
+  build.Set("buildType", SFTKIT_BUILD_TYPE);
+  build.Set("compiler", SFTKIT_CXX_COMPILER);
+  build.Set("cxxFlags", SFTKIT_CXX_FLAGS);
+  build.Set("napiVersion", NAPI_VERSION);
+  build.Set("cxx11Abi", static_cast<bool>(_GLIBCXX_USE_CXX11_ABI));
+  build.Set("torchHeaders", TORCH_VERSION);
+  out.Set("build", build);
+  out.Set("torchConfig", config);
+  return out;
+  SFT_NAPI_CATCH(env)
+}
+
+Napi::Value set_num_threads(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  SFT_NAPI_TRY
+  if (info.Length() < 1 || !info[0].IsNumber()) throw_bad_argument("setNumThreads(n): n must be a positive integer");
+  double n = info[0].As<Napi::Number>().DoubleValue();
+  if (n < 1 || n > 4096 || n != static_cast<int>(n)) throw_bad_argument("setNumThreads(n): n must be an integer in [1, 4096]");
+  at::set_num_threads(static_cast<int>(n));
+  return env.Undefined();
+  SFT_NAPI_CATCH(env)
+}
+
+Napi::Value get_num_threads(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  SFT_NAPI_TRY
+  return Napi::Number::New(env, at::get_num_threads());
+  SFT_NAPI_CATCH(env)
+}
+
+}  // namespace sft

@@ -1,0 +1,54 @@
+// TorchWorker: error capture and thread-count setup shared by all async native operations.
+#include "workers.h"
+
+#include <ATen/Parallel.h>
+
+namespace sft {
+
+TorchWorker::TorchWorker(Napi::Env env, const char* resource_name, int num_threads)
+    : Napi::AsyncWorker(env, resource_name), deferred_(Napi::Promise::Deferred::New(env)), num_threads_(num_threads) {}
+
+Napi::Promise TorchWorker::start() {
+  Napi::Promise p = deferred_.Promise();
+  Queue();
+  return p;
+}
+
+void TorchWorker::Execute() {
+  try {
+    if (num_threads_ > 0 && at::get_num_threads() != num_threads_) at::set_num_threads(num_threads_);
+    Run();
+  } catch (...) {
+    error_ = describe_current_exception();
+    SetError(error_.message);
+  }
+}
+
+void TorchWorker::OnOK() {
+  Napi::Env env = Env();
+  Napi::HandleScope scope(env);
+  try {
+    deferred_.Resolve(Result(env));
+  } catch (const Napi::Error& e) {
+    deferred_.Reject(e.Value());
+  } catch (...) {
+    deferred_.Reject(make_js_error(env, describe_current_exception()).Value());
+  }
+}
+
+void TorchWorker::OnError(const Napi::Error& e) {
+  Napi::Env env = Env();
+  Napi::HandleScope scope(env);
+  ErrorInfo info = error_.code.empty() ? ErrorInfo{kCodeNative, e.Message()} : error_;
+  deferred_.Reject(make_js_error(env, info).Value());
+}
+
+int thread_count_arg(const Napi::Value& v, const char* name) {
+  if (v.IsUndefined() || v.IsNull()) return 0;
+  if (!v.IsNumber()) throw_bad_argument(std::string(name) + " must be a number");
+  double d = v.As<Napi::Number>().DoubleValue();
+  if (d != static_cast<int>(d) || d < 0 || d > 4096) throw_bad_argument(std::string(name) + " must be an integer in [0, 4096]");
+  return static_cast<int>(d);
+}
+
+}  // namespace sft

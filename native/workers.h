@@ -1,0 +1,37 @@
+// Async execution: every long native operation is a TorchWorker (a Napi::AsyncWorker) that returns a Promise.
+// Run() executes on a libuv worker thread and must not touch N-API values; Result() runs back on the JS thread.
+// The intra-op thread count is per OS thread in libtorch, so it is set at the start of every Execute().
+#pragma once
+
+#include <napi.h>
+
+#include "errors.h"
+
+namespace sft {
+
+class TorchWorker : public Napi::AsyncWorker {
+ public:
+  TorchWorker(Napi::Env env, const char* resource_name, int num_threads);
+  Napi::Promise promise() { return deferred_.Promise(); }
+
+  // Queues the worker and returns its promise (the worker deletes itself when done).
+  Napi::Promise start();
+
+ protected:
+  virtual void Run() = 0;                          // worker thread
+  virtual Napi::Value Result(Napi::Env env) = 0;  // JS thread, after a successful Run()
+
+ private:
+  void Execute() final;
+  void OnOK() final;
+  void OnError(const Napi::Error& e) final;
+
+  Napi::Promise::Deferred deferred_;
+  int num_threads_;
+  ErrorInfo error_;
+};
+
+// Validates a thread-count argument (0 or negative = keep the current setting).
+int thread_count_arg(const Napi::Value& v, const char* name);
+
+}  // namespace sft
