@@ -1,0 +1,116 @@
+// The single loader of the native addon. node-gyp-build finds build/Release/sftkit.node or
+// prebuilds/<platform>-<arch>/*.node; libtorch's shared libraries are preloaded from the directory recorded
+// in libtorch.json so that a prebuild also loads when its RPATH does not point at this machine's libtorch.
+import { existsSync, readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { constants } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { SftkitError } from '../errors.ts';
+
+const require = createRequire(import.meta.url);
+
+/** Root of the sftkit package (holds package.json, build/, prebuilds/, libtorch.json). */
+export const packageRoot: string = findPackageRoot(dirname(fileURLToPath(import.meta.url)));
+
+function findPackageRoot(start: string): string {
+  let dir = start;
+  for (;;) {
+    const pkg = join(dir, 'package.json');
+    if (existsSync(pkg) && (JSON.parse(readFileSync(pkg, 'utf8')) as { name?: string }).name === 'sftkit') return dir;
+    const up = dirname(dir);
+    if (up === dir) return resolve(start, '..', '..');
+    dir = up;
+  }
+}
+
+/** What scripts/libtorch.mjs recorded at install time. */
+export interface LibtorchRecord {
+  source: 'env' | 'python' | 'wheel';
+  path: string;
+  lib: string;
+  include: string;
+  cmakePrefix: string;
+  version: string;
+  variant: 'cpu' | 'cuda';
+  cuda: boolean;
+  recordedAt?: string;
+}
+
+export function readLibtorchRecord(): LibtorchRecord | null {
+  const file = join(packageRoot, 'libtorch.json');
+  if (!existsSync(file)) return null;
+  return JSON.parse(readFileSync(file, 'utf8')) as LibtorchRecord;
+}
+
+export interface RuntimeInfo {
+  torchVersion: string;
+  cpu: { avx2: boolean; avx512: boolean; fma: boolean; capability: string };
+  numThreads: number;
+  numInteropThreads: number;
+  parallelInfo: string;
+  cudaAvailable: boolean;
+  cudaDeviceCount: number;
+  build: { buildType: string; compiler: string; cxxFlags: string; napiVersion: number; cxx11Abi: boolean; torchHeaders: string };
+  torchConfig: string;
+}
+
+export type NumericArray = Float32Array | Float64Array | Int32Array | Uint8Array | Int8Array | Int16Array | BigInt64Array;
+
+/** Hand-written types of the addon's exports (native/addon.cc). Later issues extend it. */
+export interface NativeBinding {
+  info(): RuntimeInfo;
+  setNumThreads(n: number): void;
+  getNumThreads(): number;
+  roundTrip<T extends NumericArray>(
+    array: T,
+    shape: number[],
+    options?: { scale?: number; threads?: number },
+  ): Promise<{ data: T; shape: number[]; sum: number }>;
+  busyWork(ms: number, options?: { threads?: number }): Promise<{ iterations: number; ms: number }>;
+}
+
+/** Loads libtorch's libraries with RTLD_GLOBAL so the addon's DT_NEEDED entries resolve to them. */
+function preloadLibtorch(record: LibtorchRecord | null): void {
+  if (!record || !existsSync(record.lib)) return;
+  const flags = constants.dlopen.RTLD_NOW | constants.dlopen.RTLD_GLOBAL;
+  for (const name of ['libc10.so', 'libtorch_cpu.so', 'libtorch.so', ...(record.cuda ? ['libc10_cuda.so', 'libtorch_cuda.so'] : [])]) {
+    const file = join(record.lib, name);
+    if (!existsSync(file)) continue;
+    try {
+      process.dlopen({ exports: {} } as NodeJS.Module, file, flags);
+    } catch {
+      // Not an addon, so dlopen "fails" after loading the library: that is the point.
+    }
+  }
+}
+
+let cached: NativeBinding | null = null;
+
+/** The addon, loaded once. Throws SFTKIT_LOAD with the fixes when it cannot be loaded. */
+export function binding(): NativeBinding {
+  if (cached) return cached;
+  const record = readLibtorchRecord();
+  try {
+    preloadLibtorch(record);
+    const load = require('node-gyp-build') as (dir: string) => unknown;
+    cached = load(packageRoot) as NativeBinding;
+    return cached;
+  } catch (e) {
+    const reason = e instanceof Error ? e.message : String(e);
+    throw new SftkitError(
+      'SFTKIT_LOAD',
+      [
+        `sftkit: the native addon could not be loaded: ${reason.split('\n')[0]}`,
+        record
+          ? `libtorch recorded at install: ${record.version} (${record.source}) in ${record.path}`
+          : 'no libtorch.json: the install step did not run or failed',
+        'Fixes:',
+        '  - run `npm install` (or `npm rebuild sftkit`) to obtain libtorch and build the addon;',
+        '  - LIBTORCH=/path/to/libtorch npm install, to build against a libtorch you have;',
+        '  - `node scripts/build-native.mjs` in the package directory to rebuild build/Release/sftkit.node.',
+      ].join('\n'),
+      { cause: e },
+    );
+  }
+}
