@@ -56,12 +56,15 @@ class RoundTripWorker : public TorchWorker {
 
 class BusyWorker : public TorchWorker {
  public:
-  BusyWorker(Napi::Env env, double ms, int threads) : TorchWorker(env, "sftkit.busyWork", threads), ms_(ms) {}
+  BusyWorker(Napi::Env env, double ms, bool fail, int threads)
+      : TorchWorker(env, "sftkit.busyWork", threads), ms_(ms), fail_(fail) {}
 
  protected:
   void Run() override {
     auto start = std::chrono::steady_clock::now();
     at::Tensor a = at::randn({128, 128});
+    // fail: a genuine libtorch error raised on the worker thread (shape mismatch), to test error delivery.
+    if (fail_) a = at::matmul(a, at::randn({3, 5}));
     do {
       a = at::matmul(a, a) / 128.0;
       ++iterations_;
@@ -77,6 +80,7 @@ class BusyWorker : public TorchWorker {
 
  private:
   double ms_;
+  bool fail_;
   double iterations_ = 0;
   double elapsed_ = 0;
 };
@@ -104,7 +108,8 @@ Napi::Value busy_work(const Napi::CallbackInfo& info) {
   if (!(ms >= 0 && ms <= 60000)) throw_bad_argument("busyWork(ms): ms must be in [0, 60000]");
   Napi::Object opts = options_arg(info, 1);
   int threads = thread_count_arg(opts.Get("threads"), "options.threads");
-  return (new BusyWorker(env, ms, threads))->start();
+  bool fail = opts.Has("fail") && opts.Get("fail").ToBoolean().Value();
+  return (new BusyWorker(env, ms, fail, threads))->start();
   SFT_NAPI_CATCH(env)
 }
 

@@ -8,7 +8,8 @@ namespace sft {
 
 // roundTrip(array, shape, { scale, threads }) -> Promise<{ data, shape, sum }>: data = array * scale.
 Napi::Value round_trip(const Napi::CallbackInfo& info);
-// busyWork(ms, { threads }) -> Promise<{ iterations, ms }>: matmuls on a worker thread for about `ms`.
+// busyWork(ms, { threads, fail }) -> Promise<{ iterations, ms }>: matmuls on a worker thread for about `ms`;
+// fail: true raises a real libtorch error on the worker thread (tests async error delivery).
 Napi::Value busy_work(const Napi::CallbackInfo& info);
 
 }  // namespace sft

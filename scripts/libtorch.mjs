@@ -173,6 +173,8 @@ function pipDownloadAndUnpack(log) {
     execFileSync(process.env.PYTHON || 'python3', ['-c', unpack, join(work, wheel), staging], {
       stdio: ['ignore', 'inherit', 'inherit'],
     });
+    const check = inspectLibtorchDir(staging, 'wheel');
+    if (!check.ok) throw new LibtorchError(`the wheel ${wheel} is not a complete libtorch: ${check.reason}`);
     writeFileSync(join(staging, '.sftkit-complete'), `${spec}\n`);
     rmSync(target, { recursive: true, force: true });
     renameSync(staging, target);

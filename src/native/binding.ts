@@ -67,7 +67,7 @@ export interface NativeBinding {
     shape: number[],
     options?: { scale?: number; threads?: number },
   ): Promise<{ data: T; shape: number[]; sum: number }>;
-  busyWork(ms: number, options?: { threads?: number }): Promise<{ iterations: number; ms: number }>;
+  busyWork(ms: number, options?: { threads?: number; fail?: boolean }): Promise<{ iterations: number; ms: number }>;
 }
 
 /** Loads libtorch's libraries with RTLD_GLOBAL so the addon's DT_NEEDED entries resolve to them. */

@@ -1,0 +1,73 @@
+// `sftkit doctor`: where libtorch came from, what the CPU can do, threads, CUDA, and how the addon was built.
+import { parseArgs } from 'node:util';
+import { binding, packageRoot, readLibtorchRecord, type LibtorchRecord, type RuntimeInfo } from '../native/binding.ts';
+import type { CliIo, Command } from './command.ts';
+
+export interface DoctorReport {
+  sftkit: { version: string; root: string };
+  node: { version: string; napi: string; platform: string; arch: string };
+  libtorch: (LibtorchRecord & { recorded: true }) | { recorded: false };
+  addon: { loaded: true; info: Omit<RuntimeInfo, 'torchConfig' | 'parallelInfo'> } | { loaded: false; error: string };
+  ok: boolean;
+}
+
+export async function doctorReport(): Promise<DoctorReport> {
+  const { readFileSync } = await import('node:fs');
+  const { join } = await import('node:path');
+  const pkg = JSON.parse(readFileSync(join(packageRoot, 'package.json'), 'utf8')) as { version: string };
+  const record = readLibtorchRecord();
+  let addon: DoctorReport['addon'];
+  try {
+    const { torchConfig: _config, parallelInfo: _parallel, ...info } = binding().info();
+    addon = { loaded: true, info };
+  } catch (e) {
+    addon = { loaded: false, error: e instanceof Error ? e.message : String(e) };
+  }
+  return {
+    sftkit: { version: pkg.version, root: packageRoot },
+    node: { version: process.version, napi: process.versions.napi ?? '?', platform: process.platform, arch: process.arch },
+    libtorch: record ? { recorded: true, ...record } : { recorded: false },
+    addon,
+    ok: addon.loaded,
+  };
+}
+
+function formatReport(r: DoctorReport): string {
+  const lines = [`sftkit ${r.sftkit.version} (${r.sftkit.root})`, `node ${r.node.version}, N-API ${r.node.napi}, ${r.node.platform}-${r.node.arch}`];
+  if (r.libtorch.recorded) {
+    lines.push(`libtorch ${r.libtorch.version} (${r.libtorch.variant}) from ${r.libtorch.source}: ${r.libtorch.path}`);
+  } else {
+    lines.push('libtorch: not recorded (run npm install)');
+  }
+  if (r.addon.loaded) {
+    const i = r.addon.info;
+    lines.push(
+      `torch (runtime) ${i.torchVersion}`,
+      `CPU: AVX2 ${i.cpu.avx2 ? 'yes' : 'no'}, AVX512 ${i.cpu.avx512 ? 'yes' : 'no'}, FMA ${i.cpu.fma ? 'yes' : 'no'}; ATen kernels: ${i.cpu.capability}`,
+      `threads: ${i.numThreads} intra-op, ${i.numInteropThreads} inter-op`,
+      `CUDA: ${i.cudaAvailable ? `available, ${i.cudaDeviceCount} device(s)` : 'not available'}`,
+      `addon build: ${i.build.buildType}, ${i.build.compiler}, flags "${i.build.cxxFlags.trim()}", N-API ${i.build.napiVersion}, C++11 ABI ${i.build.cxx11Abi ? 'on' : 'off'}, torch headers ${i.build.torchHeaders}`,
+    );
+  } else {
+    lines.push(`addon: NOT LOADED\n${r.addon.error}`);
+  }
+  return `${lines.join('\n')}\n`;
+}
+
+export const doctorCommand: Command = {
+  name: 'doctor',
+  summary: 'show libtorch, CPU capability, threads, CUDA and how the addon was built',
+  help: `Usage: sftkit doctor [--json]
+
+Prints the libtorch version and path (and how it was found), the CPU capability (AVX2/AVX512), intra-op threads,
+whether CUDA is available, and the native addon's build flags.
+
+  --json   print the same as one JSON object
+`,
+  async run(argv: string[], io: CliIo): Promise<number> {
+    const { values } = parseArgs({ args: argv, options: { json: { type: 'boolean', default: false } }, strict: true });
+    const report = await doctorReport();
+    io.stdout.write(values.json ? `${JSON.stringify(report)}\n` : formatReport(report));
+    return report.ok ? 0 : 1;
+  },
+};

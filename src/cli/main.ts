@@ -1,0 +1,50 @@
+// Entry of `sftkit`: picks the command and hands it the remaining arguments. No logic of its own.
+import { SftkitError } from '../errors.ts';
+import type { CliIo, Command } from './command.ts';
+import { doctorCommand } from './doctor.ts';
+
+const commands: Command[] = [doctorCommand];
+
+function usage(): string {
+  const width = Math.max(...commands.map((c) => c.name.length));
+  return [
+    'Usage: sftkit <command> [options]',
+    '',
+    'Commands:',
+    ...commands.map((c) => `  ${c.name.padEnd(width)}  ${c.summary}`),
+    '',
+    'Run `sftkit <command> --help` for the options of a command.',
+    '',
+  ].join('\n');
+}
+
+export async function main(argv: string[], io: CliIo = process): Promise<number> {
+  const [name, ...rest] = argv;
+  if (!name || name === '--help' || name === '-h' || name === 'help') {
+    io.stdout.write(usage());
+    return name ? 0 : 1;
+  }
+  const command = commands.find((c) => c.name === name);
+  if (!command) {
+    io.stderr.write(`sftkit: unknown command "${name}"\n\n${usage()}`);
+    return 2;
+  }
+  if (rest.includes('--help') || rest.includes('-h')) {
+    io.stdout.write(command.help);
+    return 0;
+  }
+  try {
+    return await command.run(rest, io);
+  } catch (e) {
+    const code = e instanceof Error ? (e as { code?: unknown }).code : undefined;
+    if (typeof code === 'string' && code.startsWith('ERR_PARSE_ARGS')) {
+      io.stderr.write(`sftkit ${name}: ${(e as Error).message}\n\n${command.help}`);
+      return 2;
+    }
+    if (e instanceof SftkitError || (e instanceof Error && typeof code === 'string')) {
+      io.stderr.write(`sftkit ${name}: ${e.message} [${String(code)}]\n`);
+      return 1;
+    }
+    throw e;
+  }
+}
