@@ -1,0 +1,81 @@
+// Resolves `--data`: a local path as is, an http(s) URL downloaded once into the data cache and reused.
+
+import { createHash } from 'node:crypto';
+import { createWriteStream } from 'node:fs';
+import { mkdir, rename, stat, unlink } from 'node:fs/promises';
+import { homedir } from 'node:os';
+import { basename, join } from 'node:path';
+import { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { SftkitError } from '../errors.ts';
+
+/** `$SFTKIT_CACHE_DIR` or `~/.cache/sftkit`: the root every sftkit cache lives under. */
+export function cacheRoot(env: NodeJS.ProcessEnv = process.env): string {
+  const fromEnv = env.SFTKIT_CACHE_DIR;
+  return fromEnv !== undefined && fromEnv !== '' ? fromEnv : join(homedir(), '.cache', 'sftkit');
+}
+
+export function isUrl(source: string): boolean {
+  return /^https?:\/\//i.test(source);
+}
+
+export interface ResolvedSource {
+  /** Local file to read. */
+  path: string;
+  /** What error messages call it: the URL or the path as given. */
+  displayName: string;
+  /** True when this call downloaded the file (false: local path or cache hit). */
+  downloaded: boolean;
+}
+
+/** The cache file a URL is stored in: `<cacheDir>/<sha256(url)[0:16]>-<last path segment>`. */
+export function cachedPathFor(url: string, cacheDir: string): string {
+  const digest = createHash('sha256').update(url).digest('hex').slice(0, 16);
+  let name = 'data';
+  try {
+    name = basename(new URL(url).pathname) || 'data';
+  } catch {
+    // keep the default name
+  }
+  name = name.replace(/[^A-Za-z0-9._-]/g, '_').slice(0, 80);
+  return join(cacheDir, `${digest}-${name}`);
+}
+
+/**
+ * A local path is returned as is; a URL is fetched once into `cacheDir` (default `<cacheRoot>/data`) and the cached
+ * copy is reused afterwards. The download goes to a temporary file renamed on success, so an interrupted download
+ * never leaves a truncated cache entry.
+ */
+export async function resolveDataSource(
+  source: string,
+  options: { cacheDir?: string; fetchImpl?: typeof fetch } = {},
+): Promise<ResolvedSource> {
+  if (!isUrl(source)) return { path: source, displayName: source, downloaded: false };
+  const dir = options.cacheDir ?? join(cacheRoot(), 'data');
+  const target = cachedPathFor(source, dir);
+  try {
+    if ((await stat(target)).isFile()) return { path: target, displayName: source, downloaded: false };
+  } catch {
+    // not cached yet
+  }
+  await mkdir(dir, { recursive: true });
+  const doFetch = options.fetchImpl ?? fetch;
+  let response: Response;
+  try {
+    response = await doFetch(source, { redirect: 'follow' });
+  } catch (err) {
+    throw new SftkitError('SFTKIT_IO', `${source}: download failed (${(err as Error).message})`, { cause: err });
+  }
+  if (!response.ok || response.body === null) {
+    throw new SftkitError('SFTKIT_IO', `${source}: download failed with HTTP ${response.status}`);
+  }
+  const tmp = `${target}.${process.pid}.${Date.now()}.part`;
+  try {
+    await pipeline(Readable.fromWeb(response.body as import('node:stream/web').ReadableStream), createWriteStream(tmp));
+    await rename(tmp, target);
+  } catch (err) {
+    await unlink(tmp).catch(() => undefined);
+    throw new SftkitError('SFTKIT_IO', `${source}: download failed (${(err as Error).message})`, { cause: err });
+  }
+  return { path: target, displayName: source, downloaded: true };
+}

@@ -1,0 +1,233 @@
+// Streaming readers for JSON arrays and JSONL: one record at a time, bounded memory, line numbers for errors.
+
+import { createReadStream } from 'node:fs';
+import { stat } from 'node:fs/promises';
+import { dataError, SftkitError } from '../errors.ts';
+import type { RawRecord } from './types.ts';
+
+export type FileLayout = 'json-array' | 'jsonl';
+
+export interface ReadOptions {
+  /** Name used in error messages (e.g. the URL a cached file came from); defaults to the path. */
+  displayName?: string;
+  /** Force a layout instead of sniffing the first non-blank character (`[` = JSON array, else JSONL). */
+  layout?: FileLayout;
+  /** Chunk size of the underlying stream (tests use a tiny one to exercise chunk boundaries). */
+  highWaterMark?: number;
+}
+
+async function* chunks(path: string, highWaterMark: number | undefined): AsyncGenerator<string> {
+  const stream = createReadStream(path, { encoding: 'utf8', highWaterMark: highWaterMark ?? 1 << 16 });
+  try {
+    for await (const chunk of stream) yield chunk as string;
+  } finally {
+    stream.destroy();
+  }
+}
+
+/**
+ * Reads every record of a local JSON-array or JSONL file in order. Memory stays bounded by the largest record.
+ * Errors name the file, the 1-based line where the record starts and its 0-based index.
+ */
+export async function* readRecords(path: string, options: ReadOptions = {}): AsyncGenerator<RawRecord> {
+  const file = options.displayName ?? path;
+  try {
+    const st = await stat(path);
+    if (!st.isFile()) throw new SftkitError('SFTKIT_IO', `${file}: not a file`);
+  } catch (err) {
+    if (err instanceof SftkitError) throw err;
+    throw new SftkitError('SFTKIT_IO', `${file}: cannot read data file (${(err as Error).message})`, { cause: err });
+  }
+  const source = chunks(path, options.highWaterMark);
+  let layout = options.layout;
+  // Sniff the layout from the first non-blank character without losing the chunk.
+  const pending: string[] = [];
+  if (layout === undefined) {
+    for await (const chunk of source) {
+      pending.push(chunk);
+      const m = /\S/.exec(chunk);
+      if (m) {
+        layout = m[0] === '[' ? 'json-array' : 'jsonl';
+        break;
+      }
+    }
+    layout ??= 'jsonl';
+  }
+  async function* replay(): AsyncGenerator<string> {
+    yield* pending;
+    yield* source;
+  }
+  if (layout === 'json-array') yield* readJsonArray(replay(), file);
+  else yield* readJsonl(replay(), file);
+}
+
+/** JSONL: one JSON value per line; blank lines are skipped (they still count for line numbers). */
+export async function* readJsonl(input: AsyncIterable<string>, file: string): AsyncGenerator<RawRecord> {
+  let carry = '';
+  let line = 0;
+  let record = 0;
+  function parse(text: string): RawRecord | undefined {
+    line += 1;
+    const trimmed = text.endsWith('\r') ? text.slice(0, -1) : text;
+    if (trimmed.trim() === '') return undefined;
+    let value: unknown;
+    try {
+      value = JSON.parse(trimmed);
+    } catch (err) {
+      throw dataError({ file, line, record }, `invalid JSON (${(err as Error).message})`);
+    }
+    return { value, where: { file, line, record: record++ } };
+  }
+  for await (const chunk of input) {
+    let text = carry + chunk;
+    let start = 0;
+    for (let nl = text.indexOf('\n', start); nl !== -1; nl = text.indexOf('\n', start)) {
+      const r = parse(text.slice(start, nl));
+      if (r) yield r;
+      start = nl + 1;
+    }
+    carry = text.slice(start);
+    text = '';
+  }
+  if (carry.length > 0) {
+    const r = parse(carry);
+    if (r) yield r;
+  }
+}
+
+const enum Ch {
+  Quote = 34,
+  Backslash = 92,
+  Comma = 44,
+  OpenBracket = 91,
+  CloseBracket = 93,
+  OpenBrace = 123,
+  CloseBrace = 125,
+  Newline = 10,
+}
+
+function isBlank(c: number): boolean {
+  return c === 32 || c === 9 || c === 10 || c === 13;
+}
+
+/**
+ * A top-level JSON array, element by element: a small scanner tracks strings and nesting depth so that only one
+ * element is held in memory; each element is handed to JSON.parse.
+ */
+export async function* readJsonArray(input: AsyncIterable<string>, file: string): AsyncGenerator<RawRecord> {
+  let line = 1;
+  let record = 0;
+  let opened = false; // saw the top-level '['
+  let closed = false; // saw the matching ']'
+  let expectComma = false; // an element ended; next must be ',' or ']'
+  let inElement = false;
+  let depth = 0; // nesting inside the current element
+  let inString = false;
+  let escaped = false;
+  let elementLine = 0;
+  let parts: string[] = [];
+  let partStart = 0;
+
+  const fail = (msg: string): never => {
+    throw dataError({ file, line, record }, msg);
+  };
+  const finish = (text: string): RawRecord => {
+    let value: unknown;
+    try {
+      value = JSON.parse(text);
+    } catch (err) {
+      throw dataError({ file, line: elementLine, record }, `invalid JSON (${(err as Error).message})`);
+    }
+    return { value, where: { file, line: elementLine, record: record++ } };
+  };
+
+  for await (const chunk of input) {
+    partStart = 0;
+    const out: RawRecord[] = [];
+    for (let i = 0; i < chunk.length; i++) {
+      const c = chunk.charCodeAt(i);
+      if (inElement) {
+        if (inString) {
+          if (escaped) escaped = false;
+          else if (c === Ch.Backslash) escaped = true;
+          else if (c === Ch.Quote) inString = false;
+          else if (c === Ch.Newline) line++;
+          continue;
+        }
+        if (c === Ch.Quote) {
+          inString = true;
+          continue;
+        }
+        if (c === Ch.OpenBrace || c === Ch.OpenBracket) {
+          depth++;
+          continue;
+        }
+        if (c === Ch.CloseBrace || c === Ch.CloseBracket) {
+          if (depth > 0) {
+            depth--;
+            if (depth === 0) {
+              parts.push(chunk.slice(partStart, i + 1));
+              out.push(finish(parts.join('')));
+              parts = [];
+              inElement = false;
+              expectComma = true;
+            }
+            continue;
+          }
+          // a ']' ending a scalar element at depth 0
+        }
+        if (depth === 0 && (c === Ch.Comma || c === Ch.CloseBracket || isBlank(c))) {
+          // end of a scalar (number, true, null, ...) element
+          parts.push(chunk.slice(partStart, i));
+          out.push(finish(parts.join('')));
+          parts = [];
+          inElement = false;
+          expectComma = true;
+          // fall through to handle the delimiter below
+        } else {
+          if (c === Ch.Newline) line++;
+          continue;
+        }
+      }
+      // between elements
+      if (isBlank(c)) {
+        if (c === Ch.Newline) line++;
+        continue;
+      }
+      if (closed) fail('unexpected content after the closing "]" of the top-level array');
+      if (!opened) {
+        if (c !== Ch.OpenBracket) fail('expected a JSON array of records (or JSONL, one record per line)');
+        opened = true;
+        continue;
+      }
+      if (c === Ch.CloseBracket) {
+        closed = true;
+        expectComma = false;
+        continue;
+      }
+      if (expectComma) {
+        if (c !== Ch.Comma) fail(`expected "," or "]" between records, found ${JSON.stringify(chunk[i])}`);
+        expectComma = false;
+        continue;
+      }
+      if (c === Ch.Comma) fail('unexpected "," (empty element)');
+      // start of an element
+      inElement = true;
+      elementLine = line;
+      partStart = i;
+      if (c === Ch.Quote) inString = true;
+      else if (c === Ch.OpenBrace || c === Ch.OpenBracket) depth = 1;
+      else depth = 0;
+    }
+    if (inElement) parts.push(chunk.slice(partStart));
+    yield* out;
+  }
+  if (inElement) {
+    if (depth === 0 && !inString) {
+      fail('the top-level array is not closed (missing "]")');
+    }
+    throw dataError({ file, line: elementLine, record }, 'unterminated record (the file ends inside it)');
+  }
+  if (!opened) return; // empty file: no records (the caller reports "no records")
+  if (!closed) fail('the top-level array is not closed (missing "]")');
+}

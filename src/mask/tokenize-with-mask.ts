@@ -1,0 +1,99 @@
+// Segment[] -> {inputIds, labels}: per-segment encoding, BOS rule, truncation, and why an example is dropped.
+
+import { invalidParameterError } from '../errors.ts';
+import type { Segment } from '../template/types.ts';
+
+/** Labels of tokens the loss ignores (Hugging Face convention). */
+export const IGNORE_INDEX = -100;
+
+/** The minimum a tokenizer must offer here (TextTokenizer satisfies it). */
+export interface SegmentEncoder {
+  encode(text: string, options?: { continuation?: boolean }): number[];
+  readonly prefixIds: readonly number[];
+}
+
+/** Token ids and labels, aligned (labels unshifted; the model shifts), IGNORE_INDEX where not trained. */
+export interface TokenizedExample {
+  inputIds: Int32Array;
+  labels: Int32Array;
+}
+
+/** `cut`: keep the first maxLength tokens (default); `drop`: drop examples longer than maxLength. */
+export type Truncation = 'cut' | 'drop';
+export const TRUNCATIONS: readonly Truncation[] = ['cut', 'drop'];
+
+export interface MaskOptions {
+  /** Longest example in tokens; undefined = no limit. */
+  maxLength?: number | undefined;
+  truncation?: Truncation | undefined;
+}
+
+/**
+ * Why an example was dropped: `empty` (no tokens), `no-trained-tokens` (nothing to learn, e.g. no assistant turn),
+ * `too-long` (truncation `drop`), `truncated-away` (cutting to maxLength removed every trained token).
+ */
+export type DropReason = 'empty' | 'no-trained-tokens' | 'too-long' | 'truncated-away';
+export const DROP_REASONS: readonly DropReason[] = ['empty', 'no-trained-tokens', 'too-long', 'truncated-away'];
+
+export type MaskResult =
+  | { kept: true; example: TokenizedExample; truncated: boolean; trainedTokens: number }
+  | { kept: false; reason: DropReason; tokens: number };
+
+export function validateMaskOptions(options: MaskOptions): { maxLength: number | undefined; truncation: Truncation } {
+  const { maxLength, truncation = 'cut' } = options;
+  if (maxLength !== undefined && (!Number.isInteger(maxLength) || maxLength < 2)) {
+    throw invalidParameterError('maxLength', 'an integer >= 2', maxLength);
+  }
+  if (!(TRUNCATIONS as readonly string[]).includes(truncation)) {
+    throw invalidParameterError('truncation', `one of ${TRUNCATIONS.join(', ')}`, truncation);
+  }
+  return { maxLength, truncation };
+}
+
+/**
+ * Number of labels that are targets once the model shifts: labels[1:] != IGNORE_INDEX (labels[0] predicts nothing).
+ */
+export function countTrained(labels: ArrayLike<number>): number {
+  let n = 0;
+  for (let i = 1; i < labels.length; i++) if (labels[i] !== IGNORE_INDEX) n++;
+  return n;
+}
+
+/**
+ * Encodes each segment on its own and concatenates the ids (never searching the stream for markers, never assuming
+ * the prompt's ids are a prefix of the whole): a trained segment's labels are its ids, others IGNORE_INDEX. The
+ * tokenizer's prefix ids (BOS) go first once, unless the rendered text already starts with them. Segments after the
+ * first are encoded as continuations (no SentencePiece dummy prefix).
+ */
+export function tokenizeWithMask(segments: readonly Segment[], encoder: SegmentEncoder, options: MaskOptions = {}): MaskResult {
+  const { maxLength, truncation } = validateMaskOptions(options);
+  const ids: number[] = [];
+  const labels: number[] = [];
+  let first = true;
+  for (const s of segments) {
+    if (s.text.length === 0) continue;
+    const piece = encoder.encode(s.text, { continuation: !first });
+    first = false;
+    for (const id of piece) {
+      ids.push(id);
+      labels.push(s.trained ? id : IGNORE_INDEX);
+    }
+  }
+  const prefix = encoder.prefixIds;
+  if (prefix.length > 0 && ids.length > 0 && !prefix.every((p, i) => ids[i] === p)) {
+    ids.unshift(...prefix);
+    labels.unshift(...prefix.map(() => IGNORE_INDEX));
+  }
+  if (ids.length === 0) return { kept: false, reason: 'empty', tokens: 0 };
+  if (countTrained(labels) === 0) return { kept: false, reason: 'no-trained-tokens', tokens: ids.length };
+  let truncated = false;
+  if (maxLength !== undefined && ids.length > maxLength) {
+    if (truncation === 'drop') return { kept: false, reason: 'too-long', tokens: ids.length };
+    ids.length = maxLength;
+    labels.length = maxLength;
+    truncated = true;
+  }
+  const trainedTokens = countTrained(labels);
+  if (trainedTokens === 0) return { kept: false, reason: 'truncated-away', tokens: ids.length };
+  return { kept: true, example: { inputIds: Int32Array.from(ids), labels: Int32Array.from(labels) }, truncated, trainedTokens };
+}
