@@ -1,0 +1,529 @@
+// Loss curves without dependencies: one figure with two panels, train and validation loss against optimizer steps
+// (left) and against tokens seen (right), rendered from the same scene as hand-written SVG and as PNG by a small
+// rasteriser (anti-aliased lines, a built-in 5x7 bitmap font, zlib deflate, CRC32). No fonts or binaries needed.
+// Files: OUT/loss.svg and OUT/loss.png (writeLossPlots).
+import { rename, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { deflateSync } from 'node:zlib';
+import type { MetricRecord } from './metrics.ts';
+
+export interface Point {
+  x: number;
+  y: number;
+}
+
+export interface Series {
+  name: string;
+  color: string;
+  points: Point[];
+}
+
+type Anchor = 'start' | 'middle' | 'end';
+
+/** What both renderers draw. Coordinates are pixels, origin top-left; text `y` is the vertical centre of the text. */
+export type SceneItem =
+  | { kind: 'rect'; x: number; y: number; width: number; height: number; fill: string }
+  | { kind: 'line'; x1: number; y1: number; x2: number; y2: number; color: string; width: number }
+  | { kind: 'polyline'; series: string; points: Point[]; color: string; width: number }
+  | { kind: 'marker'; series: string; x: number; y: number; r: number; color: string }
+  | { kind: 'text'; x: number; y: number; text: string; anchor: Anchor; color: string; size: number; vertical?: boolean };
+
+export interface Scene {
+  width: number;
+  height: number;
+  items: SceneItem[];
+}
+
+export interface LossFigureOptions {
+  /** Figure size in pixels (default 1200 x 450; each panel gets half the width). */
+  width?: number;
+  height?: number;
+  /** Most points drawn per series; longer series are decimated (min/max per bucket, spikes kept). Default 1000. */
+  maxPoints?: number;
+  /** Draw point markers when a series has at most this many points (default 60). */
+  markersUpTo?: number;
+}
+
+const TRAIN_COLOR = '#1f77b4';
+const VAL_COLOR = '#ff7f0e';
+const AXIS_COLOR = '#333333';
+const GRID_COLOR = '#e3e3e3';
+const TEXT_COLOR = '#222222';
+
+// ---------------------------------------------------------------------------------------------------------------
+// Data
+
+/** Train and validation loss series against `step` or `tokensSeen`, non-finite values dropped, sorted by x. */
+export function lossSeries(records: readonly MetricRecord[], x: 'step' | 'tokensSeen'): { train: Point[]; val: Point[] } {
+  const pick = (type: 'train' | 'val'): Point[] =>
+    records
+      .filter((r) => r.type === type)
+      .map((r) => ({ x: r[x], y: r.loss }))
+      .filter((p): p is Point => typeof p.x === 'number' && Number.isFinite(p.x) && typeof p.y === 'number' && Number.isFinite(p.y))
+      .sort((a, b) => a.x - b.x);
+  return { train: pick('train'), val: pick('val') };
+}
+
+/**
+ * Reduces a series (sorted by x) to at most `maxPoints` points: the x range is cut into maxPoints/4 buckets and each
+ * keeps its first, lowest, highest and last point in order, so spikes survive.
+ */
+export function decimate(points: readonly Point[], maxPoints: number): Point[] {
+  if (points.length <= maxPoints) return [...points];
+  const buckets = Math.max(1, Math.floor(maxPoints / 4));
+  const first = points[0]!.x;
+  const span = points[points.length - 1]!.x - first || 1;
+  const out: Point[] = [];
+  let i = 0;
+  for (let b = 0; b < buckets && i < points.length; b++) {
+    const end = b === buckets - 1 ? Infinity : first + ((b + 1) * span) / buckets;
+    const startIdx = i;
+    let lo = i;
+    let hi = i;
+    while (i < points.length && (points[i]!.x < end || b === buckets - 1)) {
+      if (points[i]!.y < points[lo]!.y) lo = i;
+      if (points[i]!.y > points[hi]!.y) hi = i;
+      i++;
+    }
+    if (i === startIdx) continue;
+    const keep = [...new Set([startIdx, lo, hi, i - 1])].sort((a, b2) => a - b2);
+    for (const k of keep) out.push(points[k]!);
+  }
+  return out;
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Axes
+
+/** "Nice" ticks (1, 2, 5 x 10^k) covering [min, max]; returns the expanded domain, the step and the ticks. */
+export function niceScale(
+  min: number,
+  max: number,
+  target = 5,
+  tightMax = false,
+  integer = false,
+): { lo: number; hi: number; step: number; ticks: number[] } {
+  if (!Number.isFinite(min) || !Number.isFinite(max)) {
+    min = 0;
+    max = 1;
+  }
+  if (max < min) [min, max] = [max, min];
+  if (max === min) {
+    const pad = integer ? 1 : Math.abs(min) * 0.1 || 1;
+    min -= pad;
+    max += pad;
+  }
+  const raw = (max - min) / target;
+  const mag = 10 ** Math.floor(Math.log10(raw));
+  const norm = raw / mag;
+  let step = (norm < 1.5 ? 1 : norm < 3 ? 2 : norm < 7 ? 5 : 10) * mag;
+  if (integer) step = Math.max(1, step);
+  const lo = Math.floor(min / step + 1e-9) * step;
+  const hi = tightMax ? max : Math.ceil(max / step - 1e-9) * step;
+  const ticks: number[] = [];
+  const n = Math.floor((hi - lo) / step + 1e-9);
+  for (let k = 0; k <= n; k++) ticks.push(lo + k * step);
+  return { lo, hi, step, ticks };
+}
+
+/** Tick label: decimals from the tick step; with `si`, thousands as k, millions as M, billions as G. */
+export function formatTick(value: number, step: number, si = false): string {
+  let v = value;
+  let s = step;
+  let suffix = '';
+  if (si && value !== 0) {
+    const a = Math.max(Math.abs(value), step);
+    for (const [div, sfx] of [[1e9, 'G'], [1e6, 'M'], [1e3, 'k']] as const) {
+      if (a >= div) {
+        v = value / div;
+        s = step / div;
+        suffix = sfx;
+        break;
+      }
+    }
+  }
+  const decimals = Math.min(10, Math.max(0, -Math.floor(Math.log10(s) + 1e-9)));
+  let text = v.toFixed(decimals);
+  if (/^-0(\.0*)?$/.test(text)) text = text.slice(1);
+  return text + suffix;
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Scene
+
+interface Panel {
+  title: string;
+  xLabel: string;
+  siX: boolean;
+  series: Series[];
+}
+
+function panelItems(panel: Panel, box: { x: number; y: number; width: number; height: number }, o: Required<LossFigureOptions>): SceneItem[] {
+  const items: SceneItem[] = [];
+  const m = { left: 72, right: 34, top: 36, bottom: 56 };
+  const px = box.x + m.left;
+  const py = box.y + m.top;
+  const pw = box.width - m.left - m.right;
+  const ph = box.height - m.top - m.bottom;
+  const all = panel.series.flatMap((s) => s.points);
+  // x: the domain ends at the last point (ticks inside it); y: expanded to whole ticks.
+  const xs = niceScale(Math.min(...all.map((p) => p.x)), Math.max(...all.map((p) => p.x)), 5, all.length > 1, true);
+  const ys = niceScale(Math.min(...all.map((p) => p.y)), Math.max(...all.map((p) => p.y)));
+  const sx = (x: number): number => px + ((x - xs.lo) / (xs.hi - xs.lo)) * pw;
+  const sy = (y: number): number => py + ph - ((y - ys.lo) / (ys.hi - ys.lo)) * ph;
+
+  items.push({ kind: 'text', x: px + pw / 2, y: box.y + 16, text: panel.title, anchor: 'middle', color: TEXT_COLOR, size: 14 });
+  for (const t of xs.ticks) {
+    const x = Math.round(sx(t)) + 0.5;
+    items.push({ kind: 'line', x1: x, y1: py, x2: x, y2: py + ph, color: GRID_COLOR, width: 1 });
+    items.push({ kind: 'line', x1: x, y1: py + ph, x2: x, y2: py + ph + 5, color: AXIS_COLOR, width: 1 });
+    items.push({ kind: 'text', x, y: py + ph + 16, text: formatTick(t, xs.step, panel.siX), anchor: 'middle', color: TEXT_COLOR, size: 12 });
+  }
+  for (const t of ys.ticks) {
+    const y = Math.round(sy(t)) + 0.5;
+    items.push({ kind: 'line', x1: px, y1: y, x2: px + pw, y2: y, color: GRID_COLOR, width: 1 });
+    items.push({ kind: 'line', x1: px - 5, y1: y, x2: px, y2: y, color: AXIS_COLOR, width: 1 });
+    items.push({ kind: 'text', x: px - 8, y, text: formatTick(t, ys.step), anchor: 'end', color: TEXT_COLOR, size: 12 });
+  }
+  const left = Math.round(px) + 0.5;
+  const bottom = Math.round(py + ph) + 0.5;
+  items.push({ kind: 'line', x1: left, y1: py, x2: left, y2: bottom, color: AXIS_COLOR, width: 1 });
+  items.push({ kind: 'line', x1: left, y1: bottom, x2: px + pw, y2: bottom, color: AXIS_COLOR, width: 1 });
+  items.push({ kind: 'text', x: px + pw / 2, y: py + ph + 40, text: panel.xLabel, anchor: 'middle', color: TEXT_COLOR, size: 12 });
+  items.push({ kind: 'text', x: box.x + 16, y: py + ph / 2, text: 'loss', anchor: 'middle', color: TEXT_COLOR, size: 12, vertical: true });
+
+  for (const s of panel.series) {
+    const pts = decimate(s.points, o.maxPoints).map((p) => ({ x: sx(p.x), y: sy(p.y) }));
+    if (pts.length === 0) continue;
+    items.push({ kind: 'polyline', series: s.name, points: pts, color: s.color, width: 2 });
+    if (pts.length <= o.markersUpTo) {
+      for (const p of pts) items.push({ kind: 'marker', series: s.name, x: p.x, y: p.y, r: 3, color: s.color });
+    }
+  }
+  if (all.length === 0) {
+    items.push({ kind: 'text', x: px + pw / 2, y: py + ph / 2, text: 'no data yet', anchor: 'middle', color: TEXT_COLOR, size: 12 });
+  }
+  // legend, top right inside the plot
+  const shown = panel.series.filter((s) => s.points.length > 0);
+  // Width from the PNG's bitmap font (12 px per character at size 12), the wider of the two renderers.
+  const legendWidth = 36 + Math.max(0, ...shown.map((s) => s.name.length)) * 12;
+  shown.forEach((s, i) => {
+    const ly = py + 14 + i * 20;
+    const lx = px + pw - legendWidth - 6;
+    items.push({ kind: 'line', x1: lx, y1: ly, x2: lx + 24, y2: ly, color: s.color, width: 2 });
+    items.push({ kind: 'text', x: lx + 30, y: ly, text: s.name, anchor: 'start', color: TEXT_COLOR, size: 12 });
+  });
+  return items;
+}
+
+/** The two-panel loss figure (steps left, tokens seen right) for the given metrics records. */
+export function buildLossFigure(records: readonly MetricRecord[], options: LossFigureOptions = {}): Scene {
+  const o: Required<LossFigureOptions> = { width: 1200, height: 450, maxPoints: 1000, markersUpTo: 60, ...options };
+  const bySteps = lossSeries(records, 'step');
+  const byTokens = lossSeries(records, 'tokensSeen');
+  const series = (d: { train: Point[]; val: Point[] }): Series[] => [
+    { name: 'train', color: TRAIN_COLOR, points: d.train },
+    { name: 'validation', color: VAL_COLOR, points: d.val },
+  ];
+  const half = Math.floor(o.width / 2);
+  const items: SceneItem[] = [{ kind: 'rect', x: 0, y: 0, width: o.width, height: o.height, fill: '#ffffff' }];
+  items.push(...panelItems({ title: 'Loss vs optimizer steps', xLabel: 'optimizer step', siX: false, series: series(bySteps) }, { x: 0, y: 0, width: half, height: o.height }, o));
+  items.push(...panelItems({ title: 'Loss vs tokens seen', xLabel: 'tokens seen', siX: true, series: series(byTokens) }, { x: half, y: 0, width: o.width - half, height: o.height }, o));
+  return { width: o.width, height: o.height, items };
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// SVG
+
+function esc(text: string): string {
+  return text.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;');
+}
+
+const num = (v: number): string => String(Math.round(v * 100) / 100);
+
+export function renderSvg(scene: Scene): string {
+  const out: string[] = [
+    '<?xml version="1.0" encoding="UTF-8"?>',
+    `<svg xmlns="http://www.w3.org/2000/svg" width="${scene.width}" height="${scene.height}" viewBox="0 0 ${scene.width} ${scene.height}" font-family="DejaVu Sans, Helvetica, Arial, sans-serif">`,
+  ];
+  for (const it of scene.items) {
+    switch (it.kind) {
+      case 'rect':
+        out.push(`<rect x="${num(it.x)}" y="${num(it.y)}" width="${num(it.width)}" height="${num(it.height)}" fill="${it.fill}"/>`);
+        break;
+      case 'line':
+        out.push(`<line x1="${num(it.x1)}" y1="${num(it.y1)}" x2="${num(it.x2)}" y2="${num(it.y2)}" stroke="${it.color}" stroke-width="${it.width}"/>`);
+        break;
+      case 'polyline':
+        out.push(
+          `<polyline class="series" data-series="${esc(it.series)}" fill="none" stroke="${it.color}" stroke-width="${it.width}" stroke-linejoin="round" stroke-linecap="round" points="${it.points.map((p) => `${num(p.x)},${num(p.y)}`).join(' ')}"/>`,
+        );
+        break;
+      case 'marker':
+        out.push(`<circle class="marker" data-series="${esc(it.series)}" cx="${num(it.x)}" cy="${num(it.y)}" r="${it.r}" fill="${it.color}"/>`);
+        break;
+      case 'text': {
+        const transform = it.vertical ? ` transform="rotate(-90 ${num(it.x)} ${num(it.y)})"` : '';
+        out.push(
+          `<text x="${num(it.x)}" y="${num(it.y)}" font-size="${it.size}" fill="${it.color}" text-anchor="${it.anchor}" dominant-baseline="middle"${transform}>${esc(it.text)}</text>`,
+        );
+        break;
+      }
+    }
+  }
+  out.push('</svg>', '');
+  return out.join('\n');
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// PNG rasteriser
+
+// 5x7 glyphs, rows top to bottom. Letters missing from the font are drawn in lower case; anything else as a box.
+const FONT: Record<string, readonly string[]> = {
+  '0': ['.###.', '#...#', '#..##', '#.#.#', '##..#', '#...#', '.###.'],
+  '1': ['..#..', '.##..', '..#..', '..#..', '..#..', '..#..', '.###.'],
+  '2': ['.###.', '#...#', '....#', '...#.', '..#..', '.#...', '#####'],
+  '3': ['#####', '...#.', '..#..', '...#.', '....#', '#...#', '.###.'],
+  '4': ['...#.', '..##.', '.#.#.', '#..#.', '#####', '...#.', '...#.'],
+  '5': ['#####', '#....', '####.', '....#', '....#', '#...#', '.###.'],
+  '6': ['..##.', '.#...', '#....', '####.', '#...#', '#...#', '.###.'],
+  '7': ['#####', '....#', '...#.', '..#..', '.#...', '.#...', '.#...'],
+  '8': ['.###.', '#...#', '#...#', '.###.', '#...#', '#...#', '.###.'],
+  '9': ['.###.', '#...#', '#...#', '.####', '....#', '...#.', '.##..'],
+  '.': ['.....', '.....', '.....', '.....', '.....', '.##..', '.##..'],
+  '-': ['.....', '.....', '.....', '.###.', '.....', '.....', '.....'],
+  '+': ['.....', '..#..', '..#..', '#####', '..#..', '..#..', '.....'],
+  ' ': ['.....', '.....', '.....', '.....', '.....', '.....', '.....'],
+  a: ['.....', '.....', '.###.', '....#', '.####', '#...#', '.####'],
+  b: ['#....', '#....', '#.##.', '##..#', '#...#', '#...#', '####.'],
+  c: ['.....', '.....', '.###.', '#....', '#....', '#...#', '.###.'],
+  d: ['....#', '....#', '.##.#', '#..##', '#...#', '#...#', '.####'],
+  e: ['.....', '.....', '.###.', '#...#', '#####', '#....', '.###.'],
+  f: ['..##.', '.#..#', '.#...', '###..', '.#...', '.#...', '.#...'],
+  g: ['.....', '.....', '.####', '#...#', '.####', '....#', '.###.'],
+  h: ['#....', '#....', '#.##.', '##..#', '#...#', '#...#', '#...#'],
+  i: ['..#..', '.....', '.##..', '..#..', '..#..', '..#..', '.###.'],
+  j: ['...#.', '.....', '..##.', '...#.', '...#.', '#..#.', '.##..'],
+  k: ['#....', '#....', '#..#.', '#.#..', '##...', '#.#..', '#..#.'],
+  l: ['.##..', '..#..', '..#..', '..#..', '..#..', '..#..', '.###.'],
+  m: ['.....', '.....', '##.#.', '#.#.#', '#.#.#', '#...#', '#...#'],
+  n: ['.....', '.....', '#.##.', '##..#', '#...#', '#...#', '#...#'],
+  o: ['.....', '.....', '.###.', '#...#', '#...#', '#...#', '.###.'],
+  p: ['.....', '.....', '####.', '#...#', '####.', '#....', '#....'],
+  q: ['.....', '.....', '.####', '#...#', '.####', '....#', '....#'],
+  r: ['.....', '.....', '#.##.', '##..#', '#....', '#....', '#....'],
+  s: ['.....', '.....', '.####', '#....', '.###.', '....#', '####.'],
+  t: ['.#...', '.#...', '###..', '.#...', '.#...', '.#..#', '..##.'],
+  u: ['.....', '.....', '#...#', '#...#', '#...#', '#..##', '.##.#'],
+  v: ['.....', '.....', '#...#', '#...#', '#...#', '.#.#.', '..#..'],
+  w: ['.....', '.....', '#...#', '#...#', '#.#.#', '#.#.#', '.#.#.'],
+  x: ['.....', '.....', '#...#', '.#.#.', '..#..', '.#.#.', '#...#'],
+  y: ['.....', '.....', '#...#', '#...#', '.####', '....#', '.###.'],
+  z: ['.....', '.....', '#####', '...#.', '..#..', '.#...', '#####'],
+  L: ['#....', '#....', '#....', '#....', '#....', '#....', '#####'],
+  M: ['#...#', '##.##', '#.#.#', '#.#.#', '#...#', '#...#', '#...#'],
+  G: ['.###.', '#...#', '#....', '#.###', '#...#', '#...#', '.####'],
+  B: ['####.', '#...#', '#...#', '####.', '#...#', '#...#', '####.'],
+  T: ['#####', '..#..', '..#..', '..#..', '..#..', '..#..', '..#..'],
+  K: ['#...#', '#..#.', '#.#..', '##...', '#.#..', '#..#.', '#...#'],
+  '?': ['#####', '#...#', '#...#', '#...#', '#...#', '#...#', '#####'],
+};
+
+function glyph(ch: string): readonly string[] {
+  return FONT[ch] ?? FONT[ch.toLowerCase()] ?? FONT['?']!;
+}
+
+function parseColor(hex: string): [number, number, number] {
+  const h = hex.replace('#', '');
+  const full = h.length === 3 ? [...h].map((c) => c + c).join('') : h;
+  const n = Number.parseInt(full, 16);
+  return Number.isFinite(n) ? [(n >> 16) & 255, (n >> 8) & 255, n & 255] : [0, 0, 0];
+}
+
+class Canvas {
+  readonly pixels: Uint8Array;
+  constructor(
+    readonly width: number,
+    readonly height: number,
+  ) {
+    this.pixels = new Uint8Array(width * height * 3).fill(255);
+  }
+
+  blend(x: number, y: number, c: readonly [number, number, number], a: number): void {
+    if (x < 0 || y < 0 || x >= this.width || y >= this.height || a <= 0) return;
+    const i = (y * this.width + x) * 3;
+    const t = Math.min(1, a);
+    for (let k = 0; k < 3; k++) this.pixels[i + k] = Math.round(this.pixels[i + k]! * (1 - t) + c[k]! * t);
+  }
+
+  fillRect(x: number, y: number, w: number, h: number, c: readonly [number, number, number]): void {
+    const x0 = Math.max(0, Math.round(x));
+    const y0 = Math.max(0, Math.round(y));
+    const x1 = Math.min(this.width, Math.round(x + w));
+    const y1 = Math.min(this.height, Math.round(y + h));
+    for (let yy = y0; yy < y1; yy++) for (let xx = x0; xx < x1; xx++) this.blend(xx, yy, c, 1);
+  }
+
+  /** Anti-aliased thick segment: coverage from the distance of each pixel centre to the segment. */
+  segment(x1: number, y1: number, x2: number, y2: number, width: number, c: readonly [number, number, number]): void {
+    const r = width / 2;
+    const minX = Math.floor(Math.min(x1, x2) - r - 1);
+    const maxX = Math.ceil(Math.max(x1, x2) + r + 1);
+    const minY = Math.floor(Math.min(y1, y2) - r - 1);
+    const maxY = Math.ceil(Math.max(y1, y2) + r + 1);
+    const dx = x2 - x1;
+    const dy = y2 - y1;
+    const len2 = dx * dx + dy * dy;
+    for (let y = Math.max(0, minY); y <= Math.min(this.height - 1, maxY); y++) {
+      for (let x = Math.max(0, minX); x <= Math.min(this.width - 1, maxX); x++) {
+        const cx = x + 0.5;
+        const cy = y + 0.5;
+        const t = len2 === 0 ? 0 : Math.max(0, Math.min(1, ((cx - x1) * dx + (cy - y1) * dy) / len2));
+        const d = Math.hypot(cx - (x1 + t * dx), cy - (y1 + t * dy));
+        const cover = Math.max(0, Math.min(1, r + 0.5 - d));
+        // Opaque colour: blending twice at a joint only saturates towards the colour, it never darkens past it.
+        this.blend(x, y, c, cover);
+      }
+    }
+  }
+
+  disc(cx: number, cy: number, radius: number, c: readonly [number, number, number]): void {
+    for (let y = Math.floor(cy - radius - 1); y <= Math.ceil(cy + radius + 1); y++) {
+      for (let x = Math.floor(cx - radius - 1); x <= Math.ceil(cx + radius + 1); x++) {
+        const d = Math.hypot(x + 0.5 - cx, y + 0.5 - cy);
+        this.blend(x, y, c, Math.max(0, Math.min(1, radius + 0.5 - d)));
+      }
+    }
+  }
+
+  /** Bitmap text; scale from the font size (7 px rows, 12 px text -> scale 2). */
+  text(t: string, x: number, y: number, anchor: Anchor, size: number, vertical: boolean, c: readonly [number, number, number]): void {
+    const s = Math.max(1, Math.round(size / 7));
+    const adv = 6 * s;
+    const total = t.length * adv - s;
+    const offset = anchor === 'start' ? 0 : anchor === 'middle' ? -total / 2 : -total;
+    const top = -Math.round((7 * s) / 2);
+    for (let i = 0; i < t.length; i++) {
+      const g = glyph(t[i]!);
+      for (let gy = 0; gy < 7; gy++) {
+        for (let gx = 0; gx < 5; gx++) {
+          if (g[gy]![gx] !== '#') continue;
+          // along = position along the text, across = position across it (down the glyph)
+          const along = Math.round(offset) + i * adv + gx * s;
+          const across = top + gy * s;
+          if (vertical) this.fillRect(Math.round(x) + across, Math.round(y) - along - s, s, s, c);
+          else this.fillRect(Math.round(x) + along, Math.round(y) + across, s, s, c);
+        }
+      }
+    }
+  }
+}
+
+const CRC_TABLE = (() => {
+  const t = new Uint32Array(256);
+  for (let n = 0; n < 256; n++) {
+    let c = n;
+    for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
+    t[n] = c >>> 0;
+  }
+  return t;
+})();
+
+export function crc32(data: Uint8Array): number {
+  let c = 0xffffffff;
+  for (let i = 0; i < data.length; i++) c = CRC_TABLE[(c ^ data[i]!) & 0xff]! ^ (c >>> 8);
+  return (c ^ 0xffffffff) >>> 0;
+}
+
+function chunk(type: string, data: Uint8Array): Buffer {
+  const out = Buffer.alloc(12 + data.length);
+  out.writeUInt32BE(data.length, 0);
+  out.write(type, 4, 'latin1');
+  out.set(data, 8);
+  out.writeUInt32BE(crc32(out.subarray(4, 8 + data.length)), 8 + data.length);
+  return out;
+}
+
+/** Encodes 8-bit RGB pixels (row-major, 3 bytes each) as a PNG. */
+export function encodePng(width: number, height: number, rgb: Uint8Array): Buffer {
+  const raw = Buffer.alloc((width * 3 + 1) * height);
+  for (let y = 0; y < height; y++) {
+    raw[y * (width * 3 + 1)] = 0; // filter: none
+    raw.set(rgb.subarray(y * width * 3, (y + 1) * width * 3), y * (width * 3 + 1) + 1);
+  }
+  const ihdr = Buffer.alloc(13);
+  ihdr.writeUInt32BE(width, 0);
+  ihdr.writeUInt32BE(height, 4);
+  ihdr[8] = 8; // bit depth
+  ihdr[9] = 2; // colour type: RGB
+  return Buffer.concat([
+    Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]),
+    chunk('IHDR', ihdr),
+    chunk('IDAT', deflateSync(raw, { level: 9 })),
+    chunk('IEND', new Uint8Array(0)),
+  ]);
+}
+
+/** Rasterises the scene (same geometry as the SVG, bitmap font for text) into an RGB pixel buffer. */
+export function rasterize(scene: Scene): { width: number; height: number; pixels: Uint8Array } {
+  const cv = new Canvas(scene.width, scene.height);
+  for (const it of scene.items) {
+    switch (it.kind) {
+      case 'rect':
+        cv.fillRect(it.x, it.y, it.width, it.height, parseColor(it.fill));
+        break;
+      case 'line': {
+        const c = parseColor(it.color);
+        if (it.x1 === it.x2 || it.y1 === it.y2) {
+          // crisp axis-aligned lines: the .5 coordinates of the scene are pixel centres
+          const x = Math.floor(Math.min(it.x1, it.x2) - (it.x1 === it.x2 ? it.width / 2 - 0.5 : 0));
+          const y = Math.floor(Math.min(it.y1, it.y2) - (it.y1 === it.y2 ? it.width / 2 - 0.5 : 0));
+          const w = it.x1 === it.x2 ? it.width : Math.abs(it.x2 - it.x1);
+          const h = it.y1 === it.y2 ? it.width : Math.abs(it.y2 - it.y1);
+          cv.fillRect(x, y, Math.max(1, w), Math.max(1, h), c);
+        } else cv.segment(it.x1, it.y1, it.x2, it.y2, it.width, c);
+        break;
+      }
+      case 'polyline': {
+        const c = parseColor(it.color);
+        if (it.points.length === 1) cv.disc(it.points[0]!.x, it.points[0]!.y, it.width, c);
+        for (let i = 1; i < it.points.length; i++) {
+          const a = it.points[i - 1]!;
+          const b = it.points[i]!;
+          cv.segment(a.x, a.y, b.x, b.y, it.width, c);
+        }
+        break;
+      }
+      case 'marker':
+        cv.disc(it.x, it.y, it.r, parseColor(it.color));
+        break;
+      case 'text':
+        cv.text(it.text, it.x, it.y, it.anchor, it.size, it.vertical ?? false, parseColor(it.color));
+        break;
+    }
+  }
+  return { width: cv.width, height: cv.height, pixels: cv.pixels };
+}
+
+export function renderPng(scene: Scene): Buffer {
+  const { width, height, pixels } = rasterize(scene);
+  return encodePng(width, height, pixels);
+}
+
+/** Writes OUT/<basename>.svg and OUT/<basename>.png (each via a temp file and rename). Returns the two paths. */
+export async function writeLossPlots(
+  records: readonly MetricRecord[],
+  outDir: string,
+  options: LossFigureOptions & { basename?: string } = {},
+): Promise<{ svg: string; png: string }> {
+  const { basename = 'loss', ...figure } = options;
+  const scene = buildLossFigure(records, figure);
+  const svg = join(outDir, `${basename}.svg`);
+  const png = join(outDir, `${basename}.png`);
+  for (const [path, data] of [[svg, renderSvg(scene)], [png, renderPng(scene)]] as const) {
+    const tmp = `${path}.tmp-${process.pid}`;
+    await writeFile(tmp, data);
+    await rename(tmp, path);
+  }
+  return { svg, png };
+}
