@@ -353,7 +353,8 @@ function finalize(given: Partial<TrainOptions>, source: Source): TrainOptions {
   const resolved: Record<string, string | number | boolean | undefined> = {};
   for (const key of TRAIN_OPTION_KEYS) {
     const spec = specOf(key)!;
-    resolved[key] = given[key] ?? spec.default;
+    const value = given[key] ?? spec.default;
+    if (value !== undefined) resolved[key] = value; // absent optional options stay absent (JSON round-trips equal)
   }
   if (resolved.maxSteps === undefined) resolved.epochs ??= 1;
   if (given.valData !== undefined) resolved.valSplit = 0;
