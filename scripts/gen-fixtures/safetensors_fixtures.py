@@ -1,6 +1,8 @@
 """Generates test/fixtures/safetensors/: small files written by the reference Python `safetensors` package.
 
-Run by hand (never by CI): ~/.cache/sftkit/pyref/bin/python scripts/gen-fixtures/safetensors.py
+Run by hand (never by CI): ~/.cache/sftkit/pyref/bin/python scripts/gen-fixtures/safetensors_fixtures.py
+(Not named safetensors.py: a file of that name in this directory would shadow the `safetensors` package for every
+generator here, transformers included.)
 Outputs:
   python-all-dtypes.safetensors  one tensor per dtype (+ a scalar and an empty tensor), __metadata__ set
   sharded/                       model.safetensors.index.json + 2 shards (HF sharded layout)
@@ -9,9 +11,6 @@ Outputs:
 import json
 import os
 import sys
-
-# This file is named like the package it uses: drop its own directory from the import path.
-sys.path = [p for p in sys.path if os.path.abspath(p or ".") != os.path.dirname(os.path.abspath(__file__))]
 
 import numpy
 import safetensors
@@ -65,7 +64,7 @@ def jsonable(values, dtype_name):
 def main():
     os.makedirs(os.path.join(OUT, "sharded"), exist_ok=True)
     expected = {
-        "generator": "scripts/gen-fixtures/safetensors.py",
+        "generator": "scripts/gen-fixtures/safetensors_fixtures.py",
         "versions": {
             "python": sys.version.split()[0],
             "safetensors": safetensors.__version__,
