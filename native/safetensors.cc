@@ -154,7 +154,9 @@ std::shared_ptr<SafetensorsFile> SafetensorsFile::open(const std::string& path) 
   const uint64_t file_size = static_cast<uint64_t>(st.st_size);
   if (file_size < 8) file_error(path, "file is " + std::to_string(file_size) + " bytes, shorter than the 8-byte header length");
 
-  void* addr = mmap(nullptr, file_size, PROT_READ | PROT_WRITE, MAP_PRIVATE, fd, 0);
+  // MAP_PRIVATE + PROT_WRITE: copy-on-write views (the fd is read-only, the file never changes); MAP_NORESERVE: no
+  // commit charge for pages that are never written.
+  void* addr = mmap(nullptr, file_size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_NORESERVE, fd, 0);
   if (addr == MAP_FAILED) file_error(path, "mmap failed: " + errno_text(errno));
   auto mapping = std::make_shared<FileMapping>(addr, static_cast<size_t>(file_size));
   const uint8_t* base = mapping->data();
@@ -286,6 +288,10 @@ at::Tensor SafetensorsFile::get(const std::string& name) const {
   const auto options = at::TensorOptions().dtype(e.scalar_type);
   if (e.begin == e.end) return at::empty(e.shape, options);
   uint8_t* ptr = mapping_->data() + 8 + header_size_ + e.begin;
+  if (e.scalar_type == at::kBool) {  // any byte other than 0/1 is not a bool (and undefined behaviour in kernels)
+    for (uint64_t i = 0; i < e.end - e.begin; ++i)
+      if (ptr[i] > 1) file_error(path_, "tensor \"" + name + "\": BOOL byte " + std::to_string(i) + " is " + std::to_string(ptr[i]) + ", not 0 or 1");
+  }
   const size_t elem = c10::elementSize(e.scalar_type);
   if (reinterpret_cast<uintptr_t>(ptr) % elem == 0) {
     std::shared_ptr<FileMapping> keep = mapping_;

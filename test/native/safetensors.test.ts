@@ -121,6 +121,19 @@ describe('round trip through the addon', () => {
     assert.equal(Object.getPrototypeOf(t), Object.prototype);
   });
 
+  test('saving over the file the arrays were loaded from (zero-copy views of its mapping) is safe', async () => {
+    const file = join(tmp, 'inplace.safetensors');
+    await saveSafetensors(file, [{ name: 'x', data: new Float32Array([1, 2, 3]), shape: [3] }, { name: 'y', data: new Int32Array([4]), shape: [1] }]);
+    const first = await loadSafetensors(file);
+    (first.x!.data as Float32Array)[0] = 10; // copy-on-write: the file is not touched
+    assert.deepEqual(Array.from((await loadSafetensors(file)).x!.data as Float32Array), [1, 2, 3]);
+    await saveSafetensors(file, [{ name: 'y', data: first.y!.data, shape: [1] }, { name: 'x', data: first.x!.data, shape: [3] }]);
+    const again = await loadSafetensors(file);
+    assert.deepEqual(Array.from(again.x!.data as Float32Array), [10, 2, 3]);
+    assert.deepEqual(Array.from(again.y!.data as Int32Array), [4]);
+    assert.deepEqual(Array.from(first.x!.data as Float32Array), [10, 2, 3], 'old views stay valid after the rename');
+  });
+
   test('argument validation happens before the native call', async () => {
     const f = join(tmp, 'never.safetensors');
     const bad: Array<[unknown, RegExp]> = [
@@ -286,6 +299,13 @@ describe('strict validation (each defect is SFTKIT_IO naming the file and the pr
       });
     });
   }
+
+  test('a BOOL tensor holding a byte other than 0/1 fails to load with SFTKIT_IO', async () => {
+    const file = join(tmp, 'badbool.safetensors');
+    writeFileSync(file, assemble(pad8(JSON.stringify({ ...header, d: { dtype: 'BOOL', shape: [2], data_offsets: [46, 48] } })), data));
+    assert.equal(safetensorsInfo(file).tensors.length, 4, 'the header itself is valid');
+    await rejectsWith(loadSafetensors(file), 'SFTKIT_IO', /"d": BOOL byte 0 is 7, not 0 or 1/);
+  });
 
   test('a spec dtype sftkit does not handle is SFTKIT_UNSUPPORTED', () => {
     const file = join(tmp, 'f8.safetensors');

@@ -1,7 +1,7 @@
 // Seeded mutations of a small valid safetensors file, shared by the in-process fuzz test and its child-process batch.
 import assert from 'node:assert/strict';
 import { writeFileSync } from 'node:fs';
-import { loadSafetensors, safetensorsInfo } from '../../../src/native/safetensors.ts';
+import { loadSafetensors, safetensorsInfo, type LoadedTensor, type SafetensorsInfo } from '../../../src/native/safetensors.ts';
 
 /** mulberry32: a tiny deterministic PRNG. */
 export function rng(seed: number): () => number {
@@ -175,17 +175,26 @@ export function mutate(seed: number): { bytes: Buffer; label: string } {
 /** Writes the case, reads it; passes when it loads consistently or fails with SFTKIT_IO. Returns the outcome. */
 export async function runCase(file: string, bytes: Buffer): Promise<'ok' | 'error'> {
   writeFileSync(file, bytes);
-  let info;
-  try {
-    info = safetensorsInfo(file);
-  } catch (e) {
+  const expectIoError = (e: unknown): 'error' => {
     assert.ok(e instanceof Error, 'throws an Error');
     assert.equal((e as Error & { code?: string }).code, 'SFTKIT_IO', (e as Error).message);
     assert.ok((e as Error).message.includes(file), `message names the file: ${(e as Error).message}`);
     return 'error';
+  };
+  let info: SafetensorsInfo;
+  try {
+    info = safetensorsInfo(file);
+  } catch (e) {
+    return expectIoError(e);
   }
-  // A file that passes validation must load, and every tensor must be the bytes at its offsets.
-  const tensors = await loadSafetensors(file);
+  // A file whose header passes validation loads (or fails on its data, e.g. a BOOL byte that is not 0/1, with
+  // SFTKIT_IO), and every tensor is the bytes at its offsets.
+  let tensors: Record<string, LoadedTensor>;
+  try {
+    tensors = await loadSafetensors(file);
+  } catch (e) {
+    return expectIoError(e);
+  }
   const headerLen = Number(bytes.readBigUInt64LE(0));
   for (const t of info.tensors) {
     const loaded = tensors[t.name];
