@@ -92,15 +92,7 @@ export interface TensorToSave {
 
 /** Hand-written types of the addon's exports (native/addon.cc). Later issues extend it. */
 export interface NativeBinding {
-  info(): RuntimeInfo;
-  setNumThreads(n: number): void;
-  getNumThreads(): number;
-  roundTrip<T extends NumericArray>(
-    array: T,
-    shape: number[],
-    options?: { scale?: number; threads?: number },
-  ): Promise<{ data: T; shape: number[]; sum: number }>;
-  busyWork(ms: number, options?: { threads?: number }): Promise<{ iterations: number; ms: number }>;
+  // safetensors (native/safetensors_napi.h)
   safetensorsInfo(path: string): SafetensorsInfo;
   loadSafetensors(path: string, options?: { threads?: number }): Promise<Record<string, LoadedTensor>>;
   loadSafetensorsDir(
@@ -113,6 +105,16 @@ export interface NativeBinding {
     metadata?: Record<string, string>,
     options?: { threads?: number },
   ): Promise<void>;
+  // runtime and diagnostics
+  info(): RuntimeInfo;
+  setNumThreads(n: number): void;
+  getNumThreads(): number;
+  roundTrip<T extends NumericArray>(
+    array: T,
+    shape: number[],
+    options?: { scale?: number; threads?: number },
+  ): Promise<{ data: T; shape: number[]; sum: number }>;
+  busyWork(ms: number, options?: { threads?: number }): Promise<{ iterations: number; ms: number }>;
 }
 
 /** Loads libtorch's libraries with RTLD_GLOBAL so the addon's DT_NEEDED entries resolve to them. */
