@@ -92,7 +92,15 @@ export interface TensorToSave {
 
 /** Hand-written types of the addon's exports (native/addon.cc). Later issues extend it. */
 export interface NativeBinding {
-  // safetensors (native/safetensors_napi.h)
+  info(): RuntimeInfo;
+  setNumThreads(n: number): void;
+  getNumThreads(): number;
+  roundTrip<T extends NumericArray>(
+    array: T,
+    shape: number[],
+    options?: { scale?: number; threads?: number },
+  ): Promise<{ data: T; shape: number[]; sum: number }>;
+  busyWork(ms: number, options?: { threads?: number }): Promise<{ iterations: number; ms: number }>;
   safetensorsInfo(path: string): SafetensorsInfo;
   loadSafetensors(path: string, options?: { threads?: number }): Promise<Record<string, LoadedTensor>>;
   loadSafetensorsDir(
@@ -105,16 +113,6 @@ export interface NativeBinding {
     metadata?: Record<string, string>,
     options?: { threads?: number },
   ): Promise<void>;
-  // runtime and diagnostics
-  info(): RuntimeInfo;
-  setNumThreads(n: number): void;
-  getNumThreads(): number;
-  roundTrip<T extends NumericArray>(
-    array: T,
-    shape: number[],
-    options?: { scale?: number; threads?: number },
-  ): Promise<{ data: T; shape: number[]; sum: number }>;
-  busyWork(ms: number, options?: { threads?: number }): Promise<{ iterations: number; ms: number }>;
 }
 
 /** Loads libtorch's libraries with RTLD_GLOBAL so the addon's DT_NEEDED entries resolve to them. */
