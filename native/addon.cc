@@ -3,6 +3,7 @@
 
 #include "diagnostics.h"
 #include "runtime.h"
+#include "safetensors_napi.h"
 
 namespace sft {
 
@@ -12,6 +13,10 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("getNumThreads", Napi::Function::New(env, get_num_threads, "getNumThreads"));
   exports.Set("roundTrip", Napi::Function::New(env, round_trip, "roundTrip"));
   exports.Set("busyWork", Napi::Function::New(env, busy_work, "busyWork"));
+  exports.Set("safetensorsInfo", Napi::Function::New(env, safetensors_info, "safetensorsInfo"));
+  exports.Set("loadSafetensors", Napi::Function::New(env, load_safetensors, "loadSafetensors"));
+  exports.Set("loadSafetensorsDir", Napi::Function::New(env, load_safetensors_dir_js, "loadSafetensorsDir"));
+  exports.Set("saveSafetensors", Napi::Function::New(env, save_safetensors_js, "saveSafetensors"));
   return exports;
 }
 
