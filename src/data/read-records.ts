@@ -43,9 +43,10 @@ export async function* readRecords(path: string, options: ReadOptions = {}): Asy
   // Sniff the layout from the first non-blank character without losing the chunk.
   const pending: string[] = [];
   if (layout === undefined) {
-    for await (const chunk of source) {
-      pending.push(chunk);
-      const m = /\S/.exec(chunk);
+    // Manual next(): a for-await with break would close the stream.
+    for (let r = await source.next(); !r.done; r = await source.next()) {
+      pending.push(r.value);
+      const m = /\S/.exec(r.value);
       if (m) {
         layout = m[0] === '[' ? 'json-array' : 'jsonl';
         break;

@@ -30,7 +30,8 @@ interface JinjaMessage {
  * there). Inside that turn, the reply's content ends right before the end-of-turn token found at the turn's tail
  * (EOS, `<|im_end|>`, `<|end|>`, ...; followed only by whitespace). Trained: the content and that end token. Text
  * the template puts between the header and the content (e.g. an empty `<think>` block) is not trained, nor is the
- * newline after the end token.
+ * newline after the end token. Templates that are not prefix-stable (Qwen3 renders the think block only after the
+ * last user turn) fall back to sentinel contents (see bySentinels).
  */
 export function jinjaTemplate(source: string, ctx: TemplateContext, origin: 'model' | 'file'): PromptTemplate {
   let compiled: Template;
@@ -68,42 +69,77 @@ export function jinjaTemplate(source: string, ctx: TemplateContext, origin: 'mod
       if (example.kind === 'text') return renderText(example.messages, ctx.eosToken);
       const msgs: JinjaMessage[] = example.messages.map((m: Message) => ({ role: m.role, content: contentWithInput(m) }));
       const full = renderMessages(msgs, false, example);
-      const b = new SegmentBuilder();
-      let cursor = 0;
-      const notPrefix = (what: string): never => {
-        throw new SftkitError(
-          'SFTKIT_UNSUPPORTED',
-          `${example.where.file}:${example.where.line} (record ${example.where.record}): the chat template renders ${what} ` +
-            'differently inside the full conversation, so trained spans cannot be placed; use --template chatml (or another built-in style)',
-        );
-      };
-      example.messages.forEach((m, i) => {
-        if (m.role !== 'assistant' || !m.trained) return;
-        const pre = renderMessages(msgs.slice(0, i), true, example);
-        if (!full.startsWith(pre)) notPrefix(`the prompt before message ${i}`);
-        const turn = renderMessages(msgs.slice(0, i + 1), false, example);
-        if (!full.startsWith(turn)) notPrefix(`the conversation up to message ${i}`);
-        const headerEnd = pre.length;
-        if (headerEnd < cursor || turn.length < headerEnd) notPrefix(`message ${i}`);
-        const region = full.slice(headerEnd, turn.length);
-        const content = msgs[i]?.content ?? '';
-        const tail = region.trimEnd();
-        const endTok = endTokens.find((t) => tail.endsWith(t));
-        let contentEnd: number;
-        if (endTok !== undefined) contentEnd = tail.length - endTok.length;
-        else {
-          const at = content === '' ? -1 : region.lastIndexOf(content);
-          contentEnd = at >= 0 ? at + content.length : tail.length;
-        }
-        // The content sits right before the end token; when the template rewrote it, train the whole reply region.
-        const contentStart = region.slice(0, contentEnd).endsWith(content) ? contentEnd - content.length : 0;
-        const spanEnd = contentEnd + (endTok?.length ?? 0);
-        b.push(full.slice(cursor, headerEnd + contentStart), false);
-        b.push(full.slice(headerEnd + contentStart, headerEnd + spanEnd), true);
-        cursor = headerEnd + spanEnd;
-      });
-      b.push(full.slice(cursor), false);
-      return b.build();
+      return byPrefixes(example, msgs, full) ?? bySentinels(example, msgs, full);
     },
   };
+
+  /** The trained span of one reply inside its turn text: [contentStart, spanEnd) relative to the turn start. */
+  function spanInTurn(region: string, content: string): { contentStart: number; spanEnd: number } {
+    const tail = region.trimEnd();
+    const endTok = endTokens.find((t) => tail.endsWith(t));
+    let contentEnd: number;
+    if (endTok !== undefined) contentEnd = tail.length - endTok.length;
+    else {
+      const at = content === '' ? -1 : region.lastIndexOf(content);
+      contentEnd = at >= 0 ? at + content.length : tail.length;
+    }
+    // The content sits right before the end token; when the template rewrote it, train the whole reply region.
+    const contentStart = region.slice(0, contentEnd).endsWith(content) ? contentEnd - content.length : 0;
+    return { contentStart, spanEnd: contentEnd + (endTok?.length ?? 0) };
+  }
+
+  /** Prefix method; undefined when the template is not prefix-stable (e.g. Qwen3 drops think blocks of old turns). */
+  function byPrefixes(example: Example, msgs: JinjaMessage[], full: string): Segment[] | undefined {
+    const b = new SegmentBuilder();
+    let cursor = 0;
+    for (let i = 0; i < example.messages.length; i++) {
+      const m = example.messages[i] as Message;
+      if (m.role !== 'assistant' || !m.trained) continue;
+      const pre = renderMessages(msgs.slice(0, i), true, example);
+      const turn = renderMessages(msgs.slice(0, i + 1), false, example);
+      if (!full.startsWith(pre) || !full.startsWith(turn) || pre.length < cursor || turn.length < pre.length) return undefined;
+      const headerEnd = pre.length;
+      const { contentStart, spanEnd } = spanInTurn(full.slice(headerEnd, turn.length), msgs[i]?.content ?? '');
+      b.push(full.slice(cursor, headerEnd + contentStart), false);
+      b.push(full.slice(headerEnd + contentStart, headerEnd + spanEnd), true);
+      cursor = headerEnd + spanEnd;
+    }
+    b.push(full.slice(cursor), false);
+    return b.build();
+  }
+
+  /**
+   * Sentinel method: every trained reply's content is replaced by a private-use marker, the conversation rendered
+   * once, the markers located and the real contents put back; the end token right after a marker is trained too.
+   * The result must reproduce the real rendering exactly, else the template is refused.
+   */
+  function bySentinels(example: Example, msgs: JinjaMessage[], full: string): Segment[] {
+    const marker = (i: number) => `\uE000${i}\uE001`;
+    const marked = msgs.map((m, i) => {
+      const em = example.messages[i] as Message;
+      return em.role === 'assistant' && em.trained ? { role: m.role, content: marker(i) } : m;
+    });
+    const text = renderMessages(marked, false, example);
+    const b = new SegmentBuilder();
+    let pos = 0;
+    msgs.forEach((m, i) => {
+      const at = text.indexOf(marker(i), pos);
+      if (at < 0) return;
+      b.push(text.slice(pos, at), false);
+      const after = at + marker(i).length;
+      const endTok = endTokens.find((t) => text.startsWith(t, after)) ?? '';
+      b.push(m.content + endTok, true);
+      pos = after + endTok.length;
+    });
+    b.push(text.slice(pos), false);
+    const segments = b.build();
+    if (segments.map((s) => s.text).join('') !== full) {
+      throw new SftkitError(
+        'SFTKIT_UNSUPPORTED',
+        `${example.where.file}:${example.where.line} (record ${example.where.record}): the chat template changes assistant ` +
+          'replies in a way that hides where they start and end; use --template chatml (or another built-in style)',
+      );
+    }
+    return segments;
+  }
 }

@@ -163,6 +163,8 @@ export class TextTokenizer {
   private readonly ids: Map<string, number>;
   private readonly tokens: Map<number, string>;
   private readonly specialIds: Set<number>;
+  /** Matches any added token's content, longest first. */
+  private readonly addedPattern: RegExp | undefined;
 
   constructor(files: TokenizerFiles) {
     this.files = files;
@@ -189,6 +191,9 @@ export class TextTokenizer {
     for (const a of added) this.tokens.set(a.id, a.content);
     this.vocabSize = maxId + 1;
     this.specialIds = new Set(added.filter((a) => a.special).map((a) => a.id));
+    const contents = [...new Set(added.map((a) => a.content))].sort((a, b) => b.length - a.length);
+    this.addedPattern =
+      contents.length > 0 ? new RegExp(contents.map((c) => c.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')).join('|'), 'g') : undefined;
 
     const special = (name: string): string | undefined => tokenContent(config[name]) ?? tokenContent(stm[name]);
     const eos = special('eos_token');
@@ -222,10 +227,38 @@ export class TextTokenizer {
   }
 
   /** Ids of `text` exactly as Hugging Face `tokenizers` gives them with `add_special_tokens=False`. */
+  encodeHf(text: string): number[] {
+    if (text.length === 0) return [];
+    return this.hf.encode(text, { add_special_tokens: false }).ids;
+  }
+
+  /**
+   * Ids of rendered text: added tokens written in the text (`<|im_end|>`, EOS, ...) are matched by exact string and
+   * become their ids; the text between them is encoded with Hugging Face `tokenizers`. A SentencePiece dummy prefix
+   * is added only at the very start of an example (not after a special token, not for a continuation), as with
+   * `legacy: false`. For byte-level tokenizers this is identical to `encodeHf`; for SentencePiece-style ones whose
+   * special tokens are `normalized` (TinyStories) it makes `<|end_story|>` in a template the EOS id, which plain
+   * `tokenizers` does not.
+   */
   encode(text: string, options: EncodeOptions = {}): number[] {
     if (text.length === 0) return [];
-    const hf = options.continuation ? this.hfContinuation : this.hf;
-    return hf.encode(text, { add_special_tokens: false }).ids;
+    const out: number[] = [];
+    let last = 0;
+    const piece = (from: number, to: number) => {
+      if (to <= from) return;
+      const hf = from === 0 && !options.continuation ? this.hf : this.hfContinuation;
+      for (const id of hf.encode(text.slice(from, to), { add_special_tokens: false }).ids) out.push(id);
+    };
+    if (this.addedPattern) {
+      this.addedPattern.lastIndex = 0;
+      for (let m = this.addedPattern.exec(text); m !== null; m = this.addedPattern.exec(text)) {
+        piece(last, m.index);
+        out.push(this.ids.get(m[0]) as number);
+        last = m.index + m[0].length;
+      }
+    }
+    piece(last, text.length);
+    return out;
   }
 
   /** Text of ids; `skipSpecialTokens` drops special added tokens. */
