@@ -1,9 +1,10 @@
 // Entry of `sftkit`: picks the command and hands it the remaining arguments. No logic of its own.
 import { SftkitError } from '../errors.ts';
 import type { CliIo, Command } from './command.ts';
+import { convertCommand } from './convert.ts';
 import { doctorCommand } from './doctor.ts';
 
-const commands: Command[] = [doctorCommand];
+const commands: Command[] = [convertCommand, doctorCommand];
 
 function usage(): string {
   const width = Math.max(...commands.map((c) => c.name.length));
