@@ -85,7 +85,9 @@ function checkName(name: string): void {
  * Creates OUT/<name> atomically: `writeInto` fills OUT/.tmp-<name>-<pid>, every file and directory is fsynced, the
  * temp dir is renamed to OUT/<name> (an existing OUT/<name> is first moved aside to OUT/.old-<name>-<pid> and removed
  * after the rename), and OUT is fsynced. If `writeInto` throws, the temp dir is removed and nothing else changes.
- * A crash leaves at most a dot-prefixed temp dir, which listCheckpoints never reports.
+ * A crash leaves at most a dot-prefixed temp dir, which listCheckpoints never reports (a crash between the two
+ * renames of a replacement leaves the previous copy in .old-<name>-<pid> and no OUT/<name>: an older checkpoint is
+ * then the latest; node has no atomic directory exchange).
  */
 export async function writeCheckpointDir(
   outDir: string,

@@ -167,8 +167,16 @@ function panelItems(panel: Panel, box: { x: number; y: number; width: number; he
   const ph = box.height - m.top - m.bottom;
   const all = panel.series.flatMap((s) => s.points);
   // x: the domain ends at the last point (ticks inside it); y: expanded to whole ticks.
-  const xs = niceScale(Math.min(...all.map((p) => p.x)), Math.max(...all.map((p) => p.x)), 5, all.length > 1, true);
-  const ys = niceScale(Math.min(...all.map((p) => p.y)), Math.max(...all.map((p) => p.y)));
+  // (a loop, not Math.min(...spread): long runs have more points than a call may take arguments)
+  let [x0, x1, y0, y1] = [Infinity, -Infinity, Infinity, -Infinity];
+  for (const p of all) {
+    x0 = Math.min(x0, p.x);
+    x1 = Math.max(x1, p.x);
+    y0 = Math.min(y0, p.y);
+    y1 = Math.max(y1, p.y);
+  }
+  const xs = niceScale(x0, x1, 5, all.length > 1, true);
+  const ys = niceScale(y0, y1);
   const sx = (x: number): number => px + ((x - xs.lo) / (xs.hi - xs.lo)) * pw;
   const sy = (y: number): number => py + ph - ((y - ys.lo) / (ys.hi - ys.lo)) * ph;
 
