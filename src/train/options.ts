@@ -9,6 +9,9 @@ import { extname } from 'node:path';
 import { parseArgs } from 'node:util';
 import { parse as parseYaml } from 'yaml';
 import { SftkitError, invalidParameterError } from '../errors.ts';
+import { RECORD_FORMATS, type RecordFormat } from '../data/types.ts';
+import { MASK_MODES, type MaskMode } from '../mask/mask-mode.ts';
+import { TEMPLATE_NAMES } from '../template/types.ts';
 import { SCHEDULE_NAMES, type ScheduleName } from './schedule.ts';
 
 export type Dtype = 'float32' | 'bfloat16';
@@ -18,9 +21,12 @@ export interface TrainOptions {
   model: string;
   data: string;
   out: string;
-  format: string;
+  /** 'auto': detected from the keys of the first record. */
+  format: RecordFormat | 'auto';
+  /** A built-in name (plain, alpaca, phi3, chatml, model), 'auto' (the format's default) or a template file path. */
   template: string;
-  mask: string;
+  /** 'auto': the format's default (completion for instruction formats, assistant for chat). */
+  mask: MaskMode | 'auto';
   /** undefined: the model's context length (max_position_embeddings). */
   maxLength?: number;
   /** Exactly one of epochs / maxSteps is set after validation. */
@@ -114,9 +120,9 @@ export const trainOptionSchema: OptionSchema<TrainOptions> = {
   model: { kind: 'string', required: true, placeholder: 'DIR', description: 'Hugging Face model directory to fine-tune' },
   data: { kind: 'string', required: true, placeholder: 'FILE', description: 'training data: JSON or JSONL file, or http(s) URL' },
   out: { kind: 'string', required: true, placeholder: 'DIR', description: 'output directory: checkpoints, final model, metrics, curves' },
-  format: { kind: 'string', default: 'auto', placeholder: 'NAME', description: 'record format (auto-detected from the keys by default)' },
-  template: { kind: 'string', default: 'auto', placeholder: 'NAME', description: 'prompt style / chat template: plain, alpaca, phi3, chatml, model, or a template file' },
-  mask: { kind: 'string', default: 'auto', placeholder: 'MODE', description: 'which tokens are trained (default: by format)' },
+  format: { kind: 'enum', values: ['auto', ...RECORD_FORMATS], default: 'auto', description: 'record format (auto: detected from the keys)' },
+  template: { kind: 'string', default: 'auto', placeholder: 'NAME|FILE', description: `prompt style: ${TEMPLATE_NAMES.join(', ')}, or a Jinja template file (auto: by format)` },
+  mask: { kind: 'enum', values: ['auto', ...MASK_MODES], default: 'auto', description: 'which tokens are trained (auto: by format)' },
   maxLength: { kind: 'integer', min: 1, defaultText: "the model's context length", description: 'truncate examples (and pack rows) to N tokens' },
   epochs: { kind: 'integer', min: 1, defaultText: '1 (unless --max-steps)', description: 'passes over the training data; exclusive with --max-steps' },
   maxSteps: { kind: 'integer', min: 1, description: 'stop after N optimizer steps; exclusive with --epochs' },

@@ -153,4 +153,9 @@ test('the help table is generated from the schema', () => {
   assert.match(help, /--schedule constant\|linear\|cosine/);
   assert.match(help, /--model DIR .*\(default: \(required\)\)/);
   assert.match(help, /--config FILE/);
+  assert.match(help, /--format auto\|alpaca\|instruct\|/);
+  assert.match(help, /--mask auto\|completion\|/);
+  assert.match(help, /--template NAME\|FILE +prompt style: plain, alpaca, phi3, chatml, model/);
+  assert.throws(() => parseTrainArgs([...req, '--format', 'csv']), /one of 'auto', 'alpaca'.* for --format but received "csv"/);
+  assert.equal(parseTrainArgs([...req, '--format', 'sharegpt', '--mask', 'last-assistant']).mask, 'last-assistant');
 });
