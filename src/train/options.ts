@@ -121,7 +121,7 @@ export const trainOptionSchema: OptionSchema<TrainOptions> = {
   data: { kind: 'string', required: true, placeholder: 'FILE', description: 'training data: JSON or JSONL file, or http(s) URL' },
   out: { kind: 'string', required: true, placeholder: 'DIR', description: 'output directory: checkpoints, final model, metrics, curves' },
   format: { kind: 'enum', values: ['auto', ...RECORD_FORMATS], default: 'auto', description: 'record format (auto: detected from the keys)' },
-  template: { kind: 'string', default: 'auto', placeholder: 'NAME|FILE', description: `prompt style: ${TEMPLATE_NAMES.join(', ')}, or a Jinja template file (auto: by format)` },
+  template: { kind: 'string', default: 'auto', placeholder: 'NAME|FILE', description: `prompt style: ${TEMPLATE_NAMES.join(', ')}, or a Jinja file (auto: by format)` },
   mask: { kind: 'enum', values: ['auto', ...MASK_MODES], default: 'auto', description: 'which tokens are trained (auto: by format)' },
   maxLength: { kind: 'integer', min: 1, defaultText: "the model's context length", description: 'truncate examples (and pack rows) to N tokens' },
   epochs: { kind: 'integer', min: 1, defaultText: '1 (unless --max-steps)', description: 'passes over the training data; exclusive with --max-steps' },
@@ -219,11 +219,17 @@ export function formatTrainOptionsHelp(): string {
   const rows = TRAIN_OPTION_TABLE.map((r) => {
     const spec = specOf(r.key)!;
     const left = spec.kind === 'boolean' ? `${r.flag}, --no-${r.flag.slice(2)}` : `${r.flag} ${r.type}`;
-    return { left, right: `${r.description} (default: ${r.default})` };
+    const note = spec.required ? ' (required)' : r.default === '-' ? '' : ` (default: ${r.default})`;
+    return { left, right: `${r.description}${note}` };
   });
   rows.push({ left: '--config FILE', right: 'JSON or YAML file with the same options as camelCase keys (flags win)' });
-  const width = Math.max(...rows.map((r) => r.left.length));
-  return rows.map((r) => `  ${r.left.padEnd(width)}  ${r.right}`).join('\n') + '\n';
+  // Flags longer than the column get their description on the next line.
+  const width = Math.min(30, Math.max(...rows.map((r) => r.left.length)));
+  return (
+    rows
+      .map((r) => (r.left.length > width ? `  ${r.left}\n  ${' '.repeat(width)}  ${r.right}` : `  ${r.left.padEnd(width)}  ${r.right}`))
+      .join('\n') + '\n'
+  );
 }
 
 // ---------------------------------------------------------------------------------------------------------------

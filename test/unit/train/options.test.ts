@@ -151,11 +151,14 @@ test('the help table is generated from the schema', () => {
   assert.match(help, /--max-length N +truncate .*\(default: the model's context length\)/);
   assert.match(help, /--packing, --no-packing +pack/);
   assert.match(help, /--schedule constant\|linear\|cosine/);
-  assert.match(help, /--model DIR .*\(default: \(required\)\)/);
+  assert.match(help, /--model DIR .*to fine-tune \(required\)\n/);
+  assert.match(help, /--val-data FILE +separate validation file \(instead of --val-split\)\n/);
+  assert.match(help, /--format auto\|.*\|preference\n {34}record format/);
+  assert.ok(help.split('\n').every((l) => l.length <= 140), 'no line wider than 140 columns');
   assert.match(help, /--config FILE/);
   assert.match(help, /--format auto\|alpaca\|instruct\|/);
   assert.match(help, /--mask auto\|completion\|/);
-  assert.match(help, /--template NAME\|FILE +prompt style: plain, alpaca, phi3, chatml, model/);
+  assert.match(help, /--template NAME\|FILE\s+prompt style: plain, alpaca, phi3, chatml, model/);
   assert.throws(() => parseTrainArgs([...req, '--format', 'csv']), /one of 'auto', 'alpaca'.* for --format but received "csv"/);
   assert.equal(parseTrainArgs([...req, '--format', 'sharegpt', '--mask', 'last-assistant']).mask, 'last-assistant');
 });
