@@ -4,6 +4,7 @@
 #include "diagnostics.h"
 #include "model_wrap.h"
 #include "runtime.h"
+#include "safetensors_napi.h"
 
 namespace sft {
 
@@ -14,6 +15,10 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("roundTrip", Napi::Function::New(env, round_trip, "roundTrip"));
   exports.Set("busyWork", Napi::Function::New(env, busy_work, "busyWork"));
   exports.Set("NativeModel", define_native_model(env));
+  exports.Set("safetensorsInfo", Napi::Function::New(env, safetensors_info, "safetensorsInfo"));
+  exports.Set("loadSafetensors", Napi::Function::New(env, load_safetensors, "loadSafetensors"));
+  exports.Set("loadSafetensorsDir", Napi::Function::New(env, load_safetensors_dir_js, "loadSafetensorsDir"));
+  exports.Set("saveSafetensors", Napi::Function::New(env, save_safetensors_js, "saveSafetensors"));
   return exports;
 }
 

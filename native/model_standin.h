@@ -32,20 +32,3 @@ class AdamW {
 };
 }  // namespace sft
 
-namespace sft {
-struct TensorDir { std::map<std::string, at::Tensor> tensors; std::map<std::string, std::string> metadata; };
-TensorDir load_safetensors_dir(const std::string& dir);
-void save_safetensors(const std::string& path, const std::vector<std::pair<std::string, at::Tensor>>& tensors,
-                      const std::map<std::string, std::string>& metadata = {});
-}  // namespace sft
-
-#include <memory>
-namespace sft {
-class SafetensorsFile {
- public:
-  static std::shared_ptr<SafetensorsFile> open(const std::string& path);
-  std::vector<std::string> names() const;
-  at::Tensor get(const std::string& name) const { return d_.tensors.at(name); }
-  TensorDir d_;
-};
-}  // namespace sft

@@ -20,6 +20,7 @@
 #include "model.h"
 #include "model_batch.h"
 #include "model_standin.h"
+#include "safetensors.h"
 #include "tensor_io.h"
 #include "workers.h"
 

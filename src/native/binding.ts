@@ -58,6 +58,39 @@ export interface RuntimeInfo {
 
 export type NumericArray = Float32Array | Float64Array | Int32Array | Uint8Array | Int8Array | Int16Array | BigInt64Array;
 
+/** dtypes sftkit reads and writes in safetensors files (native/safetensors.h). */
+export type SafetensorsDtype = 'F64' | 'F32' | 'F16' | 'BF16' | 'I64' | 'I32' | 'I16' | 'I8' | 'U8' | 'BOOL';
+
+/** One header entry; offsets are [begin, end) bytes within the data region (after the 8 + N header bytes). */
+export interface SafetensorsTensorInfo {
+  name: string;
+  dtype: SafetensorsDtype;
+  shape: number[];
+  offsets: [number, number];
+}
+
+export interface SafetensorsInfo {
+  /** In data-offset order. */
+  tensors: SafetensorsTensorInfo[];
+  /** `__metadata__` ({} when absent). */
+  metadata: Record<string, string>;
+}
+
+/** A loaded tensor: F16/BF16 are widened to Float32Array (the stored dtype stays in `dtype`), BOOL is a Uint8Array. */
+export interface LoadedTensor {
+  data: Float32Array | Float64Array | Int32Array | Int16Array | Int8Array | Uint8Array | BigInt64Array;
+  shape: number[];
+  dtype: SafetensorsDtype;
+}
+
+/** A tensor to write; `dtype` defaults to the array's type (F16/BF16/F32/F64 from float arrays, BOOL from Uint8Array). */
+export interface TensorToSave {
+  name: string;
+  data: NumericArray;
+  shape: number[];
+  dtype?: SafetensorsDtype;
+}
+
 /** Hand-written types of the addon's exports (native/addon.cc). Later issues extend it. */
 export interface NativeBinding {
   info(): RuntimeInfo;
@@ -71,6 +104,18 @@ export interface NativeBinding {
   busyWork(ms: number, options?: { threads?: number }): Promise<{ iterations: number; ms: number }>;
   /** One causal LM (native/model_wrap.cc); use loadModel() in src/native/model.ts. */
   NativeModel: NativeModelClass;
+  safetensorsInfo(path: string): SafetensorsInfo;
+  loadSafetensors(path: string, options?: { threads?: number }): Promise<Record<string, LoadedTensor>>;
+  loadSafetensorsDir(
+    dir: string,
+    options?: { threads?: number },
+  ): Promise<{ tensors: Record<string, LoadedTensor>; metadata: Record<string, string> }>;
+  saveSafetensors(
+    path: string,
+    tensors: TensorToSave[],
+    metadata?: Record<string, string>,
+    options?: { threads?: number },
+  ): Promise<void>;
 }
 
 /** Loads libtorch's libraries with RTLD_GLOBAL so the addon's DT_NEEDED entries resolve to them. */
