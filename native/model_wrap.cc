@@ -397,7 +397,7 @@ class NativeModel : public Napi::ObjectWrap<NativeModel> {
                   at::Tensor h = s->model->hidden_states(pb.ids, pb.pos, pb.plan, nullptr);
                   LossResult r = fused_masked_cross_entropy(h, s->model->lm_head_weight(), pb.labels);
                   if (train && r.count > 0 && r.loss_sum.requires_grad()) r.loss_sum.backward();
-                  *out = {r.loss_sum.item<double>(), r.count};
+                  *out = {r.count > 0 ? r.loss_sum.item<double>() : 0.0, r.count};
                 },
                 [out](Napi::Env env) -> Napi::Value { return loss_object(env, out->first, out->second); }))
         ->start();
