@@ -15,6 +15,9 @@ import json
 import os
 import sys
 
+# scripts/gen-fixtures/safetensors.py would shadow the safetensors package
+sys.path = [p for p in sys.path if os.path.abspath(p or ".") != os.path.dirname(os.path.abspath(__file__))]
+
 import numpy as np
 import safetensors
 import torch
