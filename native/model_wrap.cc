@@ -8,6 +8,7 @@
 #include <ATen/Parallel.h>
 
 #include <atomic>
+#include <chrono>
 #include <cmath>
 #include <functional>
 #include <map>
@@ -214,6 +215,12 @@ std::vector<ParamEntry> param_entries(ModelState& s) {
   return out;
 }
 
+struct LossOut {
+  double sum = 0;
+  int64_t count = 0;
+  double forward_ms = 0, backward_ms = 0;
+};
+
 Napi::Object loss_object(Napi::Env env, double sum, int64_t count) {
   Napi::Object o = Napi::Object::New(env);
   o.Set("lossSum", sum);
@@ -386,7 +393,7 @@ class NativeModel : public Napi::ObjectWrap<NativeModel> {
     SFT_NAPI_TRY
     auto lease = std::make_shared<Lease>(state_);
     auto batch = batch_arg(info, 0, /*with_labels=*/true);
-    auto out = std::make_shared<std::pair<double, int64_t>>(0.0, 0);
+    auto out = std::make_shared<LossOut>();
     ModelState* s = &lease->state();
     return (new FnWorker(
                 env, train ? "sftkit.step" : "sftkit.evalLoss", s->threads, lease,
@@ -394,12 +401,23 @@ class NativeModel : public Napi::ObjectWrap<NativeModel> {
                   PreparedBatch pb = prepare_batch(*s->model, batch->input, /*trim=*/true);
                   std::unique_ptr<c10::NoGradGuard> guard;
                   if (!train) guard = std::make_unique<c10::NoGradGuard>();
+                  const auto t0 = std::chrono::steady_clock::now();
                   at::Tensor h = s->model->hidden_states(pb.ids, pb.pos, pb.plan, nullptr);
                   LossResult r = fused_masked_cross_entropy(h, s->model->lm_head_weight(), pb.labels);
+                  out->sum = r.count > 0 ? r.loss_sum.item<double>() : 0.0;
+                  out->count = r.count;
+                  const auto t1 = std::chrono::steady_clock::now();
                   if (train && r.count > 0 && r.loss_sum.requires_grad()) r.loss_sum.backward();
-                  *out = {r.count > 0 ? r.loss_sum.item<double>() : 0.0, r.count};
+                  const auto t2 = std::chrono::steady_clock::now();
+                  out->forward_ms = std::chrono::duration<double, std::milli>(t1 - t0).count();
+                  out->backward_ms = std::chrono::duration<double, std::milli>(t2 - t1).count();
                 },
-                [out](Napi::Env env) -> Napi::Value { return loss_object(env, out->first, out->second); }))
+                [out, train](Napi::Env env) -> Napi::Value {
+                  Napi::Object o = loss_object(env, out->sum, out->count);
+                  o.Set("forwardMs", out->forward_ms);
+                  if (train) o.Set("backwardMs", out->backward_ms);
+                  return o;
+                }))
         ->start();
     SFT_NAPI_CATCH(env)
   }

@@ -40,6 +40,10 @@ export interface LossSum {
   lossSum: number;
   /** Number of label tokens. */
   tokens: number;
+  /** Wall time of the forward pass incl. the loss (ms). */
+  forwardMs?: number;
+  /** Wall time of the backward pass (ms; step only). */
+  backwardMs?: number;
 }
 
 export interface OptimizerStepOptions {
