@@ -161,6 +161,11 @@ at::Tensor attention_forward(const at::Tensor& q, const at::Tensor& k_in, const 
       rows.reserve(q.size(0));
       for (int64_t b = 0; b < q.size(0); ++b) {
         const auto& segs = plan.segments[b];
+        if (b < static_cast<int64_t>(plan.row_masks.size()) && plan.row_masks[b].defined()) {
+          rows.push_back(at::scaled_dot_product_attention(q.narrow(0, b, 1), k.narrow(0, b, 1), v.narrow(0, b, 1),
+                                                          plan.row_masks[b]));
+          continue;
+        }
         if (segs.size() == 1) {
           rows.push_back(at::scaled_dot_product_attention(q.narrow(0, b, 1), k.narrow(0, b, 1), v.narrow(0, b, 1), {},
                                                           0.0, true));

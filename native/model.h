@@ -36,6 +36,9 @@ struct AttentionPlan {
   };
   Kind kind = Kind::kCausal;
   std::vector<std::vector<std::pair<int64_t, int64_t>>> segments;  // kPacked: per row (start, length), covering T
+  // kPacked: per row, a block-diagonal causal mask [1, 1, T, T] when the row's documents are short (one SDPA call per
+  // document costs more than a dense mask below ~64 tokens per document, measured: bench/README.md), else undefined.
+  std::vector<at::Tensor> row_masks;
   at::Tensor mask;                                                  // kMasked
 };
 

@@ -121,6 +121,22 @@ PreparedBatch prepare_batch(const CausalLM& model, const BatchInput& in, bool tr
     out.pos = at::arange(used, at::TensorOptions().dtype(at::kLong)).unsqueeze(0).expand({B, used});
   }
   const at::Device dev = model.options().device;
+  if (out.plan.kind == AttentionPlan::Kind::kPacked) {
+    // Short documents: one dense block-diagonal causal mask per row beats one SDPA call per document.
+    constexpr int64_t kMinSegmentForSplit = 64;
+    out.plan.row_masks.resize(B);
+    for (int64_t b = 0; b < B; ++b) {
+      const auto& segs = out.plan.segments[b];
+      if (segs.size() <= 1 || T / static_cast<int64_t>(segs.size()) >= kMinSegmentForSplit) continue;
+      at::Tensor seg_id = at::empty({T}, at::TensorOptions().dtype(at::kLong));
+      int64_t* sid = seg_id.data_ptr<int64_t>();
+      for (size_t i = 0; i < segs.size(); ++i)
+        for (int64_t t = segs[i].first; t < segs[i].first + segs[i].second; ++t) sid[t] = static_cast<int64_t>(i);
+      seg_id = seg_id.to(dev);
+      at::Tensor causal = at::ones({T, T}, at::TensorOptions().dtype(at::kBool).device(dev)).tril();
+      out.plan.row_masks[b] = (seg_id.unsqueeze(1) == seg_id.unsqueeze(0)).logical_and(causal).view({1, 1, T, T});
+    }
+  }
   out.cols = used;
   out.ids = in.input_ids.narrow(1, 0, used).to(at::kLong).to(dev);
   out.pos = out.pos.narrow(1, 0, used).contiguous().to(dev);

@@ -238,3 +238,29 @@ test('RSS stays flat over 1000 training steps on a tiny model', async () => {
   assert.ok(growth < 24 * 1024 * 1024, `RSS grew by ${(growth / 1048576).toFixed(1)} MiB over 1000 steps`);
   await model.dispose();
 });
+
+test('packed rows equal each document run alone (long documents: one SDPA per document; short: dense mask)', async () => {
+  const model = await loadModel(tiny('qwen3'));
+  for (const docs of [[64, 70], [5, 9, 50]]) {
+    const T = 134;
+    const total = docs.reduce((a, b) => a + b, 0);
+    const inputIds = Int32Array.from({ length: T }, (_, i) => (i * 37 + 11) % 125 + 3);
+    const positionIds = new Int32Array(T);
+    let s = 0;
+    for (const n of docs) {
+      for (let i = 0; i < n; ++i) positionIds[s + i] = i;
+      s += n;
+    }
+    for (let t = total; t < T; ++t) inputIds[t] = 0;
+    const packed = await model.forward({ inputIds, shape: [1, T], positionIds, docLengths: [Int32Array.from(docs)] });
+    s = 0;
+    let worst = 0;
+    for (const n of docs) {
+      const alone = await model.forward({ inputIds: inputIds.slice(s, s + n), shape: [1, n] });
+      for (let i = 0; i < n * 128; ++i) worst = Math.max(worst, Math.abs(alone.logits[i]! - packed.logits[s * 128 + i]!));
+      s += n;
+    }
+    assert.ok(worst < 1e-4, `docs ${docs}: max diff ${worst}`);
+  }
+  await model.dispose();
+});
