@@ -150,3 +150,14 @@ for (const name of NAMES) {
     });
   });
 }
+
+test('directories saved by sftkit load in transformers with identical logits (recorded by check-saved-models.py)', () => {
+  const rec = JSON.parse(readFileSync(join(fixtures, 'saved-by-sftkit.json'), 'utf8')) as {
+    allMatch: boolean;
+    models: Record<string, { maxAbsLogitsDiff: number }>;
+  };
+  assert.equal(rec.allMatch, true);
+  for (const n of ['tiny-gpt2', 'tiny-llama', 'tiny-llama-untied', 'tiny-qwen2', 'tiny-qwen3', 'tinystories-656k', 'tiny-gpt2-resized']) {
+    assert.ok(rec.models[n]!.maxAbsLogitsDiff <= 1e-5, n);
+  }
+});
