@@ -2,6 +2,7 @@
 #include <napi.h>
 
 #include "diagnostics.h"
+#include "model_wrap.h"
 #include "runtime.h"
 #include "safetensors_napi.h"
 
@@ -13,6 +14,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("getNumThreads", Napi::Function::New(env, get_num_threads, "getNumThreads"));
   exports.Set("roundTrip", Napi::Function::New(env, round_trip, "roundTrip"));
   exports.Set("busyWork", Napi::Function::New(env, busy_work, "busyWork"));
+  exports.Set("NativeModel", define_native_model(env));
   exports.Set("safetensorsInfo", Napi::Function::New(env, safetensors_info, "safetensorsInfo"));
   exports.Set("loadSafetensors", Napi::Function::New(env, load_safetensors, "loadSafetensors"));
   exports.Set("loadSafetensorsDir", Napi::Function::New(env, load_safetensors_dir_js, "loadSafetensorsDir"));

@@ -7,6 +7,7 @@ import { constants } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { SftkitError } from '../errors.ts';
+import type { NativeModelClass } from './model.ts';
 
 const require = createRequire(import.meta.url);
 
@@ -101,6 +102,8 @@ export interface NativeBinding {
     options?: { scale?: number; threads?: number },
   ): Promise<{ data: T; shape: number[]; sum: number }>;
   busyWork(ms: number, options?: { threads?: number; fail?: boolean }): Promise<{ iterations: number; ms: number }>;
+  /** One causal LM (native/model_wrap.cc); use loadModel() in src/native/model.ts. */
+  NativeModel: NativeModelClass;
   safetensorsInfo(path: string): SafetensorsInfo;
   loadSafetensors(path: string, options?: { threads?: number }): Promise<Record<string, LoadedTensor>>;
   loadSafetensorsDir(

@@ -1,0 +1,213 @@
+// Architecture-independent parts of CausalLM: weight loading (aliases, tied names, dtype/device), HF-layout export,
+// embedding resize, KV cache allocation, and the attention dispatch over at::scaled_dot_product_attention.
+#include "model.h"
+
+#include <ATen/ATen.h>
+
+#include <sstream>
+
+#include "errors.h"
+
+namespace sft {
+namespace {
+
+std::string shape_str(at::IntArrayRef s) {
+  std::ostringstream o;
+  o << "[";
+  for (size_t i = 0; i < s.size(); ++i) o << (i ? ", " : "") << s[i];
+  o << "]";
+  return o.str();
+}
+
+// Repeats key/value heads for grouped-query attention: [B, Hkv, S, D] -> [B, Hkv * rep, S, D] (HF repeat_kv order).
+at::Tensor repeat_kv(const at::Tensor& x, int64_t rep) {
+  if (rep == 1) return x;
+  auto s = x.sizes();
+  return x.unsqueeze(2).expand({s[0], s[1], rep, s[2], s[3]}).reshape({s[0], s[1] * rep, s[2], s[3]});
+}
+
+}  // namespace
+
+CausalLM::CausalLM(ModelSpec spec, ModelOptions options) : spec_(std::move(spec)), options_(options) {}
+
+void CausalLM::load(const WeightSource& source) {
+  auto resolve = [&](const std::string& name) -> const at::Tensor* {
+    std::vector<std::string> candidates{name};
+    if (spec_.arch == "gpt2" && name.rfind("transformer.", 0) == 0) candidates.push_back(name.substr(12));
+    if (spec_.tie_word_embeddings && name == embedding_name()) candidates.push_back("lm_head.weight");
+    for (const auto& c : candidates) {
+      auto it = source.tensors.find(c);
+      if (it != source.tensors.end()) return &it->second;
+      auto alias = source.metadata.find(c);  // e.g. {"model.embed_tokens.weight": "lm_head.weight"}
+      if (alias != source.metadata.end()) {
+        auto jt = source.tensors.find(alias->second);
+        if (jt != source.tensors.end()) return &jt->second;
+      }
+    }
+    return nullptr;
+  };
+  const auto opts = at::TensorOptions().dtype(options_.dtype).device(options_.device);
+  for (ParamRef& p : parameters()) {
+    const at::Tensor* src = resolve(p.name);
+    if (!src) throw_io("model weights: tensor '" + p.name + "' is missing");
+    at::Tensor t = *src;
+    if (!t.is_floating_point()) throw_io("model weights: tensor '" + p.name + "' is not floating point");
+    if (p.transposed) {
+      if (t.dim() != 2) throw_io("model weights: tensor '" + p.name + "' must be 2-D, found " + shape_str(t.sizes()));
+      t = t.t();
+    }
+    if (t.sizes() != p.tensor->sizes()) {
+      throw_io("model weights: tensor '" + p.name + "' has shape " + shape_str(src->sizes()) + ", expected " +
+               shape_str(p.transposed ? p.tensor->t().sizes() : p.tensor->sizes()));
+    }
+    // Always a private copy: the source may be a read-only view into an mmap'd file.
+    *p.tensor = t.to(opts, /*non_blocking=*/false, /*copy=*/true).contiguous().requires_grad_(true);
+  }
+}
+
+std::vector<std::pair<std::string, at::Tensor>> CausalLM::state_for_save() {
+  std::vector<std::pair<std::string, at::Tensor>> out;
+  for (ParamRef& p : parameters()) {
+    at::Tensor t = p.tensor->detach();
+    if (p.transposed) t = t.t();
+    out.emplace_back(p.name, t.contiguous().cpu());
+  }
+  return out;
+}
+
+at::Tensor CausalLM::parameter_hf(const std::string& name) {
+  for (ParamRef& p : parameters()) {
+    if (p.name != name) continue;
+    at::Tensor t = p.tensor->detach();
+    if (p.transposed) t = t.t();
+    return t.contiguous().cpu().clone();
+  }
+  return at::Tensor();
+}
+
+int64_t CausalLM::num_parameters() {
+  int64_t n = 0;
+  for (ParamRef& p : parameters()) n += p.tensor->numel();
+  return n;
+}
+
+void CausalLM::resize_token_embeddings(int64_t new_vocab) {
+  if (new_vocab <= 0) throw_bad_argument("resizeTokenEmbeddings: the new vocabulary size must be positive");
+  const int64_t old_vocab = spec_.vocab_size;
+  if (new_vocab == old_vocab) return;
+  std::vector<std::string> names{embedding_name()};
+  if (!spec_.tie_word_embeddings) names.push_back(lm_head_name());
+  for (ParamRef& p : parameters()) {
+    bool match = false;
+    for (const auto& n : names) match = match || (p.name == n);
+    if (!match) continue;
+    at::Tensor old = p.tensor->detach();  // [V, C]
+    at::Tensor grown;
+    if (new_vocab < old_vocab) {
+      grown = old.narrow(0, 0, new_vocab).clone();
+    } else {
+      // New rows: the mean of the existing rows (computed in fp32).
+      at::Tensor mean = old.to(at::kFloat).mean(0, /*keepdim=*/true).to(old.scalar_type());
+      grown = at::cat({old, mean.expand({new_vocab - old_vocab, old.size(1)})}, 0).contiguous();
+    }
+    *p.tensor = grown.requires_grad_(true);
+  }
+  spec_.vocab_size = new_vocab;
+}
+
+KVCache CausalLM::new_cache(int64_t batch, int64_t capacity) const {
+  KVCache c;
+  c.capacity = capacity;
+  const auto opts = at::TensorOptions().dtype(options_.dtype).device(options_.device);
+  for (int64_t l = 0; l < spec_.num_layers; ++l) {
+    c.k.push_back(at::empty({batch, spec_.num_kv_heads, capacity, spec_.head_dim}, opts));
+    c.v.push_back(at::empty({batch, spec_.num_kv_heads, capacity, spec_.head_dim}, opts));
+  }
+  return c;
+}
+
+std::pair<at::Tensor, at::Tensor> cache_append(KVCache* cache, int64_t layer, const at::Tensor& k,
+                                               const at::Tensor& v) {
+  if (!cache) return {k, v};
+  const int64_t t = k.size(2);
+  if (cache->length + t > cache->capacity) throw_bad_argument("KV cache capacity exceeded");
+  cache->k[layer].narrow(2, cache->length, t).copy_(k);
+  cache->v[layer].narrow(2, cache->length, t).copy_(v);
+  return {cache->k[layer].narrow(2, 0, cache->length + t), cache->v[layer].narrow(2, 0, cache->length + t)};
+}
+
+at::Tensor attention_forward(const at::Tensor& q, const at::Tensor& k_in, const at::Tensor& v_in,
+                             const AttentionPlan& plan) {
+  const int64_t rep = q.size(1) / k_in.size(1);
+  at::Tensor k = repeat_kv(k_in, rep);
+  at::Tensor v = repeat_kv(v_in, rep);
+  const int64_t t = q.size(2), s = k.size(2);
+  switch (plan.kind) {
+    case AttentionPlan::Kind::kCausal:
+      if (s == t) return at::scaled_dot_product_attention(q, k, v, {}, 0.0, /*is_causal=*/true);
+      if (t == 1) return at::scaled_dot_product_attention(q, k, v);
+      {
+        // T new queries at absolute positions s-t .. s-1 over s keys.
+        at::Tensor qi = at::arange(s - t, s, at::TensorOptions().dtype(at::kLong).device(q.device())).unsqueeze(1);
+        at::Tensor ki = at::arange(0, s, at::TensorOptions().dtype(at::kLong).device(q.device())).unsqueeze(0);
+        return at::scaled_dot_product_attention(q, k, v, ki.le(qi));
+      }
+    case AttentionPlan::Kind::kMasked:
+      return at::scaled_dot_product_attention(q, k, v, plan.mask);
+    case AttentionPlan::Kind::kPacked: {
+      // Block-diagonal causal attention without a [T, T] mask: one causal SDPA per document segment.
+      if (s != t) throw_bad_argument("packed attention does not combine with a KV cache");
+      std::vector<at::Tensor> rows;
+      rows.reserve(q.size(0));
+      for (int64_t b = 0; b < q.size(0); ++b) {
+        const auto& segs = plan.segments[b];
+        if (b < static_cast<int64_t>(plan.row_masks.size()) && plan.row_masks[b].defined()) {
+          rows.push_back(at::scaled_dot_product_attention(q.narrow(0, b, 1), k.narrow(0, b, 1), v.narrow(0, b, 1),
+                                                          plan.row_masks[b]));
+          continue;
+        }
+        if (segs.size() == 1) {
+          rows.push_back(at::scaled_dot_product_attention(q.narrow(0, b, 1), k.narrow(0, b, 1), v.narrow(0, b, 1), {},
+                                                          0.0, true));
+          continue;
+        }
+        std::vector<at::Tensor> parts;
+        parts.reserve(segs.size());
+        for (const auto& [start, len] : segs) {
+          parts.push_back(at::scaled_dot_product_attention(q.narrow(0, b, 1).narrow(2, start, len),
+                                                           k.narrow(0, b, 1).narrow(2, start, len),
+                                                           v.narrow(0, b, 1).narrow(2, start, len), {}, 0.0, true));
+        }
+        rows.push_back(at::cat(parts, 2));
+      }
+      return at::cat(rows, 0);
+    }
+  }
+  throw_bad_argument("unknown attention plan");
+}
+
+std::unique_ptr<CausalLM> make_causal_lm(const ModelSpec& s, const ModelOptions& options) {
+  auto positive = [](int64_t v, const char* name) {
+    if (v <= 0) throw_bad_argument(std::string("model spec: ") + name + " must be positive");
+  };
+  positive(s.vocab_size, "vocabSize");
+  positive(s.hidden_size, "hiddenSize");
+  positive(s.intermediate_size, "intermediateSize");
+  positive(s.num_layers, "numLayers");
+  positive(s.num_heads, "numHeads");
+  positive(s.num_kv_heads, "numKvHeads");
+  positive(s.head_dim, "headDim");
+  positive(s.max_positions, "maxPositions");
+  if (s.num_heads % s.num_kv_heads != 0) throw_bad_argument("model spec: numHeads must be a multiple of numKvHeads");
+  if (s.arch == "gpt2") {
+    if (s.head_dim * s.num_heads != s.hidden_size) throw_bad_argument("model spec: gpt2 needs headDim * numHeads == hiddenSize");
+    return make_gpt2(s, options);
+  }
+  if (s.arch == "llama" || s.arch == "qwen2" || s.arch == "qwen3") {
+    if (s.head_dim % 2 != 0) throw_bad_argument("model spec: headDim must be even for RoPE");
+    return make_llama(s, options);
+  }
+  throw_unsupported("model architecture '" + s.arch + "' is not supported");
+}
+
+}  // namespace sft

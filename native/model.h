@@ -1,0 +1,127 @@
+// Causal language models (Hugging Face layouts) over libtorch: the spec, the parameter registry with HF names,
+// the attention plan (causal / packed documents / explicit mask), the KV cache and the CausalLM interface that the
+// architectures (model_gpt2.cc, model_llama.cc) implement.
+//
+// Shape legend: B batch, T tokens of this call, S tokens attended to (cache + T), C hidden, H query heads,
+// Hkv key/value heads, D head dim, V vocabulary, I MLP inner size.
+#pragma once
+
+#include <ATen/core/Tensor.h>
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace sft {
+
+// Mirror of ModelSpec in src/native/model-config.ts (validated there, re-checked here).
+struct ModelSpec {
+  std::string arch;  // gpt2 | llama | qwen2 | qwen3
+  int64_t vocab_size = 0, hidden_size = 0, intermediate_size = 0, num_layers = 0, num_heads = 0, num_kv_heads = 0,
+          head_dim = 0, max_positions = 0;
+  double norm_eps = 1e-6, rope_theta = 10000.0;
+  bool tie_word_embeddings = false, qkv_bias = false, o_bias = false, mlp_bias = false, qk_norm = false;
+};
+
+// How the tokens of one forward call attend to each other.
+struct AttentionPlan {
+  enum class Kind {
+    kCausal,  // plain causal over the T new tokens (+ everything in the cache); right padding needs nothing more
+    kPacked,  // block-diagonal causal: per row, documents [start, start + len) attend only within themselves
+    kMasked,  // explicit boolean mask [B, 1, T, S] (true = attend); used by generation with left padding
+  };
+  Kind kind = Kind::kCausal;
+  std::vector<std::vector<std::pair<int64_t, int64_t>>> segments;  // kPacked: per row (start, length), covering T
+  // kPacked: per row, a block-diagonal causal mask [1, 1, T, T] when the row's documents are short (one SDPA call per
+  // document costs more than a dense mask below ~64 tokens per document, measured: bench/README.md), else undefined.
+  std::vector<at::Tensor> row_masks;
+  at::Tensor mask;                                                  // kMasked
+};
+
+// Preallocated per-layer key/value buffers [B, Hkv, capacity, D]; `length` tokens are filled.
+struct KVCache {
+  std::vector<at::Tensor> k, v;
+  int64_t length = 0;
+  int64_t capacity = 0;
+};
+
+// One trainable tensor with its Hugging Face name. `transposed`: stored here as [out, in] but [in, out] in HF files
+// (GPT-2 Conv1D). `no_decay`: bias, norm or embedding (default AdamW grouping).
+struct ParamRef {
+  std::string name;
+  at::Tensor* tensor;
+  bool transposed;
+  bool no_decay;
+};
+
+// Weights as stored in a model directory (name -> tensor as on disk) plus the merged safetensors __metadata__.
+struct WeightSource {
+  std::map<std::string, at::Tensor> tensors;
+  std::map<std::string, std::string> metadata;
+};
+
+struct ModelOptions {
+  at::ScalarType dtype = at::kFloat;  // compute/parameter dtype
+  at::Device device = at::Device(at::kCPU);
+};
+
+class CausalLM {
+ public:
+  CausalLM(ModelSpec spec, ModelOptions options);
+  virtual ~CausalLM() = default;
+  CausalLM(const CausalLM&) = delete;
+  CausalLM& operator=(const CausalLM&) = delete;
+
+  const ModelSpec& spec() const { return spec_; }
+  const ModelOptions& options() const { return options_; }
+
+  // ids [B, T] int64 (validated), pos [B, T] int64 -> final hidden states [B, T, C] (after the final norm).
+  // With a cache, the new keys/values are appended at cache->length (the caller advances length afterwards).
+  virtual at::Tensor hidden_states(const at::Tensor& ids, const at::Tensor& pos, const AttentionPlan& plan,
+                                   KVCache* cache) = 0;
+  // LM head weight [V, C] (the embedding when tied).
+  virtual at::Tensor lm_head_weight() const = 0;
+  // Every trainable tensor once (a tied head is listed under the embedding's name), in a stable order.
+  virtual std::vector<ParamRef> parameters() = 0;
+  // Name of the input embedding parameter and of the untied head (empty when tied).
+  virtual std::string embedding_name() const = 0;
+  virtual std::string lm_head_name() const = 0;
+  // Learned absolute positions (gpt2) limit the positions to max_positions.
+  virtual bool learned_positions() const { return false; }
+
+  // Loads weights (converted to the model dtype/device; aliases and tied names resolved). Missing or misshapen
+  // tensors -> SFTKIT_IO naming the tensor. Makes every parameter a leaf with requires_grad.
+  void load(const WeightSource& source);
+  // Tensors in HF layout and names for model.safetensors (contiguous, CPU, model dtype).
+  std::vector<std::pair<std::string, at::Tensor>> state_for_save();
+  // One parameter in HF layout (CPU, detached), or an undefined tensor when the name is unknown.
+  at::Tensor parameter_hf(const std::string& name);
+  int64_t num_parameters();
+  // Grows/shrinks the vocabulary; new rows = mean of the existing rows (embedding and untied head).
+  void resize_token_embeddings(int64_t new_vocab);
+  // New empty KV cache for B rows and up to `capacity` positions.
+  KVCache new_cache(int64_t batch, int64_t capacity) const;
+
+ protected:
+  ModelSpec spec_;
+  ModelOptions options_;
+};
+
+std::unique_ptr<CausalLM> make_gpt2(const ModelSpec& spec, const ModelOptions& options);
+std::unique_ptr<CausalLM> make_llama(const ModelSpec& spec, const ModelOptions& options);
+// Validates the spec and builds the architecture (parameters allocated, not loaded).
+std::unique_ptr<CausalLM> make_causal_lm(const ModelSpec& spec, const ModelOptions& options);
+
+// ---- building blocks shared by the architectures (model.cc) ----
+
+// q [B, H, T, D], k/v [B, Hkv, S, D] -> [B, H, T, D] through at::scaled_dot_product_attention (GQA: k/v heads
+// repeated). Causal plans with a cache (S > T) align the T queries to the last T keys.
+at::Tensor attention_forward(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const AttentionPlan& plan);
+// Appends k/v [B, Hkv, T, D] to the cache of `layer` (when cache != nullptr) and returns all keys/values so far.
+std::pair<at::Tensor, at::Tensor> cache_append(KVCache* cache, int64_t layer, const at::Tensor& k, const at::Tensor& v);
+
+}  // namespace sft

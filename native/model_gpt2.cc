@@ -1,0 +1,114 @@
+// GPT-2 (HF GPT2LMHeadModel): learned token + position embeddings, pre-LayerNorm blocks, fused q/k/v projection,
+// gelu_new (tanh approximation) MLP, tied LM head. HF stores Conv1D weights as [in, out]; they are kept here as
+// [out, in] for at::linear (transposed on load, transposed back on save: ParamRef::transposed).
+//
+// Shapes: B batch, T tokens, C hidden, H heads, D head dim (C / H), I inner (4C), V vocab, P max positions.
+#include <ATen/ATen.h>
+
+#include "errors.h"
+#include "model.h"
+
+namespace sft {
+namespace {
+
+struct Gpt2Block {
+  at::Tensor ln1_w, ln1_b, ln2_w, ln2_b;  // [C]
+  at::Tensor attn_w, attn_b;              // [3C, C], [3C]
+  at::Tensor proj_w, proj_b;              // [C, C], [C]
+  at::Tensor fc_w, fc_b;                  // [I, C], [I]
+  at::Tensor mlp_proj_w, mlp_proj_b;      // [C, I], [C]
+};
+
+class Gpt2Model final : public CausalLM {
+ public:
+  Gpt2Model(const ModelSpec& s, const ModelOptions& o) : CausalLM(s, o) {
+    const auto opts = at::TensorOptions().dtype(o.dtype).device(o.device);
+    const int64_t C = s.hidden_size, I = s.intermediate_size;
+    wte_ = at::zeros({s.vocab_size, C}, opts);
+    wpe_ = at::zeros({s.max_positions, C}, opts);
+    lnf_w_ = at::zeros({C}, opts);
+    lnf_b_ = at::zeros({C}, opts);
+    if (!s.tie_word_embeddings) head_ = at::zeros({s.vocab_size, C}, opts);
+    blocks_.resize(s.num_layers);
+    for (auto& b : blocks_) {
+      b.ln1_w = at::zeros({C}, opts);
+      b.ln1_b = at::zeros({C}, opts);
+      b.ln2_w = at::zeros({C}, opts);
+      b.ln2_b = at::zeros({C}, opts);
+      b.attn_w = at::zeros({3 * C, C}, opts);
+      b.attn_b = at::zeros({3 * C}, opts);
+      b.proj_w = at::zeros({C, C}, opts);
+      b.proj_b = at::zeros({C}, opts);
+      b.fc_w = at::zeros({I, C}, opts);
+      b.fc_b = at::zeros({I}, opts);
+      b.mlp_proj_w = at::zeros({C, I}, opts);
+      b.mlp_proj_b = at::zeros({C}, opts);
+    }
+  }
+
+  std::vector<ParamRef> parameters() override {
+    std::vector<ParamRef> out;
+    out.push_back({"transformer.wte.weight", &wte_, false, true});
+    out.push_back({"transformer.wpe.weight", &wpe_, false, true});
+    for (size_t i = 0; i < blocks_.size(); ++i) {
+      auto& b = blocks_[i];
+      const std::string p = "transformer.h." + std::to_string(i) + ".";
+      out.push_back({p + "ln_1.weight", &b.ln1_w, false, true});
+      out.push_back({p + "ln_1.bias", &b.ln1_b, false, true});
+      out.push_back({p + "attn.c_attn.weight", &b.attn_w, true, false});
+      out.push_back({p + "attn.c_attn.bias", &b.attn_b, false, true});
+      out.push_back({p + "attn.c_proj.weight", &b.proj_w, true, false});
+      out.push_back({p + "attn.c_proj.bias", &b.proj_b, false, true});
+      out.push_back({p + "ln_2.weight", &b.ln2_w, false, true});
+      out.push_back({p + "ln_2.bias", &b.ln2_b, false, true});
+      out.push_back({p + "mlp.c_fc.weight", &b.fc_w, true, false});
+      out.push_back({p + "mlp.c_fc.bias", &b.fc_b, false, true});
+      out.push_back({p + "mlp.c_proj.weight", &b.mlp_proj_w, true, false});
+      out.push_back({p + "mlp.c_proj.bias", &b.mlp_proj_b, false, true});
+    }
+    out.push_back({"transformer.ln_f.weight", &lnf_w_, false, true});
+    out.push_back({"transformer.ln_f.bias", &lnf_b_, false, true});
+    if (head_.defined()) out.push_back({"lm_head.weight", &head_, false, false});
+    return out;
+  }
+
+  std::string embedding_name() const override { return "transformer.wte.weight"; }
+  std::string lm_head_name() const override { return spec_.tie_word_embeddings ? "" : "lm_head.weight"; }
+  at::Tensor lm_head_weight() const override { return head_.defined() ? head_ : wte_; }
+  bool learned_positions() const override { return true; }
+
+  at::Tensor hidden_states(const at::Tensor& ids, const at::Tensor& pos, const AttentionPlan& plan,
+                           KVCache* cache) override {
+    const int64_t B = ids.size(0), T = ids.size(1), C = spec_.hidden_size, H = spec_.num_heads, D = spec_.head_dim;
+    const double eps = spec_.norm_eps;
+    at::Tensor x = at::embedding(wte_, ids) + at::embedding(wpe_, pos);  // [B, T, C]
+    for (size_t li = 0; li < blocks_.size(); ++li) {
+      const auto& b = blocks_[li];
+      at::Tensor h = at::layer_norm(x, {C}, b.ln1_w, b.ln1_b, eps);
+      at::Tensor qkv = at::linear(h, b.attn_w, b.attn_b);  // [B, T, 3C]
+      auto parts = qkv.split(C, -1);
+      at::Tensor q = parts[0].view({B, T, H, D}).transpose(1, 2);
+      at::Tensor k = parts[1].view({B, T, H, D}).transpose(1, 2);
+      at::Tensor v = parts[2].view({B, T, H, D}).transpose(1, 2);
+      auto [k_all, v_all] = cache_append(cache, static_cast<int64_t>(li), k, v);
+      at::Tensor a = attention_forward(q, k_all, v_all, plan).transpose(1, 2).reshape({B, T, C});
+      x = x + at::linear(a, b.proj_w, b.proj_b);
+      h = at::layer_norm(x, {C}, b.ln2_w, b.ln2_b, eps);
+      h = at::gelu(at::linear(h, b.fc_w, b.fc_b), "tanh");
+      x = x + at::linear(h, b.mlp_proj_w, b.mlp_proj_b);
+    }
+    return at::layer_norm(x, {C}, lnf_w_, lnf_b_, eps);
+  }
+
+ private:
+  at::Tensor wte_, wpe_, lnf_w_, lnf_b_, head_;
+  std::vector<Gpt2Block> blocks_;
+};
+
+}  // namespace
+
+std::unique_ptr<CausalLM> make_gpt2(const ModelSpec& spec, const ModelOptions& options) {
+  return std::make_unique<Gpt2Model>(spec, options);
+}
+
+}  // namespace sft

@@ -1,0 +1,678 @@
+// NativeModel (see model_wrap.h): argument parsing on the JS thread, work on TorchWorkers, results back as plain
+// objects and typed arrays. JS-facing names are camelCase; parameter names are the Hugging Face ones.
+#include "model_wrap.h"
+
+#include <ATen/ATen.h>
+#include <c10/core/GradMode.h>
+#include <ATen/Context.h>
+#include <ATen/Parallel.h>
+
+#include <atomic>
+#include <chrono>
+#include <cmath>
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "errors.h"
+#include "generate.h"
+#include "model.h"
+#include "model_batch.h"
+#include "model_standin.h"
+#include "safetensors.h"
+#include "tensor_io.h"
+#include "workers.h"
+
+namespace sft {
+namespace {
+
+struct ModelState {
+  std::unique_ptr<CausalLM> model;
+  std::unique_ptr<AdamW> optim;
+  std::vector<std::string> no_decay_patterns;  // empty: the model's default grouping
+  int threads = 0;
+  std::atomic<bool> busy{false};
+  std::atomic<bool> cancel_generation{false};
+  bool disposed = false;
+};
+using StatePtr = std::shared_ptr<ModelState>;
+
+// Marks the model busy for the lifetime of one operation (released on the JS thread when the worker is deleted).
+class Lease {
+ public:
+  explicit Lease(StatePtr s) : s_(std::move(s)) {
+    if (s_->disposed) throw_bad_argument("the model has been disposed");
+    if (!s_->model) throw_bad_argument("the model is not loaded");
+    bool expected = false;
+    if (!s_->busy.compare_exchange_strong(expected, true)) {
+      throw_bad_argument("another operation is already running on this model (one native operation in flight per "
+                         "model: await the previous call)");
+    }
+  }
+  Lease(Lease&& o) noexcept : s_(std::move(o.s_)) {}
+  Lease(const Lease&) = delete;
+  ~Lease() {
+    if (s_) s_->busy.store(false);
+  }
+  ModelState& state() const { return *s_; }
+
+ private:
+  StatePtr s_;
+};
+
+// A TorchWorker from two closures: run (worker thread) and result (JS thread). Holds the lease and any pinned inputs.
+class FnWorker : public TorchWorker {
+ public:
+  FnWorker(Napi::Env env, const char* name, int threads, std::shared_ptr<Lease> lease, std::function<void()> run,
+           std::function<Napi::Value(Napi::Env)> result)
+      : TorchWorker(env, name, threads), lease_(std::move(lease)), run_(std::move(run)), result_(std::move(result)) {}
+
+ protected:
+  void Run() override { run_(); }
+  Napi::Value Result(Napi::Env env) override { return result_ ? result_(env) : env.Undefined(); }
+
+ private:
+  std::shared_ptr<Lease> lease_;
+  std::function<void()> run_;
+  std::function<Napi::Value(Napi::Env)> result_;
+};
+
+Napi::Object object_arg(const Napi::CallbackInfo& info, size_t i, const char* name, bool optional) {
+  if (info.Length() <= i || info[i].IsUndefined()) {
+    if (optional) return Napi::Object::New(info.Env());
+    throw_bad_argument(std::string(name) + " is required");
+  }
+  if (!info[i].IsObject()) throw_bad_argument(std::string(name) + " must be an object");
+  return info[i].As<Napi::Object>();
+}
+
+std::string string_arg(const Napi::CallbackInfo& info, size_t i, const char* name) {
+  if (info.Length() <= i || !info[i].IsString()) throw_bad_argument(std::string(name) + " must be a string");
+  return info[i].As<Napi::String>().Utf8Value();
+}
+
+double num_field(const Napi::Object& o, const char* key, double fallback, bool required = false) {
+  Napi::Value v = o.Get(key);
+  if (v.IsUndefined() || v.IsNull()) {
+    if (required) throw_bad_argument(std::string(key) + " is required");
+    return fallback;
+  }
+  if (!v.IsNumber()) throw_bad_argument(std::string(key) + " must be a number");
+  double d = v.As<Napi::Number>().DoubleValue();
+  if (!std::isfinite(d)) throw_bad_argument(std::string(key) + " must be finite");
+  return d;
+}
+
+int64_t int_field(const Napi::Object& o, const char* key, int64_t fallback, bool required = false) {
+  double d = num_field(o, key, static_cast<double>(fallback), required);
+  if (d != std::floor(d)) throw_bad_argument(std::string(key) + " must be an integer");
+  return static_cast<int64_t>(d);
+}
+
+bool bool_field(const Napi::Object& o, const char* key, bool fallback) {
+  Napi::Value v = o.Get(key);
+  if (v.IsUndefined() || v.IsNull()) return fallback;
+  if (!v.IsBoolean()) throw_bad_argument(std::string(key) + " must be a boolean");
+  return v.As<Napi::Boolean>().Value();
+}
+
+std::vector<int64_t> int_list(const Napi::Value& v, const char* name) {
+  std::vector<int64_t> out;
+  if (v.IsUndefined() || v.IsNull()) return out;
+  if (v.IsTypedArray()) {
+    Napi::TypedArray ta = v.As<Napi::TypedArray>();
+    if (ta.TypedArrayType() != napi_int32_array) throw_bad_argument(std::string(name) + " must be an Int32Array or an array of integers");
+    Napi::Int32Array a = v.As<Napi::Int32Array>();
+    for (size_t i = 0; i < a.ElementLength(); ++i) out.push_back(a[i]);
+    return out;
+  }
+  if (!v.IsArray()) throw_bad_argument(std::string(name) + " must be an array of integers");
+  Napi::Array a = v.As<Napi::Array>();
+  for (uint32_t i = 0; i < a.Length(); ++i) {
+    Napi::Value x = a.Get(i);
+    if (!x.IsNumber()) throw_bad_argument(std::string(name) + " must hold integers");
+    double d = x.As<Napi::Number>().DoubleValue();
+    if (d != std::floor(d)) throw_bad_argument(std::string(name) + " must hold integers");
+    out.push_back(static_cast<int64_t>(d));
+  }
+  return out;
+}
+
+ModelSpec spec_arg(const Napi::Object& o) {
+  ModelSpec s;
+  Napi::Value arch = o.Get("arch");
+  if (!arch.IsString()) throw_bad_argument("spec.arch must be a string");
+  s.arch = arch.As<Napi::String>().Utf8Value();
+  s.vocab_size = int_field(o, "vocabSize", 0, true);
+  s.hidden_size = int_field(o, "hiddenSize", 0, true);
+  s.intermediate_size = int_field(o, "intermediateSize", 0, true);
+  s.num_layers = int_field(o, "numLayers", 0, true);
+  s.num_heads = int_field(o, "numHeads", 0, true);
+  s.num_kv_heads = int_field(o, "numKvHeads", 0, true);
+  s.head_dim = int_field(o, "headDim", 0, true);
+  s.max_positions = int_field(o, "maxPositions", 0, true);
+  s.norm_eps = num_field(o, "normEps", 1e-6, true);
+  s.rope_theta = num_field(o, "ropeTheta", 10000.0);
+  s.tie_word_embeddings = bool_field(o, "tieWordEmbeddings", false);
+  s.qkv_bias = bool_field(o, "qkvBias", false);
+  s.o_bias = bool_field(o, "oBias", false);
+  s.mlp_bias = bool_field(o, "mlpBias", false);
+  s.qk_norm = bool_field(o, "qkNorm", false);
+  return s;
+}
+
+// The pinned arrays of one batch (created on the JS thread, released with the worker on the JS thread).
+struct PinnedBatch {
+  PinnedArray ids, labels, mask, pos;
+  BatchInput input;
+};
+
+std::shared_ptr<PinnedBatch> batch_arg(const Napi::CallbackInfo& info, size_t i, bool with_labels) {
+  Napi::Object o = object_arg(info, i, "batch", false);
+  std::vector<int64_t> shape = shape_arg(o.Get("shape"), "batch.shape");
+  if (shape.size() != 2) throw_bad_argument("batch.shape must be [B, T]");
+  auto pb = std::make_shared<PinnedBatch>();
+  pb->input.rows = shape[0];
+  pb->input.cols = shape[1];
+  pb->ids = PinnedArray(o.Get("inputIds"), shape, "batch.inputIds");
+  pb->input.input_ids = pb->ids.tensor();
+  Napi::Value labels = o.Get("labels");
+  if (with_labels || (!labels.IsUndefined() && !labels.IsNull())) {
+    pb->labels = PinnedArray(labels, shape, "batch.labels");
+    pb->input.labels = pb->labels.tensor();
+  }
+  Napi::Value mask = o.Get("attentionMask");
+  if (!mask.IsUndefined() && !mask.IsNull()) {
+    pb->mask = PinnedArray(mask, shape, "batch.attentionMask");
+    pb->input.attention_mask = pb->mask.tensor();
+  }
+  Napi::Value pos = o.Get("positionIds");
+  if (!pos.IsUndefined() && !pos.IsNull()) {
+    pb->pos = PinnedArray(pos, shape, "batch.positionIds");
+    pb->input.position_ids = pb->pos.tensor();
+  }
+  Napi::Value docs = o.Get("docLengths");
+  if (!docs.IsUndefined() && !docs.IsNull()) {
+    if (!docs.IsArray()) throw_bad_argument("batch.docLengths must be an array (one Int32Array per row)");
+    Napi::Array a = docs.As<Napi::Array>();
+    for (uint32_t r = 0; r < a.Length(); ++r) pb->input.doc_lengths.push_back(int_list(a.Get(r), "batch.docLengths[row]"));
+  }
+  return pb;
+}
+
+std::vector<ParamEntry> param_entries(ModelState& s) {
+  std::vector<ParamEntry> out;
+  for (ParamRef& p : s.model->parameters()) {
+    bool no_decay = p.no_decay;
+    if (!s.no_decay_patterns.empty()) {
+      no_decay = false;
+      for (const auto& pat : s.no_decay_patterns) no_decay = no_decay || p.name.find(pat) != std::string::npos;
+    }
+    out.push_back({p.name, *p.tensor, !no_decay});
+  }
+  return out;
+}
+
+struct LossOut {
+  double sum = 0;
+  int64_t count = 0;
+  double forward_ms = 0, backward_ms = 0;
+};
+
+Napi::Object loss_object(Napi::Env env, double sum, int64_t count) {
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("lossSum", sum);
+  o.Set("tokens", static_cast<double>(count));
+  return o;
+}
+
+// Streams generated tokens to JS (one Int32Array of B ids per step; -1 = row finished).
+class GenerateWorker : public Napi::AsyncProgressQueueWorker<int32_t> {
+ public:
+  GenerateWorker(Napi::Env env, std::shared_ptr<Lease> lease, std::vector<std::vector<int64_t>> prompts,
+                 GenerateOptions options, Napi::Value on_step)
+      : Napi::AsyncProgressQueueWorker<int32_t>(env, "sftkit.generate"),
+        deferred_(Napi::Promise::Deferred::New(env)),
+        lease_(std::move(lease)),
+        prompts_(std::move(prompts)),
+        options_(std::move(options)) {
+    if (on_step.IsFunction()) on_step_ = Napi::Persistent(on_step.As<Napi::Function>());
+  }
+  Napi::Promise start() {
+    Napi::Promise p = deferred_.Promise();
+    Queue();
+    return p;
+  }
+
+ protected:
+  void Execute(const ExecutionProgress& progress) override {
+    try {
+      ModelState& s = lease_->state();
+      if (s.threads > 0 && at::get_num_threads() != s.threads) at::set_num_threads(s.threads);
+      s.cancel_generation.store(false);
+      const bool stream = !on_step_.IsEmpty();
+      result_ = generate_tokens(*s.model, prompts_, options_, [&](const std::vector<int64_t>& tokens) {
+        if (stream) {
+          std::vector<int32_t> t(tokens.begin(), tokens.end());
+          progress.Send(t.data(), t.size());
+        }
+        return !s.cancel_generation.load();
+      });
+    } catch (...) {
+      error_ = describe_current_exception();
+      SetError(error_.message);
+    }
+  }
+  void OnProgress(const int32_t* data, size_t count) override {
+    Napi::Env env = Env();
+    Napi::HandleScope scope(env);
+    if (on_step_.IsEmpty()) return;
+    Napi::Int32Array a = Napi::Int32Array::New(env, count);
+    for (size_t i = 0; i < count; ++i) a[i] = data[i];
+    try {
+      on_step_.Call({a});
+    } catch (const Napi::Error&) {
+      // A throwing listener must not take the generation down; the TS side never throws here.
+    }
+  }
+  void OnOK() override {
+    Napi::Env env = Env();
+    Napi::HandleScope scope(env);
+    Napi::Array rows = Napi::Array::New(env, result_.size());
+    for (size_t b = 0; b < result_.size(); ++b) {
+      Napi::Int32Array a = Napi::Int32Array::New(env, result_[b].size());
+      for (size_t i = 0; i < result_[b].size(); ++i) a[i] = static_cast<int32_t>(result_[b][i]);
+      rows.Set(static_cast<uint32_t>(b), a);
+    }
+    deferred_.Resolve(rows);
+  }
+  void OnError(const Napi::Error& e) override {
+    Napi::Env env = Env();
+    Napi::HandleScope scope(env);
+    ErrorInfo info = error_.code.empty() ? ErrorInfo{kCodeNative, e.Message()} : error_;
+    deferred_.Reject(make_js_error(env, info).Value());
+  }
+
+ private:
+  Napi::Promise::Deferred deferred_;
+  std::shared_ptr<Lease> lease_;
+  std::vector<std::vector<int64_t>> prompts_;
+  GenerateOptions options_;
+  Napi::FunctionReference on_step_;
+  std::vector<std::vector<int64_t>> result_;
+  ErrorInfo error_;
+};
+
+class NativeModel : public Napi::ObjectWrap<NativeModel> {
+ public:
+  static Napi::Function Define(Napi::Env env) {
+    return DefineClass(env, "NativeModel",
+                       {
+                           InstanceMethod<&NativeModel::Load>("load"),
+                           InstanceMethod<&NativeModel::Step>("step"),
+                           InstanceMethod<&NativeModel::EvalLoss>("evalLoss"),
+                           InstanceMethod<&NativeModel::Forward>("forward"),
+                           InstanceMethod<&NativeModel::OptimizerStep>("optimizerStep"),
+                           InstanceMethod<&NativeModel::ZeroGrad>("zeroGrad"),
+                           InstanceMethod<&NativeModel::Save>("save"),
+                           InstanceMethod<&NativeModel::SaveOptimizerState>("saveOptimizerState"),
+                           InstanceMethod<&NativeModel::LoadOptimizerState>("loadOptimizerState"),
+                           InstanceMethod<&NativeModel::NumParameters>("numParameters"),
+                           InstanceMethod<&NativeModel::VocabSize>("vocabSize"),
+                           InstanceMethod<&NativeModel::ResizeTokenEmbeddings>("resizeTokenEmbeddings"),
+                           InstanceMethod<&NativeModel::GradNorms>("gradNorms"),
+                           InstanceMethod<&NativeModel::ParameterNames>("parameterNames"),
+                           InstanceMethod<&NativeModel::GetParameter>("getParameter"),
+                           InstanceMethod<&NativeModel::Generate>("generate"),
+                           InstanceMethod<&NativeModel::CancelGeneration>("cancelGeneration"),
+                           InstanceMethod<&NativeModel::Dispose>("dispose"),
+                       });
+  }
+
+  explicit NativeModel(const Napi::CallbackInfo& info) : Napi::ObjectWrap<NativeModel>(info), state_(std::make_shared<ModelState>()) {}
+
+ private:
+  // load(dir, spec, { dtype: 'float32'|'bfloat16', device: 'cpu'|'cuda', threads }) -> Promise<void>
+  Napi::Value Load(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    SFT_NAPI_TRY
+    if (state_->model) throw_bad_argument("the model is already loaded");
+    if (state_->busy.load()) throw_bad_argument("the model is already loading");
+    std::string dir = string_arg(info, 0, "dir");
+    ModelSpec spec = spec_arg(object_arg(info, 1, "spec", false));
+    Napi::Object opts = object_arg(info, 2, "options", true);
+    ModelOptions mo;
+    Napi::Value dtype = opts.Get("dtype");
+    std::string dt = dtype.IsString() ? dtype.As<Napi::String>().Utf8Value() : "float32";
+    if (dt == "float32") mo.dtype = at::kFloat;
+    else if (dt == "bfloat16") mo.dtype = at::kBFloat16;
+    else throw_bad_argument("options.dtype must be 'float32' or 'bfloat16'");
+    Napi::Value device = opts.Get("device");
+    std::string dev = device.IsString() ? device.As<Napi::String>().Utf8Value() : "cpu";
+    if (dev == "cuda") {
+      if (!at::hasCUDA()) throw_unsupported("device 'cuda' requested but this libtorch has no CUDA support (or no GPU is visible)");
+      mo.device = at::Device(at::kCUDA, 0);
+    } else if (dev != "cpu") {
+      throw_bad_argument("options.device must be 'cpu' or 'cuda'");
+    }
+    state_->threads = thread_count_arg(opts.Get("threads"), "options.threads");
+    StatePtr st = state_;
+    st->busy.store(true);
+    struct Unbusy {
+      StatePtr s;
+      ~Unbusy() { s->busy.store(false); }
+    };
+    auto unbusy = std::make_shared<Unbusy>(Unbusy{st});
+    auto built = std::make_shared<std::unique_ptr<CausalLM>>();
+    return (new FnWorker(
+                env, "sftkit.loadModel", st->threads, nullptr,
+                [built, dir, spec, mo, unbusy]() {
+                  auto model = make_causal_lm(spec, mo);
+                  TensorDir files = load_safetensors_dir(dir);
+                  WeightSource src{std::move(files.tensors), std::move(files.metadata)};
+                  model->load(src);
+                  *built = std::move(model);
+                },
+                [built, st](Napi::Env env) -> Napi::Value {
+                  st->model = std::move(*built);
+                  return env.Undefined();
+                }))
+        ->start();
+    SFT_NAPI_CATCH(env)
+  }
+
+  // step(batch) -> Promise<{ lossSum, tokens }>: forward + fused loss + backward (grads accumulate).
+  Napi::Value Step(const Napi::CallbackInfo& info) { return LossCall(info, /*train=*/true); }
+  // evalLoss(batch) -> Promise<{ lossSum, tokens }> without autograd.
+  Napi::Value EvalLoss(const Napi::CallbackInfo& info) { return LossCall(info, /*train=*/false); }
+
+  Napi::Value LossCall(const Napi::CallbackInfo& info, bool train) {
+    Napi::Env env = info.Env();
+    SFT_NAPI_TRY
+    auto lease = std::make_shared<Lease>(state_);
+    auto batch = batch_arg(info, 0, /*with_labels=*/true);
+    auto out = std::make_shared<LossOut>();
+    ModelState* s = &lease->state();
+    return (new FnWorker(
+                env, train ? "sftkit.step" : "sftkit.evalLoss", s->threads, lease,
+                [s, batch, out, train]() {
+                  PreparedBatch pb = prepare_batch(*s->model, batch->input, /*trim=*/true);
+                  std::unique_ptr<c10::NoGradGuard> guard;
+                  if (!train) guard = std::make_unique<c10::NoGradGuard>();
+                  const auto t0 = std::chrono::steady_clock::now();
+                  at::Tensor h = s->model->hidden_states(pb.ids, pb.pos, pb.plan, nullptr);
+                  LossResult r = fused_masked_cross_entropy(h, s->model->lm_head_weight(), pb.labels);
+                  out->sum = r.count > 0 ? r.loss_sum.item<double>() : 0.0;
+                  out->count = r.count;
+                  const auto t1 = std::chrono::steady_clock::now();
+                  if (train && r.count > 0 && r.loss_sum.requires_grad()) r.loss_sum.backward();
+                  const auto t2 = std::chrono::steady_clock::now();
+                  out->forward_ms = std::chrono::duration<double, std::milli>(t1 - t0).count();
+                  out->backward_ms = std::chrono::duration<double, std::milli>(t2 - t1).count();
+                },
+                [out, train](Napi::Env env) -> Napi::Value {
+                  Napi::Object o = loss_object(env, out->sum, out->count);
+                  o.Set("forwardMs", out->forward_ms);
+                  if (train) o.Set("backwardMs", out->backward_ms);
+                  return o;
+                }))
+        ->start();
+    SFT_NAPI_CATCH(env)
+  }
+
+  // forward(batch) -> Promise<{ logits: Float32Array [B*T*V], shape: [B, T, V] }> (inspection/eval, no grad).
+  Napi::Value Forward(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    SFT_NAPI_TRY
+    auto lease = std::make_shared<Lease>(state_);
+    auto batch = batch_arg(info, 0, /*with_labels=*/false);
+    auto out = std::make_shared<at::Tensor>();
+    ModelState* s = &lease->state();
+    return (new FnWorker(
+                env, "sftkit.forward", s->threads, lease,
+                [s, batch, out]() {
+                  PreparedBatch pb = prepare_batch(*s->model, batch->input, /*trim=*/false);
+                  c10::NoGradGuard guard;
+                  at::Tensor h = s->model->hidden_states(pb.ids, pb.pos, pb.plan, nullptr);
+                  *out = at::linear(h, s->model->lm_head_weight()).to(at::kFloat).cpu().contiguous();
+                },
+                [out](Napi::Env env) -> Napi::Value {
+                  Napi::Object o = Napi::Object::New(env);
+                  o.Set("shape", shape_to_js(env, out->sizes()));
+                  o.Set("logits", tensor_to_typed_array(env, *out));
+                  return o;
+                }))
+        ->start();
+    SFT_NAPI_CATCH(env)
+  }
+
+  // optimizerStep({ lr, beta1, beta2, eps, weightDecay, maxGradNorm, noDecay? }) -> Promise<{ gradNorm }>
+  Napi::Value OptimizerStep(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    SFT_NAPI_TRY
+    auto lease = std::make_shared<Lease>(state_);
+    Napi::Object o = object_arg(info, 0, "options", false);
+    const double lr = num_field(o, "lr", 0, true);
+    AdamWOptions ao;
+    ao.beta1 = num_field(o, "beta1", 0.9);
+    ao.beta2 = num_field(o, "beta2", 0.999);
+    ao.eps = num_field(o, "eps", 1e-8);
+    ao.weight_decay = num_field(o, "weightDecay", 0.0);
+    const double max_norm = num_field(o, "maxGradNorm", 0.0);
+    if (lr < 0) throw_bad_argument("lr must be >= 0");
+    if (!(ao.beta1 >= 0 && ao.beta1 < 1) || !(ao.beta2 >= 0 && ao.beta2 < 1)) throw_bad_argument("beta1/beta2 must be in [0, 1)");
+    if (!(ao.eps > 0) || ao.weight_decay < 0) throw_bad_argument("eps must be > 0 and weightDecay >= 0");
+    ModelState* s = &lease->state();
+    Napi::Value nd = o.Get("noDecay");
+    if (nd.IsArray()) {
+      if (s->optim) throw_bad_argument("noDecay can only be given on the first optimizerStep (the optimizer exists)");
+      std::vector<std::string> pats;
+      Napi::Array a = nd.As<Napi::Array>();
+      for (uint32_t i = 0; i < a.Length(); ++i) {
+        if (!a.Get(i).IsString()) throw_bad_argument("noDecay must be an array of strings");
+        pats.push_back(a.Get(i).As<Napi::String>().Utf8Value());
+      }
+      s->no_decay_patterns = pats;
+    }
+    auto norm = std::make_shared<double>(0);
+    return (new FnWorker(
+                env, "sftkit.optimizerStep", s->threads, lease,
+                [s, lr, ao, max_norm, norm]() {
+                  if (!s->optim) s->optim = std::make_unique<AdamW>(param_entries(*s), ao);
+                  s->optim->set_options(ao);
+                  *norm = s->optim->clip_grad_norm(max_norm);
+                  s->optim->step(lr);
+                },
+                [norm](Napi::Env env) -> Napi::Value {
+                  Napi::Object r = Napi::Object::New(env);
+                  r.Set("gradNorm", *norm);
+                  return r;
+                }))
+        ->start();
+    SFT_NAPI_CATCH(env)
+  }
+
+  // zeroGrad(): drops every .grad (sync; cheap).
+  Napi::Value ZeroGrad(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    SFT_NAPI_TRY
+    Lease lease(state_);
+    for (ParamRef& p : state_->model->parameters()) p.tensor->mutable_grad() = at::Tensor();
+    return env.Undefined();
+    SFT_NAPI_CATCH(env)
+  }
+
+  // save(file) -> Promise<void>: model.safetensors with HF names (config files are written by TS).
+  Napi::Value Save(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    SFT_NAPI_TRY
+    auto lease = std::make_shared<Lease>(state_);
+    std::string path = string_arg(info, 0, "path");
+    ModelState* s = &lease->state();
+    return (new FnWorker(env, "sftkit.save", s->threads, lease,
+                         [s, path]() { save_safetensors(path, s->model->state_for_save(), {{"format", "pt"}}); }, nullptr))
+        ->start();
+    SFT_NAPI_CATCH(env)
+  }
+
+  Napi::Value SaveOptimizerState(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    SFT_NAPI_TRY
+    auto lease = std::make_shared<Lease>(state_);
+    std::string path = string_arg(info, 0, "path");
+    ModelState* s = &lease->state();
+    if (!s->optim) throw_bad_argument("saveOptimizerState: no optimizer state yet (call optimizerStep first)");
+    return (new FnWorker(env, "sftkit.saveOptimizerState", s->threads, lease,
+                         [s, path]() { save_safetensors(path, s->optim->state_tensors(), {{"format", "sftkit-adamw"}}); },
+                         nullptr))
+        ->start();
+    SFT_NAPI_CATCH(env)
+  }
+
+  // loadOptimizerState(path, { noDecay? }): creates the optimizer (default grouping) and restores its state exactly.
+  Napi::Value LoadOptimizerState(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    SFT_NAPI_TRY
+    auto lease = std::make_shared<Lease>(state_);
+    std::string path = string_arg(info, 0, "path");
+    ModelState* s = &lease->state();
+    return (new FnWorker(env, "sftkit.loadOptimizerState", s->threads, lease,
+                         [s, path]() {
+                           auto file = SafetensorsFile::open(path);
+                           std::map<std::string, at::Tensor> state;
+                           for (const auto& n : file->names()) state[n] = file->get(n);
+                           auto optim = std::make_unique<AdamW>(param_entries(*s), AdamWOptions{});
+                           optim->load_state_tensors(state);
+                           s->optim = std::move(optim);
+                         },
+                         nullptr))
+        ->start();
+    SFT_NAPI_CATCH(env)
+  }
+
+  Napi::Value NumParameters(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    SFT_NAPI_TRY
+    Lease lease(state_);
+    return Napi::Number::New(env, static_cast<double>(state_->model->num_parameters()));
+    SFT_NAPI_CATCH(env)
+  }
+
+  Napi::Value VocabSize(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    SFT_NAPI_TRY
+    Lease lease(state_);
+    return Napi::Number::New(env, static_cast<double>(state_->model->spec().vocab_size));
+    SFT_NAPI_CATCH(env)
+  }
+
+  // resizeTokenEmbeddings(n): sync; resets the optimizer (its state no longer matches the parameters).
+  Napi::Value ResizeTokenEmbeddings(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    SFT_NAPI_TRY
+    Lease lease(state_);
+    if (info.Length() < 1 || !info[0].IsNumber()) throw_bad_argument("resizeTokenEmbeddings(n): n must be a number");
+    double n = info[0].As<Napi::Number>().DoubleValue();
+    if (n != std::floor(n) || n < 1 || n > 1e8) throw_bad_argument("resizeTokenEmbeddings(n): n must be an integer in [1, 1e8]");
+    state_->model->resize_token_embeddings(static_cast<int64_t>(n));
+    state_->optim.reset();
+    return env.Undefined();
+    SFT_NAPI_CATCH(env)
+  }
+
+  // gradNorms() -> { [hfName]: L2 norm of .grad (fp64) } for the parameters that have a gradient.
+  Napi::Value GradNorms(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    SFT_NAPI_TRY
+    Lease lease(state_);
+    Napi::Object o = Napi::Object::New(env);
+    for (ParamRef& p : state_->model->parameters()) {
+      const at::Tensor& g = p.tensor->grad();
+      if (g.defined()) o.Set(p.name, g.to(at::kDouble).norm().item<double>());
+    }
+    return o;
+    SFT_NAPI_CATCH(env)
+  }
+
+  Napi::Value ParameterNames(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    SFT_NAPI_TRY
+    Lease lease(state_);
+    auto params = state_->model->parameters();
+    Napi::Array a = Napi::Array::New(env, params.size());
+    for (size_t i = 0; i < params.size(); ++i) a.Set(static_cast<uint32_t>(i), params[i].name);
+    return a;
+    SFT_NAPI_CATCH(env)
+  }
+
+  // getParameter(hfName) -> { data: Float32Array (HF layout), shape }
+  Napi::Value GetParameter(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    SFT_NAPI_TRY
+    Lease lease(state_);
+    std::string name = string_arg(info, 0, "name");
+    at::Tensor t = state_->model->parameter_hf(name);
+    if (!t.defined()) throw_bad_argument("getParameter: unknown parameter '" + name + "'");
+    t = t.to(at::kFloat).contiguous();
+    Napi::Object o = Napi::Object::New(env);
+    o.Set("shape", shape_to_js(env, t.sizes()));
+    o.Set("data", tensor_to_typed_array(env, t));
+    return o;
+    SFT_NAPI_CATCH(env)
+  }
+
+  // generate(prompts: Int32Array[], { maxNewTokens, temperature, topK, topP, seed, stopIds }, onStep?)
+  //   -> Promise<Int32Array[]>; onStep(Int32Array [B]) per step (-1 = row finished).
+  Napi::Value Generate(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    SFT_NAPI_TRY
+    if (info.Length() < 1 || !info[0].IsArray()) throw_bad_argument("generate: prompts must be an array of Int32Array");
+    Napi::Array pa = info[0].As<Napi::Array>();
+    std::vector<std::vector<int64_t>> prompts;
+    for (uint32_t i = 0; i < pa.Length(); ++i) prompts.push_back(int_list(pa.Get(i), "prompts[i]"));
+    Napi::Object o = object_arg(info, 1, "options", true);
+    GenerateOptions go;
+    go.max_new_tokens = int_field(o, "maxNewTokens", 32);
+    go.temperature = num_field(o, "temperature", 0.0);
+    go.top_k = int_field(o, "topK", 0);
+    go.top_p = num_field(o, "topP", 1.0);
+    double seed = num_field(o, "seed", 0.0);
+    if (seed < 0 || seed != std::floor(seed)) throw_bad_argument("seed must be a non-negative integer");
+    go.seed = static_cast<uint64_t>(seed);
+    go.stop_ids = int_list(o.Get("stopIds"), "stopIds");
+    if (go.top_k < 0 || go.top_p <= 0 || go.temperature < 0) throw_bad_argument("topK >= 0, topP > 0 and temperature >= 0 are required");
+    auto lease = std::make_shared<Lease>(state_);
+    Napi::Value on_step = info.Length() > 2 ? info[2] : env.Undefined();
+    return (new GenerateWorker(env, lease, std::move(prompts), go, on_step))->start();
+    SFT_NAPI_CATCH(env)
+  }
+
+  // cancelGeneration(): asks a running generate to stop after the current step (no lease: it runs beside it).
+  Napi::Value CancelGeneration(const Napi::CallbackInfo& info) {
+    state_->cancel_generation.store(true);
+    return info.Env().Undefined();
+  }
+
+  // dispose(): frees the model and optimizer (the object is unusable afterwards).
+  Napi::Value Dispose(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    SFT_NAPI_TRY
+    if (state_->disposed) return env.Undefined();
+    if (state_->busy.load()) throw_bad_argument("dispose: an operation is still running on this model");
+    state_->optim.reset();
+    state_->model.reset();
+    state_->disposed = true;
+    return env.Undefined();
+    SFT_NAPI_CATCH(env)
+  }
+
+  StatePtr state_;
+};
+
+}  // namespace
+
+Napi::Function define_native_model(Napi::Env env) { return NativeModel::Define(env); }
+
+}  // namespace sft

@@ -1,0 +1,411 @@
+// The Model API: a Hugging Face causal LM directory loaded into the native engine. Every call goes through one
+// SerialQueue per model (one native operation in flight) and withCallerStack (errors point at the caller).
+import { mkdirSync, readFileSync, writeFileSync, renameSync, existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { invalidParameterError, SftkitError } from '../errors.ts';
+import { binding } from './binding.ts';
+import { SerialQueue, withCallerStack } from './call.ts';
+import { configForSave, readModelConfig, type ModelSpec } from './model-config.ts';
+
+export type ModelDtype = 'float32' | 'bfloat16';
+export type ModelDevice = 'cpu' | 'cuda';
+
+export interface LoadModelOptions {
+  dtype?: ModelDtype;
+  /** Intra-op threads for this model's operations (0/undefined: libtorch's current setting). */
+  threads?: number;
+  device?: ModelDevice;
+}
+
+/**
+ * A batch of rows [B, T]. Labels are unshifted (HF convention: position t predicts labels[t + 1]), -100 = ignore.
+ * Either `attentionMask` (1 = token, right padding only; padding must carry label -100) or, for packed rows,
+ * `positionIds` (restarting at 0 in each document) + `docLengths` (per row, the lengths of its documents in order;
+ * the rest of the row is padding with label -100; the first token of each document must have label -100).
+ */
+export interface Batch {
+  inputIds: Int32Array;
+  labels: Int32Array;
+  shape: [number, number];
+  attentionMask?: Uint8Array;
+  positionIds?: Int32Array;
+  docLengths?: Int32Array[];
+}
+
+/** A batch for forward(): labels optional. */
+export type ForwardBatch = Omit<Batch, 'labels'> & { labels?: Int32Array };
+
+export interface LossSum {
+  /** Sum of the token losses (nats) over label tokens. */
+  lossSum: number;
+  /** Number of label tokens. */
+  tokens: number;
+  /** Wall time of the forward pass incl. the loss (ms). */
+  forwardMs?: number;
+  /** Wall time of the backward pass (ms; step only). */
+  backwardMs?: number;
+}
+
+export interface OptimizerStepOptions {
+  lr: number;
+  beta1?: number;
+  beta2?: number;
+  eps?: number;
+  weightDecay?: number;
+  /** Global-norm clipping threshold; 0/undefined: no clipping. */
+  maxGradNorm?: number;
+  /** Name substrings of the parameters without weight decay (first step only; default: biases, norms, embeddings). */
+  noDecay?: string[];
+}
+
+export interface GenerateOptions {
+  maxNewTokens?: number;
+  /** 0 (default): greedy. */
+  temperature?: number;
+  topK?: number;
+  topP?: number;
+  seed?: number;
+  /** Generation of a row ends after one of these ids (included in the output). Default: the config's eos ids. */
+  stopIds?: number[];
+}
+
+/** One generation step: the new token of every row, -1 for rows that have stopped. */
+export interface GenerateStep {
+  step: number;
+  tokens: Int32Array;
+}
+
+export interface Logits {
+  logits: Float32Array;
+  shape: [number, number, number];
+}
+
+interface NativeModelHandle {
+  load(dir: string, spec: ModelSpec, options: LoadModelOptions): Promise<void>;
+  step(batch: Batch): Promise<LossSum>;
+  evalLoss(batch: Batch): Promise<LossSum>;
+  forward(batch: ForwardBatch): Promise<Logits>;
+  optimizerStep(options: OptimizerStepOptions): Promise<{ gradNorm: number }>;
+  zeroGrad(): void;
+  save(path: string): Promise<void>;
+  saveOptimizerState(path: string): Promise<void>;
+  loadOptimizerState(path: string): Promise<void>;
+  numParameters(): number;
+  vocabSize(): number;
+  resizeTokenEmbeddings(n: number): void;
+  gradNorms(): Record<string, number>;
+  parameterNames(): string[];
+  getParameter(name: string): { data: Float32Array; shape: number[] };
+  generate(
+    prompts: Int32Array[],
+    options: Required<Omit<GenerateOptions, 'stopIds'>> & { stopIds: number[] },
+    onStep?: (tokens: Int32Array) => void,
+  ): Promise<Int32Array[]>;
+  cancelGeneration(): void;
+  dispose(): void;
+}
+
+/** The native class as exported by the addon (typed here; registered in native/addon.cc). */
+export type NativeModelClass = new () => NativeModelHandle;
+
+function checkInt(name: string, v: unknown, min: number, max = Number.MAX_SAFE_INTEGER): void {
+  if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > max) {
+    throw invalidParameterError(name, `an integer in [${min}, ${max}]`, v);
+  }
+}
+
+function checkNumber(name: string, v: unknown, ok: (x: number) => boolean, expected: string): void {
+  if (typeof v !== 'number' || !Number.isFinite(v) || !ok(v)) throw invalidParameterError(name, expected, v);
+}
+
+function checkBatch(b: ForwardBatch, needLabels: boolean): void {
+  if (typeof b !== 'object' || b === null) throw invalidParameterError('batch', 'an object', b);
+  if (!Array.isArray(b.shape) || b.shape.length !== 2) throw invalidParameterError('batch.shape', '[B, T]', b.shape);
+  const [B, T] = b.shape;
+  checkInt('batch.shape[0]', B, 1);
+  checkInt('batch.shape[1]', T, 1);
+  const n = B * T;
+  const arr = (name: string, v: unknown, type: 'Int32Array' | 'Uint8Array') => {
+    const ok = type === 'Int32Array' ? v instanceof Int32Array : v instanceof Uint8Array;
+    if (!ok || (v as Int32Array).length !== n) throw invalidParameterError(name, `an ${type} of length B*T = ${n}`, v);
+  };
+  arr('batch.inputIds', b.inputIds, 'Int32Array');
+  if (needLabels || b.labels !== undefined) arr('batch.labels', b.labels, 'Int32Array');
+  if (b.attentionMask !== undefined) arr('batch.attentionMask', b.attentionMask, 'Uint8Array');
+  if (b.positionIds !== undefined) {
+    arr('batch.positionIds', b.positionIds, 'Int32Array');
+    if (!Array.isArray(b.docLengths) || b.docLengths.length !== B) {
+      throw invalidParameterError('batch.docLengths', `an array of ${B} Int32Array (one per row)`, b.docLengths);
+    }
+    b.docLengths.forEach((d, i) => {
+      if (!(d instanceof Int32Array)) throw invalidParameterError(`batch.docLengths[${i}]`, 'an Int32Array', d);
+    });
+  } else if (b.docLengths !== undefined) {
+    throw invalidParameterError('batch.positionIds', 'an Int32Array when docLengths is given', b.positionIds);
+  }
+  if (b.attentionMask !== undefined && b.positionIds !== undefined) {
+    throw invalidParameterError('batch', 'either attentionMask or positionIds + docLengths, not both', b);
+  }
+}
+
+function writeJsonAtomic(file: string, value: unknown): void {
+  const tmp = `${file}.tmp-${process.pid}`;
+  writeFileSync(tmp, `${JSON.stringify(value, null, 2)}\n`);
+  renameSync(tmp, file);
+}
+
+export class Model {
+  readonly dir: string;
+  readonly options: Readonly<LoadModelOptions>;
+  private readonly native: NativeModelHandle;
+  private readonly queue = new SerialQueue();
+  private specValue: ModelSpec;
+  private readonly rawConfig: Record<string, unknown>;
+  private disposed = false;
+
+  /** @internal use loadModel() */
+  constructor(dir: string, spec: ModelSpec, raw: Record<string, unknown>, options: LoadModelOptions, native: NativeModelHandle) {
+    this.dir = dir;
+    this.specValue = spec;
+    this.rawConfig = raw;
+    this.options = options;
+    this.native = native;
+  }
+
+  /** The validated architecture spec (vocabSize follows resizeTokenEmbeddings). */
+  get spec(): Readonly<ModelSpec> {
+    return this.specValue;
+  }
+
+  private run<T>(op: () => Promise<T> | T): Promise<T> {
+    return withCallerStack(() =>
+      this.queue.run(async () => {
+        if (this.disposed) throw new SftkitError('SFTKIT_BAD_ARGUMENT', 'the model has been disposed');
+        return op();
+      }),
+    );
+  }
+
+  /** Logits [B, T, V] (fp32) for inspection and evaluation; no gradients. */
+  forward(batch: ForwardBatch): Promise<Logits> {
+    checkBatch(batch, false);
+    return this.run(() => this.native.forward(batch));
+  }
+
+  /** Forward + fused masked cross-entropy + backward; gradients accumulate until zeroGrad(). */
+  step(batch: Batch): Promise<LossSum> {
+    checkBatch(batch, true);
+    return this.run(() => this.native.step(batch));
+  }
+
+  /** Loss sum and label-token count without gradients. */
+  evalLoss(batch: Batch): Promise<LossSum> {
+    checkBatch(batch, true);
+    return this.run(() => this.native.evalLoss(batch));
+  }
+
+  /** Clips the global gradient norm (maxGradNorm) and applies one AdamW update; returns the pre-clip norm. */
+  optimizerStep(opts: OptimizerStepOptions): Promise<{ gradNorm: number }> {
+    if (typeof opts !== 'object' || opts === null) throw invalidParameterError('options', 'an object', opts);
+    checkNumber('lr', opts.lr, (x) => x >= 0, 'a number >= 0');
+    if (opts.beta1 !== undefined) checkNumber('beta1', opts.beta1, (x) => x >= 0 && x < 1, 'a number in [0, 1)');
+    if (opts.beta2 !== undefined) checkNumber('beta2', opts.beta2, (x) => x >= 0 && x < 1, 'a number in [0, 1)');
+    if (opts.eps !== undefined) checkNumber('eps', opts.eps, (x) => x > 0, 'a number > 0');
+    if (opts.weightDecay !== undefined) checkNumber('weightDecay', opts.weightDecay, (x) => x >= 0, 'a number >= 0');
+    if (opts.maxGradNorm !== undefined) checkNumber('maxGradNorm', opts.maxGradNorm, (x) => x >= 0, 'a number >= 0');
+    if (opts.noDecay !== undefined && (!Array.isArray(opts.noDecay) || opts.noDecay.some((s) => typeof s !== 'string'))) {
+      throw invalidParameterError('noDecay', 'an array of strings', opts.noDecay);
+    }
+    return this.run(() => this.native.optimizerStep(opts));
+  }
+
+  zeroGrad(): Promise<void> {
+    return this.run(() => this.native.zeroGrad());
+  }
+
+  numParameters(): number {
+    if (this.disposed) throw new SftkitError('SFTKIT_BAD_ARGUMENT', 'the model has been disposed');
+    return this.native.numParameters();
+  }
+
+  /** New vocabulary size; new rows are the mean of the existing ones (embedding and untied head). Resets AdamW. */
+  resizeTokenEmbeddings(newVocab: number): Promise<void> {
+    checkInt('newVocab', newVocab, 1, 100_000_000);
+    return this.run(() => {
+      this.native.resizeTokenEmbeddings(newVocab);
+      this.specValue = { ...this.specValue, vocabSize: newVocab };
+    });
+  }
+
+  /** Writes config.json (vocab_size updated), generation_config.json and model.safetensors into dir. */
+  save(dir: string): Promise<void> {
+    if (typeof dir !== 'string' || dir.length === 0) throw invalidParameterError('dir', 'a non-empty string', dir);
+    return this.run(async () => {
+      mkdirSync(dir, { recursive: true });
+      await this.native.save(join(dir, 'model.safetensors'));
+      writeJsonAtomic(join(dir, 'config.json'), configForSave(this.rawConfig, this.specValue.vocabSize));
+      writeJsonAtomic(join(dir, 'generation_config.json'), this.generationConfig());
+    });
+  }
+
+  private generationConfig(): Record<string, unknown> {
+    const file = join(this.dir, 'generation_config.json');
+    if (existsSync(file)) {
+      try {
+        return JSON.parse(readFileSync(file, 'utf8')) as Record<string, unknown>;
+      } catch {
+        // fall through to a fresh one
+      }
+    }
+    const s = this.specValue;
+    const out: Record<string, unknown> = {};
+    if (s.bosTokenId !== null) out['bos_token_id'] = s.bosTokenId;
+    if (s.eosTokenIds.length > 0) out['eos_token_id'] = s.eosTokenIds.length === 1 ? s.eosTokenIds[0] : s.eosTokenIds;
+    if (s.padTokenId !== null) out['pad_token_id'] = s.padTokenId;
+    return out;
+  }
+
+  saveOptimizerState(path: string): Promise<void> {
+    if (typeof path !== 'string' || path.length === 0) throw invalidParameterError('path', 'a non-empty string', path);
+    return this.run(() => this.native.saveOptimizerState(path));
+  }
+
+  loadOptimizerState(path: string): Promise<void> {
+    if (typeof path !== 'string' || path.length === 0) throw invalidParameterError('path', 'a non-empty string', path);
+    return this.run(() => this.native.loadOptimizerState(path));
+  }
+
+  /** Per-parameter gradient L2 norms by HF name (tests, diagnostics). */
+  gradNorms(): Promise<Record<string, number>> {
+    return this.run(() => this.native.gradNorms());
+  }
+
+  parameterNames(): Promise<string[]> {
+    return this.run(() => this.native.parameterNames());
+  }
+
+  /** A parameter in HF layout (fp32 copy). */
+  getParameter(name: string): Promise<{ data: Float32Array; shape: number[] }> {
+    if (typeof name !== 'string') throw invalidParameterError('name', 'a string', name);
+    return this.run(() => this.native.getParameter(name));
+  }
+
+  private generateArgs(prompts: ArrayLike<number>[], opts: GenerateOptions) {
+    if (!Array.isArray(prompts) || prompts.length === 0) throw invalidParameterError('prompts', 'a non-empty array of token id arrays', prompts);
+    const rows = prompts.map((p, i) => {
+      if (!(p instanceof Int32Array) && !Array.isArray(p)) throw invalidParameterError(`prompts[${i}]`, 'an Int32Array or number[]', p);
+      if (p.length === 0) throw invalidParameterError(`prompts[${i}]`, 'a non-empty prompt', p);
+      return p instanceof Int32Array ? p : Int32Array.from(p);
+    });
+    const o = opts ?? {};
+    const maxNewTokens = o.maxNewTokens ?? 32;
+    checkInt('maxNewTokens', maxNewTokens, 0, 1_000_000);
+    const temperature = o.temperature ?? 0;
+    checkNumber('temperature', temperature, (x) => x >= 0, 'a number >= 0');
+    const topK = o.topK ?? 0;
+    checkInt('topK', topK, 0);
+    const topP = o.topP ?? 1;
+    checkNumber('topP', topP, (x) => x > 0 && x <= 1, 'a number in (0, 1]');
+    const seed = o.seed ?? 0;
+    checkInt('seed', seed, 0);
+    const stopIds = o.stopIds ?? this.specValue.eosTokenIds;
+    if (!Array.isArray(stopIds) || stopIds.some((x) => !Number.isInteger(x))) throw invalidParameterError('stopIds', 'an array of token ids', stopIds);
+    return { rows, native: { maxNewTokens, temperature, topK, topP, seed, stopIds } };
+  }
+
+  /** Generates for every prompt (left-padded together); returns the new ids per prompt (stop id included). */
+  generate(prompts: ArrayLike<number>[], opts: GenerateOptions = {}): Promise<Int32Array[]> {
+    const { rows, native } = this.generateArgs(prompts, opts);
+    return this.run(() => this.native.generate(rows, native));
+  }
+
+  /** Streams the tokens as they are produced: `for await (const { tokens } of model.generateStream(...))`. */
+  generateStream(prompts: ArrayLike<number>[], opts: GenerateOptions = {}): AsyncIterableIterator<GenerateStep> {
+    const { rows, native } = this.generateArgs(prompts, opts);
+    const pending: GenerateStep[] = [];
+    let wake: (() => void) | null = null;
+    let finished = false;
+    let failure: unknown = null;
+    let step = 0;
+    const notify = () => {
+      const w = wake;
+      wake = null;
+      w?.();
+    };
+    const done = this.run(() =>
+      this.native.generate(rows, native, (tokens) => {
+        pending.push({ step: step++, tokens });
+        notify();
+      }),
+    ).then(
+      () => {
+        finished = true;
+        notify();
+      },
+      (e: unknown) => {
+        failure = e;
+        finished = true;
+        notify();
+      },
+    );
+    const iterator: AsyncIterableIterator<GenerateStep> = {
+      [Symbol.asyncIterator]() {
+        return iterator;
+      },
+      next: async (): Promise<IteratorResult<GenerateStep>> => {
+        for (;;) {
+          if (pending.length > 0) return { value: pending.shift() as GenerateStep, done: false };
+          if (finished) {
+            if (failure !== null) {
+              const e = failure;
+              failure = null;
+              throw e;
+            }
+            return { value: undefined, done: true };
+          }
+          await new Promise<void>((resolve) => {
+            wake = resolve;
+          });
+        }
+      },
+      return: async (): Promise<IteratorResult<GenerateStep>> => {
+        // Early exit: stop the native loop after its current step and wait for it to release the model.
+        if (!finished) this.native.cancelGeneration();
+        await done;
+        pending.length = 0;
+        return { value: undefined, done: true };
+      },
+    };
+    return iterator;
+  }
+
+  /** Frees the native model (waits for queued operations first). */
+  async dispose(): Promise<void> {
+    if (this.disposed) return;
+    await this.queue.run(async () => undefined);
+    this.disposed = true;
+    this.native.dispose();
+  }
+}
+
+function checkLoadOptions(opts: LoadModelOptions): void {
+  if (typeof opts !== 'object' || opts === null) throw invalidParameterError('options', 'an object', opts);
+  if (opts.dtype !== undefined && opts.dtype !== 'float32' && opts.dtype !== 'bfloat16') {
+    throw invalidParameterError('dtype', "'float32' or 'bfloat16'", opts.dtype);
+  }
+  if (opts.device !== undefined && opts.device !== 'cpu' && opts.device !== 'cuda') {
+    throw invalidParameterError('device', "'cpu' or 'cuda'", opts.device);
+  }
+  if (opts.threads !== undefined) checkInt('threads', opts.threads, 0, 4096);
+}
+
+/** Loads a Hugging Face model directory (config.json + model.safetensors or a sharded index). */
+export async function loadModel(dir: string, options: LoadModelOptions = {}): Promise<Model> {
+  if (typeof dir !== 'string' || dir.length === 0) throw invalidParameterError('dir', 'a non-empty string', dir);
+  checkLoadOptions(options);
+  const { spec, raw } = readModelConfig(dir);
+  const Native = binding().NativeModel;
+  const native = new Native();
+  await withCallerStack(() => native.load(dir, spec, options));
+  return new Model(dir, spec, raw, { ...options }, native);
+}

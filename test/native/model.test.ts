@@ -1,0 +1,266 @@
+// Model API behaviour on the tiny fixtures: argument and config validation, one operation in flight, gradient
+// accumulation, optimizer state round trip, embedding resize, sampling reproducibility, streaming, memory.
+import assert from 'node:assert/strict';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync, cpSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import { fileURLToPath } from 'node:url';
+import { binding } from '../../src/native/binding.ts';
+import { parseModelConfig } from '../../src/native/model-config.ts';
+import { loadModel, type Batch } from '../../src/native/model.ts';
+
+const fixtures = join(fileURLToPath(new URL('.', import.meta.url)), '..', 'fixtures', 'models');
+const tiny = (name: string) => join(fixtures, `tiny-${name}`);
+
+function batch(B: number, T: number, seed = 1, vocab = 128): Batch {
+  let s = seed;
+  const rnd = () => ((s = (s * 1103515245 + 12345) >>> 0) % (vocab - 3)) + 3;
+  const inputIds = Int32Array.from({ length: B * T }, rnd);
+  const labels = Int32Array.from(inputIds);
+  for (let b = 0; b < B; ++b) labels[b * T] = -100;
+  return { inputIds, labels, shape: [B, T] };
+}
+
+function rel(a: number, b: number): number {
+  return Math.abs(a - b) / Math.max(Math.abs(b), 1e-12);
+}
+
+test('config validation: unknown model_type and unsupported math are SFTKIT_UNSUPPORTED naming the field', () => {
+  const base = JSON.parse(readFileSync(join(tiny('llama'), 'config.json'), 'utf8')) as Record<string, unknown>;
+  assert.equal(parseModelConfig(base).spec.arch, 'llama');
+  assert.equal(parseModelConfig(base).spec.numKvHeads, 2);
+  const cases: [Record<string, unknown>, RegExp][] = [
+    [{ model_type: 'mistral' }, /model_type "mistral"/],
+    [{ rope_parameters: { rope_type: 'llama3', rope_theta: 5e5, factor: 8 } }, /rope_parameters.rope_type/],
+    [{ rope_parameters: null, rope_scaling: { type: 'linear', factor: 2 } }, /rope_scaling/],
+    [{ hidden_act: 'gelu' }, /hidden_act/],
+    [{ final_logit_softcapping: 30 }, /final_logit_softcapping/],
+    [{ partial_rotary_factor: 0.5 }, /partial_rotary_factor/],
+    [{ model_type: 'qwen2', use_sliding_window: true }, /use_sliding_window/],
+  ];
+  for (const [patch, re] of cases) {
+    assert.throws(() => parseModelConfig({ ...base, ...patch }), (e: Error & { code?: string }) => e.code === 'SFTKIT_UNSUPPORTED' && re.test(e.message));
+  }
+  assert.throws(() => parseModelConfig({ ...base, hidden_size: 'x' }), { code: 'SFTKIT_BAD_ARGUMENT' });
+  const q3 = parseModelConfig(JSON.parse(readFileSync(join(tiny('qwen3'), 'config.json'), 'utf8'))).spec;
+  assert.equal(q3.headDim, 16);
+  assert.equal(q3.qkNorm, true);
+  const q2 = parseModelConfig(JSON.parse(readFileSync(join(tiny('qwen2'), 'config.json'), 'utf8'))).spec;
+  assert.deepEqual([q2.qkvBias, q2.oBias], [true, false]);
+});
+
+test('bad inputs are SFTKIT_BAD_ARGUMENT before any kernel runs', async () => {
+  const model = await loadModel(tiny('llama'));
+  const b = batch(2, 8);
+  b.inputIds[5] = 128;
+  await assert.rejects(model.step(b), (e: Error & { code?: string }) => e.code === 'SFTKIT_BAD_ARGUMENT' && /inputIds\[0, 5\] = 128 is outside/.test(e.message));
+  const c = batch(2, 8);
+  c.labels[3] = 500;
+  await assert.rejects(model.step(c), /labels\[0, 3\] = 500/);
+  await assert.rejects(async () => model.step({ ...batch(2, 8), shape: [2, 9] }), { code: 'SFTKIT_BAD_ARGUMENT' });
+  const m = batch(1, 6);
+  m.labels.fill(-100);
+  await assert.rejects(model.step({ ...m, attentionMask: Uint8Array.from([1, 0, 1, 0, 0, 0]) }), /right padding/);
+  const p = batch(1, 6);
+  p.labels.fill(-100);
+  await assert.rejects(
+    model.step({ ...p, positionIds: Int32Array.from([0, 1, 2, 0, 5, 1]), docLengths: [Int32Array.from([3, 3])] }),
+    /positions restart at 0/,
+  );
+  await assert.rejects(model.generate([[1, 2, 999]]), /outside the model vocabulary/);
+  await assert.rejects(loadModel(tiny('llama'), { device: 'cuda' }), (e: Error & { code?: string }) =>
+    binding().info().cudaAvailable ? true : e.code === 'SFTKIT_UNSUPPORTED' && /CUDA/.test(e.message));
+  assert.throws(() => model.step({ ...batch(1, 4), inputIds: new Float32Array(4) as unknown as Int32Array }), { code: 'SFTKIT_BAD_ARGUMENT' });
+  // the model still works after the errors
+  assert.equal((await model.evalLoss(batch(2, 8))).tokens, 14);
+  await model.dispose();
+});
+
+test('one native operation in flight: the TS queue serialises, C++ rejects a concurrent call', async () => {
+  const model = await loadModel(tiny('gpt2'));
+  const results = await Promise.all([model.step(batch(2, 16, 1)), model.evalLoss(batch(2, 16, 2)), model.step(batch(2, 16, 3))]);
+  assert.equal(results.length, 3);
+  const Native = binding().NativeModel;
+  const raw = new Native();
+  const spec = parseModelConfig(JSON.parse(readFileSync(join(tiny('gpt2'), 'config.json'), 'utf8'))).spec;
+  await raw.load(tiny('gpt2'), spec, {});
+  const first = raw.step(batch(2, 32));
+  assert.throws(() => raw.evalLoss(batch(2, 32)), (e: Error & { code?: string }) => e.code === 'SFTKIT_BAD_ARGUMENT' && /already running/.test(e.message));
+  await first;
+  raw.dispose();
+  await model.dispose();
+});
+
+test('gradients accumulate across micro-batches; zeroGrad clears them', async () => {
+  const model = await loadModel(tiny('qwen2'));
+  const full = batch(4, 10, 7);
+  await model.step(full);
+  const once = await model.gradNorms();
+  await model.zeroGrad();
+  const half = (i: number): Batch => ({
+    inputIds: full.inputIds.slice(i * 20, i * 20 + 20),
+    labels: full.labels.slice(i * 20, i * 20 + 20),
+    shape: [2, 10],
+  });
+  await model.step(half(0));
+  await model.step(half(1));
+  const twice = await model.gradNorms();
+  for (const [n, g] of Object.entries(once)) assert.ok(rel(twice[n]!, g) < 1e-4, n);
+  await model.zeroGrad();
+  assert.deepEqual(await model.gradNorms(), {});
+  await model.dispose();
+});
+
+test('batch without label tokens: loss 0, count 0, never NaN', async () => {
+  const model = await loadModel(tiny('llama'));
+  const b = batch(2, 6);
+  b.labels.fill(-100);
+  for (const r of [await model.step(b), await model.evalLoss(b)]) {
+    assert.ok(Object.is(r.lossSum, 0), String(r.lossSum));
+    assert.equal(r.tokens, 0);
+  }
+  await model.dispose();
+});
+
+test('optimizer state saves and restores exactly (resume == uninterrupted)', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'sftkit-opt-'));
+  try {
+    const opts = { lr: 1e-2, weightDecay: 0.1, maxGradNorm: 1 };
+    const a = await loadModel(tiny('llama-untied'));
+    for (let i = 0; i < 2; ++i) {
+      await a.step(batch(2, 8, i + 1));
+      await a.optimizerStep(opts);
+      await a.zeroGrad();
+    }
+    await a.save(join(dir, 'ckpt'));
+    await a.saveOptimizerState(join(dir, 'ckpt', 'optimizer.safetensors'));
+    await a.step(batch(2, 8, 9));
+    await a.optimizerStep(opts);
+    const b = await loadModel(join(dir, 'ckpt'));
+    await b.loadOptimizerState(join(dir, 'ckpt', 'optimizer.safetensors'));
+    await b.step(batch(2, 8, 9));
+    await b.optimizerStep(opts);
+    for (const n of await a.parameterNames()) {
+      assert.deepEqual((await b.getParameter(n)).data, (await a.getParameter(n)).data, n);
+    }
+    await a.dispose();
+    await b.dispose();
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('resizeTokenEmbeddings: new rows are the mean, vocab_size written on save, reload works', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'sftkit-resize-'));
+  try {
+    for (const name of ['gpt2', 'qwen2']) {
+      const model = await loadModel(tiny(name));
+      const emb = model.spec.arch === 'gpt2' ? 'transformer.wte.weight' : 'model.embed_tokens.weight';
+      const before = await model.getParameter(emb);
+      const n0 = model.numParameters();
+      await model.resizeTokenEmbeddings(130);
+      assert.equal(model.spec.vocabSize, 130);
+      const after = await model.getParameter(emb);
+      assert.deepEqual(after.shape, [130, 32]);
+      for (let c = 0; c < 32; ++c) {
+        let mean = 0;
+        for (let r = 0; r < 128; ++r) mean += before.data[r * 32 + c]!;
+        mean /= 128;
+        assert.ok(Math.abs(after.data[129 * 32 + c]! - mean) < 1e-6);
+      }
+      const tied = model.spec.tieWordEmbeddings;
+      assert.equal(model.numParameters(), n0 + 2 * 32 * (tied ? 1 : 2));
+      const out = join(dir, name);
+      await model.save(out);
+      assert.equal(JSON.parse(readFileSync(join(out, 'config.json'), 'utf8')).vocab_size, 130);
+      const again = await loadModel(out);
+      assert.equal(again.spec.vocabSize, 130);
+      const r = await again.evalLoss({ ...batch(1, 4), inputIds: Int32Array.from([1, 128, 129, 5]) });
+      assert.ok(Number.isFinite(r.lossSum));
+      await again.dispose();
+      await model.dispose();
+    }
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('tied alias file (only lm_head.weight stored) loads; bfloat16 option runs', async () => {
+  const model = await loadModel(join(fixtures, 'tinystories-656k'), { dtype: 'bfloat16', threads: 1 });
+  const [out] = await model.generate([[1, 80, 147, 201]], { maxNewTokens: 4, stopIds: [] });
+  assert.equal(out!.length, 4);
+  const r = await model.step({ ...batch(1, 8, 3, 2048) });
+  assert.ok(Number.isFinite(r.lossSum) && r.tokens === 7);
+  await model.dispose();
+});
+
+test('sampling is reproducible per seed; stop ids end a row; streaming matches generate', async () => {
+  const model = await loadModel(tiny('llama'));
+  const prompts = [[1, 17, 42], [1, 5]];
+  const opts = { maxNewTokens: 12, temperature: 0.9, topK: 20, topP: 0.9, seed: 1234, stopIds: [] };
+  const a = await model.generate(prompts, opts);
+  const b = await model.generate(prompts, opts);
+  assert.deepEqual(a, b);
+  const c = await model.generate(prompts, { ...opts, seed: 99 });
+  assert.notDeepEqual(c, a);
+  // stop at the 3rd greedy token of row 0
+  const [g0] = await model.generate([prompts[0]!], { maxNewTokens: 8, stopIds: [] });
+  const stop = g0![2]!;
+  const [s0] = await model.generate([prompts[0]!], { maxNewTokens: 8, stopIds: [stop] });
+  assert.deepEqual(Array.from(s0!), Array.from(g0!.slice(0, g0!.indexOf(stop) + 1)));
+  const steps: Int32Array[] = [];
+  for await (const s of model.generateStream(prompts, opts)) steps.push(s.tokens);
+  assert.deepEqual(steps.map((t) => t[0]), Array.from(a[0]!));
+  assert.deepEqual(steps.map((t) => t[1]), Array.from(a[1]!));
+  // early exit from the iterator releases the model
+  for await (const s of model.generateStream(prompts, { ...opts, maxNewTokens: 50 })) if (s.step === 1) break;
+  assert.equal((await model.generate(prompts, opts)).length, 2);
+  await model.dispose();
+});
+
+test('RSS stays flat over 1000 training steps on a tiny model', async () => {
+  const model = await loadModel(tiny('llama'), { threads: 1 });
+  const b = batch(2, 16, 5);
+  const run = async (n: number) => {
+    for (let i = 0; i < n; ++i) {
+      await model.step(b);
+      await model.optimizerStep({ lr: 1e-4, maxGradNorm: 1 });
+      await model.zeroGrad();
+    }
+  };
+  await run(100);  // warm-up: allocator caches, optimizer state
+  global.gc?.();
+  const start = process.memoryUsage().rss;
+  await run(1000);
+  global.gc?.();
+  const growth = process.memoryUsage().rss - start;
+  assert.ok(growth < 24 * 1024 * 1024, `RSS grew by ${(growth / 1048576).toFixed(1)} MiB over 1000 steps`);
+  await model.dispose();
+});
+
+test('packed rows equal each document run alone (long documents: one SDPA per document; short: dense mask)', async () => {
+  const model = await loadModel(tiny('qwen3'));
+  for (const docs of [[64, 70], [5, 9, 50]]) {
+    const T = 134;
+    const total = docs.reduce((a, b) => a + b, 0);
+    const inputIds = Int32Array.from({ length: T }, (_, i) => (i * 37 + 11) % 125 + 3);
+    const positionIds = new Int32Array(T);
+    let s = 0;
+    for (const n of docs) {
+      for (let i = 0; i < n; ++i) positionIds[s + i] = i;
+      s += n;
+    }
+    for (let t = total; t < T; ++t) inputIds[t] = 0;
+    const packed = await model.forward({ inputIds, shape: [1, T], positionIds, docLengths: [Int32Array.from(docs)] });
+    s = 0;
+    let worst = 0;
+    for (const n of docs) {
+      const alone = await model.forward({ inputIds: inputIds.slice(s, s + n), shape: [1, n] });
+      for (let i = 0; i < n * 128; ++i) worst = Math.max(worst, Math.abs(alone.logits[i]! - packed.logits[s * 128 + i]!));
+      s += n;
+    }
+    assert.ok(worst < 1e-4, `docs ${docs}: max diff ${worst}`);
+  }
+  await model.dispose();
+});
