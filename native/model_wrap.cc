@@ -383,7 +383,8 @@ class NativeModel : public Napi::ObjectWrap<NativeModel> {
     SFT_NAPI_CATCH(env)
   }
 
-  // step(batch) -> Promise<{ lossSum, tokens }>: forward + fused loss + backward (grads accumulate).
+  // step(batch, { lossScale }) -> Promise<{ lossSum, tokens }>: forward + fused loss + backward of
+  // loss_sum * lossScale (grads accumulate; the trainer passes 1 / label tokens of the whole optimizer step).
   Napi::Value Step(const Napi::CallbackInfo& info) { return LossCall(info, /*train=*/true); }
   // evalLoss(batch) -> Promise<{ lossSum, tokens }> without autograd.
   Napi::Value EvalLoss(const Napi::CallbackInfo& info) { return LossCall(info, /*train=*/false); }
@@ -393,11 +394,20 @@ class NativeModel : public Napi::ObjectWrap<NativeModel> {
     SFT_NAPI_TRY
     auto lease = std::make_shared<Lease>(state_);
     auto batch = batch_arg(info, 0, /*with_labels=*/true);
+    double loss_scale = 1.0;
+    if (train && info.Length() > 1 && info[1].IsObject()) {
+      Napi::Value v = info[1].As<Napi::Object>().Get("lossScale");
+      if (!v.IsUndefined()) {
+        if (!v.IsNumber()) throw_bad_argument("step: options.lossScale must be a number");
+        loss_scale = v.As<Napi::Number>().DoubleValue();
+        if (!std::isfinite(loss_scale) || loss_scale < 0) throw_bad_argument("step: options.lossScale must be a finite number >= 0");
+      }
+    }
     auto out = std::make_shared<LossOut>();
     ModelState* s = &lease->state();
     return (new FnWorker(
                 env, train ? "sftkit.step" : "sftkit.evalLoss", s->threads, lease,
-                [s, batch, out, train]() {
+                [s, batch, out, train, loss_scale]() {
                   PreparedBatch pb = prepare_batch(*s->model, batch->input, /*trim=*/true);
                   std::unique_ptr<c10::NoGradGuard> guard;
                   if (!train) guard = std::make_unique<c10::NoGradGuard>();
@@ -407,7 +417,10 @@ class NativeModel : public Napi::ObjectWrap<NativeModel> {
                   out->sum = r.count > 0 ? r.loss_sum.item<double>() : 0.0;
                   out->count = r.count;
                   const auto t1 = std::chrono::steady_clock::now();
-                  if (train && r.count > 0 && r.loss_sum.requires_grad()) r.loss_sum.backward();
+                  if (train && r.count > 0 && r.loss_sum.requires_grad()) {
+                    if (loss_scale == 1.0) r.loss_sum.backward();
+                    else (r.loss_sum * loss_scale).backward();
+                  }
                   const auto t2 = std::chrono::steady_clock::now();
                   out->forward_ms = std::chrono::duration<double, std::milli>(t1 - t0).count();
                   out->backward_ms = std::chrono::duration<double, std::milli>(t2 - t1).count();

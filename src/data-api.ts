@@ -131,7 +131,7 @@ export async function tokenizeExamples(
   for await (const e of examples) {
     const { result } = prepareExample(e, p);
     addToSummary(summary, result);
-    if (result.kept) out.push(result.example);
+    if (result.kept) out.push({ ...result.example, record: e.where.record });
   }
   return { examples: out, summary };
 }
@@ -156,6 +156,8 @@ export interface PrepareOptions extends PipelineOptions {
 }
 
 export interface PreparedDataset {
+  /** The local file the main data was read from (a URL's cached copy), and those of valData/testData. */
+  sources: { data: string; valData?: string; testData?: string };
   /** The tokenizer to train and save with (it carries any added tokens). */
   tokenizer: TextTokenizer;
   /** Tokens added for the template: resize the model's embeddings to tokenizer.vocabSize. */
@@ -176,6 +178,8 @@ export interface PreparedDataset {
 
 interface CacheMeta {
   summary: MaskSummary;
+  /** Source record index of every cached example, in order. */
+  records?: number[];
 }
 
 async function tokenizeFile(
@@ -184,7 +188,7 @@ async function tokenizeFile(
   options: PipelineOptions,
   cache: string | undefined,
   reuse?: { pipeline: Pipeline; addedTokens: AddedTokenInfo[] },
-): Promise<{ format: RecordFormat; pipeline: Pipeline; addedTokens: AddedTokenInfo[]; examples: TokenizedExample[]; summary: MaskSummary; fromCache: boolean }> {
+): Promise<{ format: RecordFormat; path: string; pipeline: Pipeline; addedTokens: AddedTokenInfo[]; examples: TokenizedExample[]; summary: MaskSummary; fromCache: boolean }> {
   const opened = await openDataset(source, openOptions);
   const { pipeline, addedTokens } = reuse ?? (await createPipeline(opened.format, options));
   let key: string | undefined;
@@ -205,7 +209,9 @@ async function tokenizeFile(
     const hit = await readCachedDataset<CacheMeta>(cache, key);
     if (hit) {
       await opened.examples.return(undefined);
-      return { format: opened.format, pipeline, addedTokens, examples: hit.examples, summary: hit.meta.summary, fromCache: true };
+      const records = hit.meta.records;
+      const examples = records && records.length === hit.examples.length ? hit.examples.map((e, i) => ({ ...e, record: records[i] as number })) : hit.examples;
+      return { format: opened.format, path: opened.path, pipeline, addedTokens, examples, summary: hit.meta.summary, fromCache: true };
     }
   }
   const { examples, summary } = await tokenizeExamples(opened.examples, pipeline);
@@ -215,8 +221,8 @@ async function tokenizeFile(
       `${opened.displayName}: no example has a trained token left (${formatSummary(summary)}); check --format, --mask and --max-length`,
     );
   }
-  if (cache !== undefined && key !== undefined) await writeCachedDataset<CacheMeta>(cache, key, { examples, meta: { summary } });
-  return { format: opened.format, pipeline, addedTokens, examples, summary, fromCache: false };
+  if (cache !== undefined && key !== undefined) await writeCachedDataset<CacheMeta>(cache, key, { examples, meta: { summary, records: examples.map((e) => e.record ?? -1) } });
+  return { format: opened.format, path: opened.path, pipeline, addedTokens, examples, summary, fromCache: false };
 }
 
 /**
@@ -246,6 +252,7 @@ export async function prepareDataset(options: PrepareOptions): Promise<PreparedD
     mask: main.pipeline.mask,
     summary: main.summary,
     fromCache: main.fromCache,
+    sources: { data: main.path },
   };
   if (options.valData !== undefined || options.testData !== undefined) {
     const reuse = { pipeline: main.pipeline, addedTokens: main.addedTokens };
@@ -255,6 +262,7 @@ export async function prepareDataset(options: PrepareOptions): Promise<PreparedD
     const test = await other(options.testData);
     return {
       ...base,
+      sources: { data: main.path, ...(val ? { valData: val.path } : {}), ...(test ? { testData: test.path } : {}) },
       train: main.examples,
       val: val?.examples ?? [],
       test: test?.examples ?? [],

@@ -1,10 +1,25 @@
 // Entry of `sftkit`: picks the command and hands it the remaining arguments. No logic of its own.
 import { SftkitError } from '../errors.ts';
 import type { CliIo, Command } from './command.ts';
+import { chatCommand } from './chat.ts';
 import { convertCommand } from './convert.ts';
 import { doctorCommand } from './doctor.ts';
+import { evalCommand } from './eval.ts';
+import { generateCommand } from './generate.ts';
+import { inspectCommand } from './inspect.ts';
+import { quickstartCommand } from './quickstart.ts';
+import { trainCommand } from './train.ts';
 
-const commands: Command[] = [convertCommand, doctorCommand];
+const commands: Command[] = [
+  trainCommand,
+  evalCommand,
+  generateCommand,
+  chatCommand,
+  inspectCommand,
+  convertCommand,
+  quickstartCommand,
+  doctorCommand,
+];
 
 function usage(): string {
   const width = Math.max(...commands.map((c) => c.name.length));

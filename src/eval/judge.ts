@@ -14,6 +14,8 @@ export interface ResponseRecord {
   input?: string;
   output: string;
   model_response: string;
+  /** The judge's 0-100 score, when scored (null: the reply held no score). */
+  score?: number | null;
 }
 
 /** The ch. 7 `format_input`: the Alpaca instruction block, with `### Input:` only when the input is non-empty. */

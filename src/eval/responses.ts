@@ -54,7 +54,14 @@ function checkRecord(r: unknown, where: (field?: string) => Error): ResponseReco
   const v = r as Record<string, unknown>;
   for (const f of ['instruction', 'output', 'model_response'] as const) if (typeof v[f] !== 'string') throw where(f);
   if (v.input !== undefined && typeof v.input !== 'string') throw where('input');
-  return { instruction: v.instruction as string, input: (v.input as string | undefined) ?? '', output: v.output as string, model_response: v.model_response as string };
+  if (v.score !== undefined && v.score !== null && typeof v.score !== 'number') throw where('score');
+  return {
+    instruction: v.instruction as string,
+    input: (v.input as string | undefined) ?? '',
+    output: v.output as string,
+    model_response: v.model_response as string,
+    ...(v.score !== undefined ? { score: v.score as number | null } : {}),
+  };
 }
 
 /**

@@ -16,6 +16,8 @@ export interface SegmentEncoder {
 export interface TokenizedExample {
   inputIds: Int32Array;
   labels: Int32Array;
+  /** 0-based index of the record it came from in its data file (to write the split a run used). */
+  record?: number;
 }
 
 /** `cut`: keep the first maxLength tokens (default); `drop`: drop examples longer than maxLength. */
@@ -60,13 +62,11 @@ export function countTrained(labels: ArrayLike<number>): number {
 }
 
 /**
- * Encodes each segment on its own and concatenates the ids (never searching the stream for markers, never assuming
- * the prompt's ids are a prefix of the whole): a trained segment's labels are its ids, others IGNORE_INDEX. The
- * tokenizer's prefix ids (BOS) go first once, unless the rendered text already starts with them. Segments after the
- * first are encoded as continuations (no SentencePiece dummy prefix).
+ * The ids and labels of segments, before any truncation: each segment encoded on its own (later ones as
+ * continuations), ids concatenated, the tokenizer's prefix ids (BOS) once at the start unless already there.
+ * Generation prompts use it too, so a prompt is encoded exactly as in training.
  */
-export function tokenizeWithMask(segments: readonly Segment[], encoder: SegmentEncoder, options: MaskOptions = {}): MaskResult {
-  const { maxLength, truncation } = validateMaskOptions(options);
+export function encodeSegments(segments: readonly Segment[], encoder: SegmentEncoder): { ids: number[]; labels: number[] } {
   const ids: number[] = [];
   const labels: number[] = [];
   let first = true;
@@ -84,6 +84,18 @@ export function tokenizeWithMask(segments: readonly Segment[], encoder: SegmentE
     ids.unshift(...prefix);
     labels.unshift(...prefix.map(() => IGNORE_INDEX));
   }
+  return { ids, labels };
+}
+
+/**
+ * Encodes each segment on its own and concatenates the ids (never searching the stream for markers, never assuming
+ * the prompt's ids are a prefix of the whole): a trained segment's labels are its ids, others IGNORE_INDEX. The
+ * tokenizer's prefix ids (BOS) go first once, unless the rendered text already starts with them. Segments after the
+ * first are encoded as continuations (no SentencePiece dummy prefix).
+ */
+export function tokenizeWithMask(segments: readonly Segment[], encoder: SegmentEncoder, options: MaskOptions = {}): MaskResult {
+  const { maxLength, truncation } = validateMaskOptions(options);
+  const { ids, labels } = encodeSegments(segments, encoder);
   if (ids.length === 0) return { kept: false, reason: 'empty', tokens: 0 };
   if (countTrained(labels) === 0) return { kept: false, reason: 'no-trained-tokens', tokens: ids.length };
   let truncated = false;

@@ -46,6 +46,14 @@ export interface LossSum {
   backwardMs?: number;
 }
 
+export interface StepOptions {
+  /**
+   * Backward runs on lossSum * lossScale (default 1). Gradient accumulation normalised by the label tokens of the
+   * whole optimizer step passes 1 / (their count) to every micro-batch: sum of loss sums / sum of counts.
+   */
+  lossScale?: number;
+}
+
 export interface OptimizerStepOptions {
   lr: number;
   beta1?: number;
@@ -82,7 +90,7 @@ export interface Logits {
 
 interface NativeModelHandle {
   load(dir: string, spec: ModelSpec, options: LoadModelOptions): Promise<void>;
-  step(batch: Batch): Promise<LossSum>;
+  step(batch: Batch, options?: { lossScale?: number }): Promise<LossSum>;
   evalLoss(batch: Batch): Promise<LossSum>;
   forward(batch: ForwardBatch): Promise<Logits>;
   optimizerStep(options: OptimizerStepOptions): Promise<{ gradNorm: number }>;
@@ -193,9 +201,13 @@ export class Model {
   }
 
   /** Forward + fused masked cross-entropy + backward; gradients accumulate until zeroGrad(). */
-  step(batch: Batch): Promise<LossSum> {
+  step(batch: Batch, options: StepOptions = {}): Promise<LossSum> {
     checkBatch(batch, true);
-    return this.run(() => this.native.step(batch));
+    const { lossScale = 1 } = options;
+    if (typeof lossScale !== 'number' || !Number.isFinite(lossScale) || lossScale < 0) {
+      throw invalidParameterError('lossScale', 'a finite number >= 0', lossScale);
+    }
+    return this.run(() => this.native.step(batch, { lossScale }));
   }
 
   /** Loss sum and label-token count without gradients. */

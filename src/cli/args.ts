@@ -1,0 +1,66 @@
+// Small argument readers shared by the commands: numbers and enums from parseArgs strings, validated with
+// invalidParameterError so a bad flag names itself.
+import { invalidParameterError } from '../errors.ts';
+
+export function intFlag(name: string, v: string | undefined, min = 0): number | undefined {
+  if (v === undefined) return undefined;
+  const n = Number(v);
+  if (!/^-?\d+$/.test(v.trim()) || !Number.isSafeInteger(n) || n < min) throw invalidParameterError(`--${name}`, `an integer >= ${min}`, v);
+  return n;
+}
+
+export function numFlag(name: string, v: string | undefined, min = Number.NEGATIVE_INFINITY, max = Number.POSITIVE_INFINITY): number | undefined {
+  if (v === undefined) return undefined;
+  const n = Number(v);
+  if (v.trim() === '' || !Number.isFinite(n) || n < min || n > max) throw invalidParameterError(`--${name}`, `a number in [${min}, ${max}]`, v);
+  return n;
+}
+
+export function enumFlag<T extends string>(name: string, v: string | undefined, values: readonly T[]): T | undefined {
+  if (v === undefined) return undefined;
+  if (!(values as readonly string[]).includes(v)) throw invalidParameterError(`--${name}`, `one of ${values.join(', ')}`, v);
+  return v as T;
+}
+
+export function requiredFlag(name: string, v: string | undefined): string {
+  if (v === undefined || v === '') throw invalidParameterError(`--${name}`, 'a value (required)', v);
+  return v;
+}
+
+/** Sampling flags shared by generate, chat and eval --responses. */
+export const samplingFlags = {
+  'max-new-tokens': { type: 'string' },
+  temperature: { type: 'string' },
+  'top-k': { type: 'string' },
+  'top-p': { type: 'string' },
+  seed: { type: 'string' },
+} as const;
+
+export function samplingOptions(values: Record<string, unknown>): {
+  maxNewTokens?: number;
+  temperature?: number;
+  topK?: number;
+  topP?: number;
+  seed?: number;
+} {
+  const s = (k: string) => values[k] as string | undefined;
+  const maxNewTokens = intFlag('max-new-tokens', s('max-new-tokens'), 1);
+  const temperature = numFlag('temperature', s('temperature'), 0);
+  const topK = intFlag('top-k', s('top-k'), 0);
+  const topP = numFlag('top-p', s('top-p'), 0, 1);
+  const seed = intFlag('seed', s('seed'), 0);
+  return {
+    ...(maxNewTokens !== undefined ? { maxNewTokens } : {}),
+    ...(temperature !== undefined ? { temperature } : {}),
+    ...(topK !== undefined ? { topK } : {}),
+    ...(topP !== undefined ? { topP } : {}),
+    ...(seed !== undefined ? { seed } : {}),
+  };
+}
+
+export const SAMPLING_HELP = `  --max-new-tokens N     most tokens to generate (default 256)
+  --temperature X        0 (default) = greedy; > 0 samples
+  --top-k N              sample among the N most likely tokens (0 = off)
+  --top-p X              nucleus sampling threshold in (0, 1] (1 = off)
+  --seed N               seed of the sampler (reproducible)
+`;

@@ -1,0 +1,84 @@
+// `sftkit chat`: an interactive multi-turn chat in the terminal; replies are streamed token by token.
+import { createInterface } from 'node:readline/promises';
+import { parseArgs } from 'node:util';
+import { createPipeline } from '../data-api.ts';
+import type { Message } from '../data/types.ts';
+import { promptIds, stopIdsFor } from '../generate/prompt.ts';
+import { streamText } from '../generate/stream-text.ts';
+import { loadModel } from '../native/model.ts';
+import { loadTokenizer } from '../tokenize/tokenizer.ts';
+import { intFlag, requiredFlag, SAMPLING_HELP, samplingFlags, samplingOptions } from './args.ts';
+import type { CliIo, Command } from './command.ts';
+
+const HELP = `Usage: sftkit chat --model DIR [--template T] [--system TEXT] [sampling flags]
+
+An interactive chat: type a message, the reply streams back; the conversation is kept and rendered with the
+template each turn. Commands: /reset clears the history, /exit (or Ctrl-D) quits.
+
+  --model DIR            model directory
+  --template T           chat template: model (the tokenizer's), chatml, phi3, alpaca, plain or a Jinja file
+                         (default: the tokenizer's chat template, else chatml when its tokens exist, else alpaca)
+  --system TEXT          a system prompt
+  --threads N            CPU threads
+${SAMPLING_HELP}`;
+
+export const chatCommand: Command = {
+  name: 'chat',
+  summary: 'chat with a model in the terminal (streamed replies)',
+  help: HELP,
+  async run(argv: string[], io: CliIo): Promise<number> {
+    const { values } = parseArgs({
+      args: argv,
+      strict: true,
+      options: {
+        model: { type: 'string' },
+        template: { type: 'string' },
+        system: { type: 'string' },
+        threads: { type: 'string' },
+        ...samplingFlags,
+      },
+    });
+    const modelDir = requiredFlag('model', values.model);
+    const threads = intFlag('threads', values.threads, 0);
+    const tok = await loadTokenizer(modelDir);
+    const template = values.template ?? (tok.chatTemplate ? 'model' : tok.hasToken('<|im_start|>') ? 'chatml' : 'alpaca');
+    const { pipeline } = await createPipeline('chat', { tokenizer: tok, template });
+    const model = await loadModel(modelDir, threads ? { threads } : {});
+    const sampling = { maxNewTokens: 256, temperature: 0, ...samplingOptions(values) };
+    const stopIds = stopIdsFor(pipeline.tokenizer, model.spec.eosTokenIds);
+    const history: Message[] = values.system ? [{ role: 'system', content: values.system, trained: false }] : [];
+    const rl = createInterface({ input: process.stdin, output: io.stdout, terminal: io.stdout.isTTY === true });
+    io.stdout.write(`sftkit chat (${modelDir}, template ${template}); /reset, /exit\n`);
+    try {
+      for (;;) {
+        let line: string;
+        try {
+          line = await rl.question('> ');
+        } catch {
+          break; // stdin closed
+        }
+        const text = line.trim();
+        if (text === '/exit' || text === '/quit') break;
+        if (text === '/reset') {
+          history.splice(values.system ? 1 : 0);
+          io.stdout.write('(history cleared)\n');
+          continue;
+        }
+        if (text === '') continue;
+        history.push({ role: 'user', content: text, trained: false });
+        const ids = promptIds(history, pipeline.tokenizer, pipeline.template, 'chat');
+        let reply = '';
+        for await (const delta of streamText(model, pipeline.tokenizer, ids, sampling, stopIds)) {
+          io.stdout.write(delta.text);
+          reply += delta.text;
+        }
+        io.stdout.write('\n');
+        history.push({ role: 'assistant', content: reply.trim(), trained: false });
+      }
+    } finally {
+      rl.close();
+      await model.dispose();
+    }
+    return 0;
+  },
+};

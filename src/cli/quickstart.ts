@@ -1,0 +1,86 @@
+// `sftkit quickstart` (npm start): the main job on the shipped defaults — fine-tune the real TinyStories-656K model
+// on ch7's instruction-data.json with the Alpaca prompt style, then answer a few held-out instructions.
+import { readFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { parseArgs } from 'node:util';
+import { createPipeline } from '../data-api.ts';
+import { promptIds, stopIdsFor } from '../generate/prompt.ts';
+import { replyText } from '../generate/stream-text.ts';
+import { packageRoot } from '../native/binding.ts';
+import { loadModel } from '../native/model.ts';
+import { validateTrainOptions } from '../train/options.ts';
+import { train } from '../train/trainer.ts';
+import { intFlag } from './args.ts';
+import type { CliIo, Command } from './command.ts';
+
+export const QUICKSTART_MODEL = join(packageRoot, 'test', 'fixtures', 'models', 'tinystories-656k');
+export const QUICKSTART_DATA = join(packageRoot, 'test', 'fixtures', 'data', 'instruction-data.json');
+
+const HELP = `Usage: sftkit quickstart [--out DIR] [--epochs N] [--answers N]
+
+Fine-tunes the shipped TinyStories-656K (a real 656K-parameter Llama) on the shipped instruction-data.json
+(1100 Alpaca records, LLMs-from-scratch ch. 7) with the Alpaca prompt style, writes the model, metrics.jsonl and
+loss curves into --out (default runs/quickstart), then answers a few held-out instructions.
+
+  --out DIR      output directory (default runs/quickstart)
+  --epochs N     passes over the training split (default 3)
+  --answers N    held-out instructions to answer at the end (default 3)
+`;
+
+export const quickstartCommand: Command = {
+  name: 'quickstart',
+  summary: 'fine-tune the shipped tiny model on the shipped data, then answer a few instructions (npm start)',
+  help: HELP,
+  async run(argv: string[], io: CliIo): Promise<number> {
+    const { values } = parseArgs({
+      args: argv,
+      strict: true,
+      options: { out: { type: 'string', default: 'runs/quickstart' }, epochs: { type: 'string' }, answers: { type: 'string' } },
+    });
+    const out = resolve(values.out);
+    const options = validateTrainOptions({
+      model: QUICKSTART_MODEL,
+      data: QUICKSTART_DATA,
+      out,
+      epochs: intFlag('epochs', values.epochs, 1) ?? 3,
+      batchSize: 8,
+      lr: 2e-3,
+      schedule: 'cosine',
+      warmup: 0.05,
+      weightDecay: 0.01,
+      maxLength: 256,
+      evalEvery: 40,
+      logEvery: 10,
+      seed: 42,
+    });
+    io.stderr.write(`sftkit quickstart: fine-tuning ${QUICKSTART_MODEL}\n  on ${QUICKSTART_DATA}\n  into ${out}\n`);
+    const result = await train(options, { progress: io.stderr, log: (m) => io.stderr.write(`${m}\n`) });
+    if (result.stopped !== 'completed') return 130;
+    io.stdout.write(
+      `\nTrained ${result.steps} steps on ${result.examples.train} examples: train loss ${result.lastTrainLoss?.toFixed(3)}, ` +
+        `validation loss ${result.lastValLoss?.toFixed(3)} (best ${result.bestValLoss?.toFixed(3)}).\n` +
+        `Model, metrics.jsonl and loss.svg/loss.png are in ${out}\n\n`,
+    );
+    // Answer a few held-out instructions with the fine-tuned model.
+    const count = intFlag('answers', values.answers, 0) ?? 3;
+    const test = readFileSync(join(out, 'data', 'test.jsonl'), 'utf8').split('\n').filter(Boolean).slice(0, count);
+    const { pipeline } = await createPipeline('alpaca', { tokenizer: out, template: 'alpaca' });
+    const model = await loadModel(out);
+    try {
+      const stopIds = stopIdsFor(pipeline.tokenizer, model.spec.eosTokenIds);
+      for (const line of test) {
+        const r = JSON.parse(line) as { instruction: string; input?: string; output: string };
+        const ids = promptIds([{ role: 'user', content: r.instruction, trained: false, ...(r.input ? { input: r.input } : {}) }], pipeline.tokenizer, pipeline.template);
+        const [reply] = await model.generate([ids], { maxNewTokens: 64, temperature: 0, stopIds });
+        io.stdout.write(
+          `### Instruction: ${r.instruction}${r.input ? `\n### Input: ${r.input}` : ''}\n` +
+            `### Model:      ${replyText(pipeline.tokenizer, reply ?? [], stopIds)}\n### Reference:  ${r.output}\n\n`,
+        );
+      }
+    } finally {
+      await model.dispose();
+    }
+    io.stdout.write(`Try it: npx sftkit generate --model ${values.out} --template alpaca --prompt "Name a color."\n`);
+    return 0;
+  },
+};

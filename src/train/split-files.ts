@@ -1,0 +1,51 @@
+// Writes the split a run used as OUT/data/{train,val,test}.jsonl: the source records (as read, one JSON object per
+// line) of the examples in each split, so `sftkit eval --data OUT/data/test.jsonl` evaluates exactly the held-out set.
+import { mkdir, open, rename } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { PreparedDataset, TokenizedExample } from '../data-api.ts';
+import { readRecords } from '../data/read-records.ts';
+
+async function recordsByIndex(path: string, wanted: Set<number>): Promise<Map<number, unknown>> {
+  const found = new Map<number, unknown>();
+  if (wanted.size === 0) return found;
+  for await (const r of readRecords(path)) {
+    if (wanted.has(r.where.record)) found.set(r.where.record, r.value);
+  }
+  return found;
+}
+
+async function writeJsonl(path: string, values: readonly unknown[]): Promise<void> {
+  const tmp = `${path}.tmp-${process.pid}`;
+  const fh = await open(tmp, 'w');
+  try {
+    for (const v of values) await fh.write(`${JSON.stringify(v)}\n`);
+    await fh.sync();
+  } finally {
+    await fh.close();
+  }
+  await rename(tmp, path);
+}
+
+function indices(examples: readonly TokenizedExample[]): number[] {
+  return examples.map((e) => e.record).filter((r): r is number => typeof r === 'number' && r >= 0);
+}
+
+export async function writeSplitFiles(dir: string, prepared: PreparedDataset): Promise<void> {
+  await mkdir(dir, { recursive: true });
+  const parts: [name: 'train' | 'val' | 'test', source: string | undefined][] = [
+    ['train', prepared.sources.data],
+    ['val', prepared.sources.valData ?? prepared.sources.data],
+    ['test', prepared.sources.testData ?? prepared.sources.data],
+  ];
+  const cache = new Map<string, Map<number, unknown>>();
+  for (const [, source] of parts) {
+    if (source === undefined || cache.has(source)) continue;
+    const wanted = new Set<number>();
+    for (const [name, s] of parts) if (s === source) for (const i of indices(prepared[name])) wanted.add(i);
+    cache.set(source, await recordsByIndex(source, wanted));
+  }
+  for (const [name, source] of parts) {
+    const records = source === undefined ? new Map() : (cache.get(source) as Map<number, unknown>);
+    await writeJsonl(join(dir, `${name}.jsonl`), indices(prepared[name]).map((i) => records.get(i)));
+  }
+}
