@@ -1,5 +1,5 @@
 // `sftkit chat`: an interactive multi-turn chat in the terminal; replies are streamed token by token.
-import { createInterface } from 'node:readline/promises';
+import { createInterface } from 'node:readline';
 import { parseArgs } from 'node:util';
 import { createPipeline } from '../data-api.ts';
 import type { Message } from '../data/types.ts';
@@ -50,21 +50,20 @@ export const chatCommand: Command = {
     const rl = createInterface({ input: process.stdin, output: io.stdout, terminal: io.stdout.isTTY === true });
     io.stdout.write(`sftkit chat (${modelDir}, template ${template}); /reset, /exit\n`);
     try {
-      for (;;) {
-        let line: string;
-        try {
-          line = await rl.question('> ');
-        } catch {
-          break; // stdin closed
-        }
+      // The line iterator buffers lines that arrive while a reply is generated (piped input).
+      io.stdout.write('> ');
+      for await (const line of rl) {
         const text = line.trim();
         if (text === '/exit' || text === '/quit') break;
         if (text === '/reset') {
           history.splice(values.system ? 1 : 0);
-          io.stdout.write('(history cleared)\n');
+          io.stdout.write('(history cleared)\n> ');
           continue;
         }
-        if (text === '') continue;
+        if (text === '') {
+          io.stdout.write('> ');
+          continue;
+        }
         history.push({ role: 'user', content: text, trained: false });
         const ids = promptIds(history, pipeline.tokenizer, pipeline.template, 'chat');
         let reply = '';
@@ -72,7 +71,7 @@ export const chatCommand: Command = {
           io.stdout.write(delta.text);
           reply += delta.text;
         }
-        io.stdout.write('\n');
+        io.stdout.write('\n> ');
         history.push({ role: 'assistant', content: reply.trim(), trained: false });
       }
     } finally {
