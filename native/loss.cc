@@ -1,0 +1,128 @@
+// Implements loss.h: the chunked forward/backward of the masked cross-entropy as one custom autograd Function.
+#include "loss.h"
+
+#include <ATen/ATen.h>
+#include <torch/csrc/autograd/custom_function.h>
+
+#include <algorithm>
+#include <string>
+
+#include "errors.h"
+
+namespace sft {
+namespace {
+
+using torch::autograd::AutogradContext;
+using torch::autograd::variable_list;
+
+// Shapes: h [N, C], w [V, C], y [N] int64 in [0, V). Returns the 0-dim fp32 loss sum.
+struct ChunkedCrossEntropy : public torch::autograd::Function<ChunkedCrossEntropy> {
+  static at::Tensor forward(AutogradContext* ctx, const at::Tensor& h, const at::Tensor& w, const at::Tensor& y, int64_t chunk) {
+    const bool need_h = h.requires_grad();
+    const bool need_w = w.requires_grad();
+    at::Tensor hf = h.scalar_type() == at::kFloat ? h : h.to(at::kFloat);
+    at::Tensor wf = w.scalar_type() == at::kFloat ? w : w.to(at::kFloat);
+    const int64_t n = hf.size(0);
+    at::Tensor grad_h = need_h ? at::empty_like(hf) : at::Tensor();
+    at::Tensor grad_w = need_w ? at::zeros_like(wf) : at::Tensor();
+    at::Tensor total = at::zeros({}, hf.options().dtype(at::kDouble));
+    for (int64_t start = 0; start < n; start += chunk) {
+      const int64_t rows = std::min(chunk, n - start);
+      at::Tensor hc = hf.narrow(0, start, rows);                // [r, C]
+      at::Tensor yc = y.narrow(0, start, rows).unsqueeze(1);    // [r, 1]
+      at::Tensor logits = at::mm(hc, wf.t());                   // [r, V]
+      at::Tensor lse = at::logsumexp(logits, {1}, /*keepdim=*/true);  // [r, 1]
+      total.add_((lse - logits.gather(1, yc)).sum(at::kDouble));
+      if (!need_h && !need_w) continue;
+      // d loss / d logits = softmax - onehot, computed in place over the logits buffer.
+      at::Tensor probs = logits.sub_(lse).exp_();
+      probs.scatter_add_(1, yc, at::full({rows, 1}, -1.0f, probs.options()));
+      if (need_h) {
+        at::Tensor gh = grad_h.narrow(0, start, rows);
+        at::mm_out(gh, probs, wf);  // [r, C]
+      }
+      if (need_w) grad_w.addmm_(probs.t(), hc);                          // [V, C]
+    }
+    ctx->save_for_backward({grad_h, grad_w});
+    ctx->saved_data["h_dtype"] = static_cast<int64_t>(h.scalar_type());
+    ctx->saved_data["w_dtype"] = static_cast<int64_t>(w.scalar_type());
+    return total.to(at::kFloat);
+  }
+
+  static variable_list backward(AutogradContext* ctx, variable_list grad_out) {
+    auto saved = ctx->get_saved_variables();
+    const at::Tensor& g = grad_out[0];
+    auto scaled = [&](const at::Tensor& t, const char* key) -> at::Tensor {
+      if (!t.defined()) return at::Tensor();
+      at::Tensor r = t * g;
+      auto dtype = static_cast<at::ScalarType>(ctx->saved_data[key].toInt());
+      return r.scalar_type() == dtype ? r : r.to(dtype);
+    };
+    return {scaled(saved[0], "h_dtype"), scaled(saved[1], "w_dtype"), at::Tensor(), at::Tensor()};
+  }
+};
+
+void check_inputs(const at::Tensor& hidden, const at::Tensor& weight, const at::Tensor& labels) {
+  if (hidden.dim() != 3) throw_bad_argument("loss: hidden must be [B, T, C], got " + std::to_string(hidden.dim()) + " dims");
+  if (weight.dim() != 2) throw_bad_argument("loss: weight must be [V, C]");
+  if (labels.dim() != 2) throw_bad_argument("loss: labels must be [B, T]");
+  if (hidden.size(2) != weight.size(1)) {
+    throw_bad_argument("loss: hidden size " + std::to_string(hidden.size(2)) + " != weight columns " + std::to_string(weight.size(1)));
+  }
+  if (hidden.size(0) != labels.size(0) || hidden.size(1) != labels.size(1)) throw_bad_argument("loss: hidden [B, T] and labels [B, T] differ");
+  if (at::isFloatingType(labels.scalar_type())) throw_bad_argument("loss: labels must be integers");
+}
+
+// Flat row indices (into hidden viewed as [B*T, C]) of the positions with a target, and those targets.
+std::pair<at::Tensor, at::Tensor> label_rows(const at::Tensor& labels, int64_t vocab) {
+  const int64_t T = labels.size(1);
+  at::Tensor tgt = labels.narrow(1, 1, T - 1).to(at::kLong);  // [B, T-1]
+  at::Tensor nz = tgt.ne(-100).nonzero();                      // [N, 2]
+  at::Tensor rows = nz.select(1, 0) * T + nz.select(1, 1);
+  at::Tensor y = tgt.reshape({-1}).index_select(0, nz.select(1, 0) * (T - 1) + nz.select(1, 1));
+  if (y.numel() > 0) {
+    const int64_t lo = y.min().item<int64_t>();
+    const int64_t hi = y.max().item<int64_t>();
+    if (lo < 0 || hi >= vocab) {
+      throw_bad_argument("loss: label id " + std::to_string(lo < 0 ? lo : hi) + " is outside the vocabulary [0, " +
+                         std::to_string(vocab) + ") (and not -100)");
+    }
+  }
+  return {rows, y};
+}
+
+}  // namespace
+
+int64_t auto_chunk_rows(int64_t vocab, int64_t rows) {
+  const int64_t budget = int64_t{8} << 20;  // logits per chunk
+  return std::max<int64_t>(1, std::min<int64_t>(std::max<int64_t>(16, budget / std::max<int64_t>(1, vocab)), rows));
+}
+
+LossResult fused_masked_cross_entropy(const at::Tensor& hidden, const at::Tensor& weight, const at::Tensor& labels, int64_t chunk_rows) {
+  check_inputs(hidden, weight, labels);
+  if (chunk_rows < 0) throw_bad_argument("loss: chunk_rows must be >= 0");
+  const int64_t B = hidden.size(0), T = hidden.size(1), C = hidden.size(2), V = weight.size(0);
+  if (T < 2) return {(hidden.sum() * 0.0).to(at::kFloat), 0};
+  auto [rows, y] = label_rows(labels.device() == hidden.device() ? labels : labels.to(hidden.device()), V);
+  const int64_t n = rows.numel();
+  if (n == 0) return {(hidden.sum() * 0.0).to(at::kFloat), 0};
+  at::Tensor h = hidden.reshape({B * T, C}).index_select(0, rows);  // [N, C], autograd-tracked gather
+  const int64_t chunk = chunk_rows > 0 ? std::min(chunk_rows, n) : auto_chunk_rows(V, n);
+  at::Tensor loss = ChunkedCrossEntropy::apply(h, weight, y, chunk);
+  return {loss, n};
+}
+
+LossResult naive_masked_cross_entropy(const at::Tensor& hidden, const at::Tensor& weight, const at::Tensor& labels) {
+  check_inputs(hidden, weight, labels);
+  const int64_t T = hidden.size(1), V = weight.size(0);
+  if (T < 2) return {(hidden.sum() * 0.0).to(at::kFloat), 0};
+  auto [rows, y] = label_rows(labels, V);  // validates ids
+  const int64_t n = rows.numel();
+  if (n == 0) return {(hidden.sum() * 0.0).to(at::kFloat), 0};
+  at::Tensor logits = at::linear(hidden.narrow(1, 0, T - 1), weight).to(at::kFloat);  // [B, T-1, V]
+  at::Tensor tgt = labels.narrow(1, 1, T - 1).reshape({-1}).to(at::kLong);
+  at::Tensor loss = at::cross_entropy_loss(logits.reshape({-1, V}), tgt, {}, at::Reduction::Sum, -100);
+  return {loss, n};
+}
+
+}  // namespace sft
