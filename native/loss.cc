@@ -102,10 +102,10 @@ LossResult fused_masked_cross_entropy(const at::Tensor& hidden, const at::Tensor
   check_inputs(hidden, weight, labels);
   if (chunk_rows < 0) throw_bad_argument("loss: chunk_rows must be >= 0");
   const int64_t B = hidden.size(0), T = hidden.size(1), C = hidden.size(2), V = weight.size(0);
-  if (T < 2) return {(hidden.sum() * 0.0).to(at::kFloat), 0};
+  if (T < 2) return {(hidden.sum() * 0.0).abs().to(at::kFloat), 0};
   auto [rows, y] = label_rows(labels.device() == hidden.device() ? labels : labels.to(hidden.device()), V);
   const int64_t n = rows.numel();
-  if (n == 0) return {(hidden.sum() * 0.0).to(at::kFloat), 0};
+  if (n == 0) return {(hidden.sum() * 0.0).abs().to(at::kFloat), 0};
   at::Tensor h = hidden.reshape({B * T, C}).index_select(0, rows);  // [N, C], autograd-tracked gather
   const int64_t chunk = chunk_rows > 0 ? std::min(chunk_rows, n) : auto_chunk_rows(V, n);
   at::Tensor loss = ChunkedCrossEntropy::apply(h, weight, y, chunk);
@@ -115,10 +115,10 @@ LossResult fused_masked_cross_entropy(const at::Tensor& hidden, const at::Tensor
 LossResult naive_masked_cross_entropy(const at::Tensor& hidden, const at::Tensor& weight, const at::Tensor& labels) {
   check_inputs(hidden, weight, labels);
   const int64_t T = hidden.size(1), V = weight.size(0);
-  if (T < 2) return {(hidden.sum() * 0.0).to(at::kFloat), 0};
+  if (T < 2) return {(hidden.sum() * 0.0).abs().to(at::kFloat), 0};
   auto [rows, y] = label_rows(labels, V);  // validates ids
   const int64_t n = rows.numel();
-  if (n == 0) return {(hidden.sum() * 0.0).to(at::kFloat), 0};
+  if (n == 0) return {(hidden.sum() * 0.0).abs().to(at::kFloat), 0};
   at::Tensor logits = at::linear(hidden.narrow(1, 0, T - 1), weight).to(at::kFloat);  // [B, T-1, V]
   at::Tensor tgt = labels.narrow(1, 1, T - 1).reshape({-1}).to(at::kLong);
   at::Tensor loss = at::cross_entropy_loss(logits.reshape({-1, V}), tgt, {}, at::Reduction::Sum, -100);

@@ -102,6 +102,30 @@ export interface NativeBinding {
     options?: { scale?: number; threads?: number },
   ): Promise<{ data: T; shape: number[]; sum: number }>;
   busyWork(ms: number, options?: { threads?: number; fail?: boolean }): Promise<{ iterations: number; ms: number }>;
+  /** Forward + backward of the masked cross-entropy sum (fused, or `naive` through full logits); tests and benches. */
+  crossEntropy(
+    hidden: Float32Array,
+    hiddenShape: number[],
+    weight: Float32Array,
+    weightShape: number[],
+    labels: Int32Array,
+    labelsShape: number[],
+    options?: { chunkRows?: number; naive?: boolean; threads?: number },
+  ): Promise<{ lossSum: number; count: number; gradHidden: Float32Array; gradWeight: Float32Array }>;
+  /** Runs the AdamW optimizer (with clipping) for grads.length steps on copies of params; tests and benches. */
+  adamwSteps(options: {
+    params: Float32Array[];
+    shapes: number[][];
+    grads: Float32Array[][];
+    decay: boolean[];
+    lr: number[];
+    beta1?: number;
+    beta2?: number;
+    eps?: number;
+    weightDecay?: number;
+    maxGradNorm?: number;
+    threads?: number;
+  }): Promise<{ params: Float32Array[]; gradNorms: number[]; expAvg: Float32Array[]; expAvgSq: Float32Array[] }>;
   /** One causal LM (native/model_wrap.cc); use loadModel() in src/native/model.ts. */
   NativeModel: NativeModelClass;
   safetensorsInfo(path: string): SafetensorsInfo;
