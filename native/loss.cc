@@ -52,9 +52,11 @@ struct ChunkedCrossEntropy : public torch::autograd::Function<ChunkedCrossEntrop
   static variable_list backward(AutogradContext* ctx, variable_list grad_out) {
     auto saved = ctx->get_saved_variables();
     const at::Tensor& g = grad_out[0];
+    // The saved gradients are scaled in place (backward runs once: the graph is freed after it), which saves a
+    // [V, C] buffer for the LM head.
     auto scaled = [&](const at::Tensor& t, const char* key) -> at::Tensor {
       if (!t.defined()) return at::Tensor();
-      at::Tensor r = t * g;
+      at::Tensor r = t.mul_(g);
       auto dtype = static_cast<at::ScalarType>(ctx->saved_data[key].toInt());
       return r.scalar_type() == dtype ? r : r.to(dtype);
     };

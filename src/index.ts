@@ -2,3 +2,26 @@
 export { SftkitError, invalidParameterError, dataError, type SftkitErrorCode } from './errors.ts';
 export { binding, readLibtorchRecord, type NativeBinding, type RuntimeInfo, type LibtorchRecord } from './native/binding.ts';
 export { doctorReport, type DoctorReport } from './cli/doctor.ts';
+export * from './data-api.ts';
+export {
+  loadModel,
+  Model,
+  type Batch as ModelBatch,
+  type GenerateOptions,
+  type GenerateStep,
+  type LoadModelOptions,
+  type LossSum,
+  type OptimizerStepOptions,
+  type StepOptions,
+} from './native/model.ts';
+export { readModelConfig, type ModelSpec } from './native/model-config.ts';
+export { train, type TrainHooks, type TrainResult } from './train/trainer.ts';
+export { validateTrainOptions, parseTrainArgs, loadConfigFile, type TrainOptions } from './train/options.ts';
+export { lrAt, warmupSteps, type ScheduleName } from './train/schedule.ts';
+export { readMetrics, type MetricRecord } from './train/metrics.ts';
+export { evaluateLoss, generateResponses, LocalModelJudge, type LossReport } from './eval/evaluate.ts';
+export { OpenAiJudge, scoreResponses, judgePrompt, type Judge, type ResponseRecord } from './eval/judge.ts';
+export { promptIds, stopIdsFor } from './generate/prompt.ts';
+export { streamText, replyText } from './generate/stream-text.ts';
+export { convertLlama2c } from './convert/llama2c.ts';
+export { loadSafetensors, saveSafetensors, safetensorsInfo } from './native/safetensors.ts';
