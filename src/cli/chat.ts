@@ -3,7 +3,7 @@ import { createInterface } from 'node:readline';
 import { parseArgs } from 'node:util';
 import { createPipeline } from '../data-api.ts';
 import type { Message } from '../data/types.ts';
-import { promptIds, stopIdsFor } from '../generate/prompt.ts';
+import { defaultChatTemplate, promptIds, stopIdsFor } from '../generate/prompt.ts';
 import { streamText } from '../generate/stream-text.ts';
 import { loadModel } from '../native/model.ts';
 import { loadTokenizer } from '../tokenize/tokenizer.ts';
@@ -41,7 +41,7 @@ export const chatCommand: Command = {
     const modelDir = requiredFlag('model', values.model);
     const threads = intFlag('threads', values.threads, 0);
     const tok = await loadTokenizer(modelDir);
-    const template = values.template ?? (tok.chatTemplate ? 'model' : tok.hasToken('<|im_start|>') ? 'chatml' : 'alpaca');
+    const template = values.template ?? defaultChatTemplate(tok);
     const { pipeline } = await createPipeline('chat', { tokenizer: tok, template });
     const model = await loadModel(modelDir, threads ? { threads } : {});
     const sampling = { maxNewTokens: 256, temperature: 0, ...samplingOptions(values) };

@@ -5,7 +5,9 @@ import { RECORD_FORMATS, type RecordFormat } from '../data/types.ts';
 import { evaluateLoss, generateResponses, LocalModelJudge } from '../eval/evaluate.ts';
 import { OpenAiJudge, scoreResponses, type Judge, type ResponseRecord } from '../eval/judge.ts';
 import { writeResponsesFile } from '../eval/responses.ts';
+import { defaultChatTemplate } from '../generate/prompt.ts';
 import { MASK_MODES, type MaskMode } from '../mask/mask-mode.ts';
+import { loadTokenizer } from '../tokenize/tokenizer.ts';
 import { loadModel } from '../native/model.ts';
 import { enumFlag, intFlag, requiredFlag, SAMPLING_HELP, samplingFlags, samplingOptions } from './args.ts';
 import type { CliIo, Command } from './command.ts';
@@ -105,7 +107,8 @@ export const evalCommand: Command = {
         judge = new OpenAiJudge({ url: values['judge-url'], model: values['judge-model'] as string });
       } else if (values['judge-model-dir'] !== undefined) {
         judgeModel = await loadModel(values['judge-model-dir'], threads ? { threads } : {});
-        const { pipeline } = await createPipeline('chat', { tokenizer: values['judge-model-dir'] });
+        const judgeTokenizer = await loadTokenizer(values['judge-model-dir']);
+        const { pipeline } = await createPipeline('chat', { tokenizer: judgeTokenizer, template: defaultChatTemplate(judgeTokenizer) });
         judge = new LocalModelJudge(judgeModel, pipeline);
       }
       let summary: Awaited<ReturnType<typeof scoreResponses>> | undefined;

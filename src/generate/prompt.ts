@@ -8,6 +8,15 @@ import type { TextTokenizer } from '../tokenize/tokenizer.ts';
 /** End-of-turn tokens that stop a reply when the tokenizer has them (besides EOS). */
 const END_OF_TURN = ['<|im_end|>', '<|end|>', '<|eot_id|>', '<|endoftext|>'];
 
+/**
+ * The template to talk to a model with when none is chosen: its tokenizer's chat template, else ChatML when the
+ * tokenizer has those tokens, else the Alpaca instruction style (a base model with no chat tokens).
+ */
+export function defaultChatTemplate(tokenizer: TextTokenizer): 'model' | 'chatml' | 'alpaca' {
+  if (tokenizer.chatTemplate) return 'model';
+  return tokenizer.hasToken('<|im_start|>') && tokenizer.hasToken('<|im_end|>') ? 'chatml' : 'alpaca';
+}
+
 /** Ids that end a generated reply: the model's and tokenizer's EOS and any end-of-turn token the tokenizer has. */
 export function stopIdsFor(tokenizer: TextTokenizer, modelEos: readonly number[] = []): number[] {
   const ids = new Set<number>([...modelEos, tokenizer.eosId]);

@@ -180,6 +180,8 @@ export async function train(input: unknown, hooks: TrainHooks = {}): Promise<Tra
       split: o.valData !== undefined || o.testData !== undefined ? false : { val: o.valSplit, test: o.testSplit, train: 1 - o.valSplit - o.testSplit, seed: o.seed },
       valData: o.valData,
       testData: o.testData,
+      // Tokenized examples are cached on disk, keyed by data, tokenizer, template and masking options.
+      cache: true,
     });
     const dropped = prepared.summary.droppedTotal;
     log(
@@ -303,21 +305,31 @@ async function loop(model: Model, prepared: PreparedDataset, plan: EpochPlan, o:
       const it = plan.batchesOf(epoch);
       // Skip what this epoch already consumed (resume).
       for (let i = 0; i < batchInEpoch; i++) it.next();
-      let next = it.next();
-      while (!next.done && step < totalSteps) {
-        // One optimizer step: up to gradAccum micro-batches of this epoch.
-        const group: Batch[] = [];
-        while (!next.done && group.length < o.gradAccum) {
-          group.push(next.value);
-          next = it.next();
+      // A group is the micro-batches of one optimizer step (up to gradAccum, within the epoch). Its label-token
+      // total must be known before its first backward (lossScale), so a group is collated whole; the next group is
+      // collated while the native step of the current group's last micro-batch runs on its worker thread.
+      const takeGroup = (): Batch[] => {
+        const g: Batch[] = [];
+        while (g.length < o.gradAccum) {
+          const n = it.next();
+          if (n.done) break;
+          g.push(n.value);
         }
+        return g;
+      };
+      let upcoming = takeGroup();
+      while (upcoming.length > 0 && step < totalSteps) {
+        const group = upcoming;
+        upcoming = [];
         const targets = group.reduce((s, b) => s + countTargets(b), 0);
         let lossSum = 0;
         let counted = 0;
         const t0 = Date.now();
-        for (const b of group) {
-          // The native step runs on a worker thread; the next batch was collated meanwhile (it.next() above).
-          const r = await model.step(b, { lossScale: targets > 0 ? 1 / targets : 0 });
+        for (let k = 0; k < group.length; k++) {
+          const b = group[k] as Batch;
+          const pending = model.step(b, { lossScale: targets > 0 ? 1 / targets : 0 });
+          if (k === group.length - 1) upcoming = takeGroup();
+          const r = await pending;
           lossSum += r.lossSum;
           counted += r.tokens;
           tokensSeen += realTokens(b);
@@ -366,7 +378,7 @@ async function loop(model: Model, prepared: PreparedDataset, plan: EpochPlan, o:
               `${lastCheckpoint ? `the last good checkpoint is ${lastCheckpoint}` : 'no checkpoint was written yet'}. Lower --lr or check the data.`,
           );
         }
-        const epochDone = next.done === true;
+        const epochDone = upcoming.length === 0;
         if (epochDone) {
           epoch += 1;
           batchInEpoch = 0;
@@ -382,7 +394,7 @@ async function loop(model: Model, prepared: PreparedDataset, plan: EpochPlan, o:
           break outer;
         }
       }
-      if (next.done && batchInEpoch !== 0) {
+      if (upcoming.length === 0 && batchInEpoch !== 0 && step < totalSteps) {
         epoch += 1;
         batchInEpoch = 0;
       }

@@ -109,6 +109,11 @@ test('sftkit eval --responses generates replies and scores them with an OpenAI-c
   assert.equal(report.mean_score, saved.reduce((a, s) => a + s.score, 0) / 3);
   assert.equal(judgeBodies.length, 3);
   assert.equal((judgeBodies[0] as { model: string }).model, 'llama3');
+  // A local sftkit model as the judge (a 656K model rarely answers with a number: those count as unparseable).
+  const local = await sftkitAsync(['eval', '--model', OUT, '--data', test5, '--responses', join(scratch, 'r2.json'), '--judge-model-dir', OUT, '--max-new-tokens', '8', '--json']);
+  assert.equal(local.status, 0, local.stderr);
+  const lr = JSON.parse(local.stdout);
+  assert.equal(lr.scored + lr.unparseable, 3);
 });
 
 test('sftkit generate --json returns the generated tokens only (greedy = the known TinyStories continuation)', () => {

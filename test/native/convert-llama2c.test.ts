@@ -39,6 +39,19 @@ describe('convertLlama2c(stories260K)', () => {
     tensors = await loadSafetensors(join(out, 'model.safetensors'));
   });
 
+  test('the converted model generates the story recorded in SOURCE.md (greedy from BOS, sftkit engine)', async () => {
+    const { loadModel } = await import('../../src/native/model.ts');
+    const expected = (JSON.parse(readFileSync(join(import.meta.dirname, '..', 'fixtures', 'llama2c', 'stories260K-hf.json'), 'utf8')) as { greedyFromBos: number[] }).greedyFromBos;
+    assert.equal(expected.length, 41);
+    const model = await loadModel(out);
+    try {
+      const [ids] = await model.generate([[1]], { maxNewTokens: expected.length - 1, temperature: 0, stopIds: [] });
+      assert.deepEqual([1, ...Array.from(ids ?? [])], expected);
+    } finally {
+      await model.dispose();
+    }
+  });
+
   test('config.json: LlamaForCausalLM with the llama2.c hyper-parameters', () => {
     const c = JSON.parse(readFileSync(join(out, 'config.json'), 'utf8')) as Record<string, unknown>;
     assert.deepEqual(c.architectures, ['LlamaForCausalLM']);
