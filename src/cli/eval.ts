@@ -1,6 +1,7 @@
 // `sftkit eval`: loss/perplexity over a whole file (--json), or ch7-style responses (--responses) with judge scores.
 import { parseArgs } from 'node:util';
 import { createPipeline } from '../data-api.ts';
+import { parseFieldMap } from '../data/formats.ts';
 import { RECORD_FORMATS, type RecordFormat } from '../data/types.ts';
 import { evaluateLoss, generateResponses, LocalModelJudge } from '../eval/evaluate.ts';
 import { OpenAiJudge, scoreResponses, type Judge, type ResponseRecord } from '../eval/judge.ts';
@@ -28,6 +29,7 @@ token) and saves [{instruction, input, output, model_response}]; with a judge, s
   --max-length N         cut examples to N tokens (default: the model's context length)
   --batch-size N         examples per forward / generation batch (default 8)
   --limit N              only the first N records
+  --field-map F=KEY,...  read fields from other keys, e.g. instruction=question,output=answer
   --threads N            CPU threads (default: all cores)
   --add-special-tokens   add template tokens the tokenizer lacks
   --json                 print the result as one JSON object
@@ -54,6 +56,7 @@ export const evalCommand: Command = {
         'max-length': { type: 'string' },
         'batch-size': { type: 'string' },
         limit: { type: 'string' },
+        'field-map': { type: 'string' },
         threads: { type: 'string' },
         'add-special-tokens': { type: 'boolean', default: false },
         json: { type: 'boolean', default: false },
@@ -77,6 +80,7 @@ export const evalCommand: Command = {
       maxLength,
       limit,
       addSpecialTokens: values['add-special-tokens'],
+      fieldMap: parseFieldMap(values['field-map']),
     };
     const batchSize = intFlag('batch-size', values['batch-size'], 1) ?? 8;
     const threads = intFlag('threads', values.threads, 0);

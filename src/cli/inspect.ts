@@ -1,6 +1,7 @@
 // `sftkit inspect`: what the model will read and what it is trained on, example by example, plus the counts.
 import { parseArgs } from 'node:util';
 import { createPipeline, prepareExample, type Pipeline } from '../data-api.ts';
+import { parseFieldMap } from '../data/formats.ts';
 import { openDataset } from '../data/load-examples.ts';
 import { invalidParameterError } from '../errors.ts';
 import { addToSummary, emptySummary, formatSummary } from '../mask/mask-summary.ts';
@@ -21,6 +22,7 @@ otherwise), and the counts of trained / masked tokens and dropped examples.
   --max-length N         cut examples to N tokens (or drop them with --truncation drop)
   --truncation cut|drop  what to do with longer examples (default cut)
   --limit N              read only the first N records
+  --field-map F=KEY,...  read fields from other keys, e.g. instruction=question,output=answer
   --add-special-tokens   add tokens the template needs but the tokenizer lacks (e.g. ChatML on GPT-2)
   --json                 one JSON object per kept example, {"input_ids": [...], "labels": [...]}, in dataset order
                          (before any split or shuffle); the counts go to stderr
@@ -75,6 +77,7 @@ export const inspectCommand: Command = {
         'max-length': { type: 'string' },
         truncation: { type: 'string' },
         limit: { type: 'string' },
+        'field-map': { type: 'string' },
         json: { type: 'boolean', default: false },
         'add-special-tokens': { type: 'boolean', default: false },
         help: { type: 'boolean', short: 'h', default: false },
@@ -90,6 +93,7 @@ export const inspectCommand: Command = {
     const limit = positiveInt('--limit', values.limit);
     const opened = await openDataset(values.data, {
       format: (values.format ?? 'auto') as never,
+      fieldMap: parseFieldMap(values['field-map']),
       ...(limit !== undefined ? { limit } : {}),
     });
     const { pipeline, addedTokens } = await createPipeline(opened.format, {

@@ -31,6 +31,18 @@ export function validateFieldMap(map: unknown): FieldMap {
   return out;
 }
 
+/** `--field-map instruction=question,output=answer` -> a validated FieldMap (canonical field = the record's key). */
+export function parseFieldMap(text: string | undefined): FieldMap {
+  if (text === undefined || text.trim() === '') return {};
+  const map: Record<string, string> = {};
+  for (const part of text.split(',')) {
+    const eq = part.indexOf('=');
+    if (eq <= 0 || eq === part.length - 1) throw invalidParameterError('--field-map', 'comma-separated field=key pairs', text);
+    map[part.slice(0, eq).trim()] = part.slice(eq + 1).trim();
+  }
+  return validateFieldMap(map);
+}
+
 export function validateFormat(format: unknown): RecordFormat | 'auto' {
   if (format === undefined || format === 'auto') return 'auto';
   if (typeof format === 'string' && (RECORD_FORMATS as readonly string[]).includes(format)) {

@@ -3,7 +3,7 @@
 import { batches, createPipeline, prepareExample, type Pipeline, type TokenizedExample } from '../data-api.ts';
 import { openDataset } from '../data/load-examples.ts';
 import { readRecords } from '../data/read-records.ts';
-import type { Example, RecordFormat } from '../data/types.ts';
+import type { Example, FieldMap, RecordFormat } from '../data/types.ts';
 import { SftkitError, invalidParameterError } from '../errors.ts';
 import { examplePromptIds, promptIds, stopIdsFor } from '../generate/prompt.ts';
 import { replyText } from '../generate/stream-text.ts';
@@ -20,6 +20,7 @@ export interface DataSelection {
   maxLength?: number | undefined;
   limit?: number | undefined;
   addSpecialTokens?: boolean | undefined;
+  fieldMap?: FieldMap | undefined;
 }
 
 export interface LossReport {
@@ -34,7 +35,7 @@ export interface LossReport {
 }
 
 async function tokenizedFile(sel: DataSelection, tokenizerDir: string): Promise<{ examples: TokenizedExample[]; pipeline: Pipeline; summary: MaskSummary; format: RecordFormat }> {
-  const opened = await openDataset(sel.data, { format: sel.format ?? 'auto', ...(sel.limit !== undefined ? { limit: sel.limit } : {}) });
+  const opened = await openDataset(sel.data, { format: sel.format ?? 'auto', fieldMap: sel.fieldMap ?? {}, ...(sel.limit !== undefined ? { limit: sel.limit } : {}) });
   const { pipeline } = await createPipeline(opened.format, {
     tokenizer: tokenizerDir,
     template: sel.template,
@@ -89,7 +90,7 @@ export interface GeneratedResponse {
 export async function generateResponses(model: Model, modelDir: string, o: ResponseOptions): Promise<GeneratedResponse[]> {
   const batchSize = o.batchSize ?? 8;
   if (!Number.isInteger(batchSize) || batchSize < 1) throw invalidParameterError('batchSize', 'a positive integer', batchSize);
-  const opened = await openDataset(o.data, { format: o.format ?? 'auto', ...(o.limit !== undefined ? { limit: o.limit } : {}) });
+  const opened = await openDataset(o.data, { format: o.format ?? 'auto', fieldMap: o.fieldMap ?? {}, ...(o.limit !== undefined ? { limit: o.limit } : {}) });
   const { pipeline } = await createPipeline(opened.format, {
     tokenizer: modelDir,
     template: o.template,

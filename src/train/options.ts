@@ -53,6 +53,8 @@ export interface TrainOptions {
   addSpecialTokens: boolean;
   valData?: string;
   testData?: string;
+  /** Other key names: `instruction=question,output=answer` (canonical field = the record's key). */
+  fieldMap?: string;
   dtype: Dtype;
   groupByLength: boolean;
   dropLast: boolean;
@@ -153,6 +155,7 @@ export const trainOptionSchema: OptionSchema<TrainOptions> = {
   addSpecialTokens: { kind: 'boolean', default: false, description: "add template tokens the tokenizer lacks (resizes the model's embeddings)" },
   valData: { kind: 'string', placeholder: 'FILE', description: 'separate validation file (instead of --val-split)' },
   testData: { kind: 'string', placeholder: 'FILE', description: 'separate test file (instead of --test-split)' },
+  fieldMap: { kind: 'string', placeholder: 'F=KEY,...', description: 'read fields from other keys, e.g. instruction=question,output=answer' },
   dtype: { kind: 'enum', values: ['float32', 'bfloat16'], default: 'float32', description: 'parameter and compute dtype' },
   groupByLength: { kind: 'boolean', default: false, description: 'batch examples of similar length together (less padding)' },
   dropLast: { kind: 'boolean', default: false, description: 'drop the last incomplete training batch of each epoch' },

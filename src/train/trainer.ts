@@ -16,6 +16,7 @@ import {
   type PreparedDataset,
   type TokenizedExample,
 } from '../data-api.ts';
+import { parseFieldMap } from '../data/formats.ts';
 import type { RecordFormat } from '../data/types.ts';
 import type { MaskMode } from '../mask/mask-mode.ts';
 import { SftkitError } from '../errors.ts';
@@ -173,6 +174,7 @@ export async function train(input: unknown, hooks: TrainHooks = {}): Promise<Tra
       data: o.data,
       tokenizer: resumeFrom ? resumeFrom.path : o.model,
       format: o.format === 'auto' ? 'auto' : (o.format as RecordFormat),
+      fieldMap: parseFieldMap(o.fieldMap),
       template: o.template === 'auto' ? undefined : o.template,
       mask: o.mask === 'auto' ? undefined : (o.mask as MaskMode),
       maxLength,

@@ -174,3 +174,18 @@ test('sftkit train stops on SIGINT with a checkpoint, and --resume finishes the 
   assert.match(resumed.stderr, /resumed from .*checkpoint-\d+ at step [3-7]/);
   assert.equal(JSON.parse(resumed.stdout.trim().split('\n').pop() as string).steps, 8);
 });
+
+test('--field-map reads other key names (inspect, train)', () => {
+  const renamed = join(scratch, 'renamed.jsonl');
+  const rows = JSON.parse(readFileSync(DATA, 'utf8')).slice(0, 20) as { instruction: string; input: string; output: string }[];
+  writeFileSync(renamed, rows.map((r) => JSON.stringify({ question: r.instruction, context: r.input, answer: r.output })).join('\n') + '\n');
+  const plain = sftkit(['inspect', '--model', MODEL, '--data', DATA, '--limit', '20', '--json']);
+  const mapped = sftkit(['inspect', '--model', MODEL, '--data', renamed, '--format', 'alpaca', '--field-map', 'instruction=question,input=context,output=answer', '--json']);
+  assert.equal(mapped.status, 0, mapped.stderr);
+  assert.equal(mapped.stdout, plain.stdout, 'same ids and labels as the original keys');
+  const bad = sftkit(['inspect', '--model', MODEL, '--data', renamed, '--field-map', 'question']);
+  assert.notEqual(bad.status, 0);
+  assert.match(bad.stderr, /--field-map/);
+  const t = sftkit(['train', '--model', MODEL, '--data', renamed, '--format', 'alpaca', '--field-map', 'instruction=question,input=context,output=answer', '--out', join(scratch, 'mapped'), '--max-steps', '2', '--val-split', '0', '--test-split', '0']);
+  assert.equal(t.status, 0, t.stderr);
+});
