@@ -27,6 +27,19 @@ export function requiredFlag(name: string, v: string | undefined): string {
   return v;
 }
 
+/** How a data file is read and rendered: the flags shared by eval and inspect (train has its own schema). */
+export const dataSelectionFlags = {
+  model: { type: 'string' },
+  data: { type: 'string' },
+  format: { type: 'string' },
+  template: { type: 'string' },
+  mask: { type: 'string' },
+  'max-length': { type: 'string' },
+  limit: { type: 'string' },
+  'field-map': { type: 'string' },
+  'add-special-tokens': { type: 'boolean', default: false },
+} as const;
+
 /** Sampling flags shared by generate, chat and eval --responses. */
 export const samplingFlags = {
   'max-new-tokens': { type: 'string' },

@@ -10,7 +10,7 @@ import { defaultChatTemplate } from '../generate/prompt.ts';
 import { MASK_MODES, type MaskMode } from '../mask/mask-mode.ts';
 import { loadTokenizer } from '../tokenize/tokenizer.ts';
 import { loadModel } from '../native/model.ts';
-import { enumFlag, intFlag, requiredFlag, SAMPLING_HELP, samplingFlags, samplingOptions } from './args.ts';
+import { dataSelectionFlags, enumFlag, intFlag, requiredFlag, SAMPLING_HELP, samplingFlags, samplingOptions } from './args.ts';
 import type { CliIo, Command } from './command.ts';
 
 const HELP = `Usage: sftkit eval --model DIR --data FILE [data flags] [--json]
@@ -48,17 +48,9 @@ export const evalCommand: Command = {
       args: argv,
       strict: true,
       options: {
-        model: { type: 'string' },
-        data: { type: 'string' },
-        format: { type: 'string' },
-        template: { type: 'string' },
-        mask: { type: 'string' },
-        'max-length': { type: 'string' },
+        ...dataSelectionFlags,
         'batch-size': { type: 'string' },
-        limit: { type: 'string' },
-        'field-map': { type: 'string' },
         threads: { type: 'string' },
-        'add-special-tokens': { type: 'boolean', default: false },
         json: { type: 'boolean', default: false },
         responses: { type: 'string' },
         'judge-url': { type: 'string' },

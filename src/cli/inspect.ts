@@ -6,6 +6,7 @@ import { openDataset } from '../data/load-examples.ts';
 import { invalidParameterError } from '../errors.ts';
 import { addToSummary, emptySummary, formatSummary } from '../mask/mask-summary.ts';
 import { IGNORE_INDEX, type TokenizedExample } from '../mask/tokenize-with-mask.ts';
+import { dataSelectionFlags } from './args.ts';
 import type { CliIo, Command } from './command.ts';
 
 const HELP = `Usage: sftkit inspect --model DIR --data FILE [--format F] [--template T] [--mask M] [--max-length N]
@@ -69,17 +70,9 @@ export const inspectCommand: Command = {
       args: argv,
       strict: true,
       options: {
-        model: { type: 'string' },
-        data: { type: 'string' },
-        format: { type: 'string' },
-        template: { type: 'string' },
-        mask: { type: 'string' },
-        'max-length': { type: 'string' },
+        ...dataSelectionFlags,
         truncation: { type: 'string' },
-        limit: { type: 'string' },
-        'field-map': { type: 'string' },
         json: { type: 'boolean', default: false },
-        'add-special-tokens': { type: 'boolean', default: false },
         help: { type: 'boolean', short: 'h', default: false },
       },
     });
