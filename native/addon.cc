@@ -2,6 +2,7 @@
 #include <napi.h>
 
 #include "diagnostics.h"
+#include "distributed.h"
 #include "loss_napi.h"
 #include "model_wrap.h"
 #include "runtime.h"
@@ -20,6 +21,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("loadSafetensors", Napi::Function::New(env, load_safetensors, "loadSafetensors"));
   exports.Set("loadSafetensorsDir", Napi::Function::New(env, load_safetensors_dir_js, "loadSafetensorsDir"));
   exports.Set("saveSafetensors", Napi::Function::New(env, save_safetensors_js, "saveSafetensors"));
+  exports.Set("NativeProcessGroup", define_native_process_group(env));
   exports.Set("crossEntropy", Napi::Function::New(env, cross_entropy_js, "crossEntropy"));
   exports.Set("adamwSteps", Napi::Function::New(env, adamw_steps_js, "adamwSteps"));
   return exports;

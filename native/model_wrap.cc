@@ -20,6 +20,7 @@
 #include "generate.h"
 #include "model.h"
 #include "model_batch.h"
+#include "distributed.h"
 #include "loss.h"
 #include "optim.h"
 #include "safetensors.h"
@@ -317,6 +318,7 @@ class NativeModel : public Napi::ObjectWrap<NativeModel> {
                            InstanceMethod<&NativeModel::Forward>("forward"),
                            InstanceMethod<&NativeModel::OptimizerStep>("optimizerStep"),
                            InstanceMethod<&NativeModel::ZeroGrad>("zeroGrad"),
+                           InstanceMethod<&NativeModel::AllReduceGrads>("allReduceGrads"),
                            InstanceMethod<&NativeModel::Save>("save"),
                            InstanceMethod<&NativeModel::SaveOptimizerState>("saveOptimizerState"),
                            InstanceMethod<&NativeModel::LoadOptimizerState>("loadOptimizerState"),
@@ -504,6 +506,34 @@ class NativeModel : public Napi::ObjectWrap<NativeModel> {
                   r.Set("gradNorm", *norm);
                   return r;
                 }))
+        ->start();
+    SFT_NAPI_CATCH(env)
+  }
+
+  // allReduceGrads(group, { bucketMb }) -> Promise<void>: sums every parameter's gradient over the ranks of a
+  // NativeProcessGroup (missing grads count as zeros and become defined), in buckets of about bucketMb MiB.
+  Napi::Value AllReduceGrads(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    SFT_NAPI_TRY
+    if (info.Length() < 1) throw_bad_argument("allReduceGrads(group, options?) needs a NativeProcessGroup");
+    std::shared_ptr<DistGroup> group = unwrap_process_group(info[0]);
+    Napi::Object o = object_arg(info, 1, "options", true);
+    double mb = o.Get("bucketMb").IsNumber() ? o.Get("bucketMb").As<Napi::Number>().DoubleValue() : 25.0;
+    if (!(mb > 0 && mb <= 4096)) throw_bad_argument("allReduceGrads: bucketMb must be in (0, 4096]");
+    auto lease = std::make_shared<Lease>(state_);
+    ModelState* s = &lease->state();
+    const int64_t bucket_bytes = static_cast<int64_t>(mb * 1024 * 1024);
+    return (new FnWorker(env, "sftkit.allReduceGrads", s->threads, lease,
+                         [s, group, bucket_bytes]() {
+                           std::vector<at::Tensor> grads;
+                           for (ParamRef& p : s->model->parameters()) {
+                             if (!p.tensor->requires_grad()) continue;
+                             if (!p.tensor->grad().defined()) p.tensor->mutable_grad() = at::zeros_like(*p.tensor);
+                             grads.push_back(p.tensor->mutable_grad());
+                           }
+                           all_reduce_sum(*group, grads, bucket_bytes);
+                         },
+                         nullptr))
         ->start();
     SFT_NAPI_CATCH(env)
   }

@@ -1,4 +1,7 @@
 // `sftkit train`: flags / --config -> one validated options object -> train().
+import { join } from 'node:path';
+import { packageRoot } from '../native/binding.ts';
+import { launchWorkers } from '../train/launch.ts';
 import { formatTrainOptionsHelp, parseTrainArgs } from '../train/options.ts';
 import { train } from '../train/trainer.ts';
 import type { CliIo, Command } from './command.ts';
@@ -12,11 +15,19 @@ export const trainCommand: Command = {
 Fine-tunes a Hugging Face causal LM. OUT receives checkpoint-<step>/ directories, the final model (a Hugging Face
 directory loadable by transformers), metrics.jsonl, loss.svg/loss.png and data/{train,val,test}.jsonl.
 A first Ctrl-C stops after the current step with a checkpoint; --resume continues from it.
+Data parallel: --nproc N starts N workers here (c10d TCPStore + Gloo on 127.0.0.1); on several machines start one
+process per rank with MASTER_ADDR, MASTER_PORT, WORLD_SIZE, RANK (and LOCAL_RANK) set, as torchrun does.
+--batch-size is then the global batch (divisible by the world size); only rank 0 writes.
 
 ${formatTrainOptionsHelp()}`;
   },
   async run(argv: string[], io: CliIo): Promise<number> {
     const options = parseTrainArgs(argv);
+    if (options.nproc > 1 && process.env.WORLD_SIZE === undefined) {
+      // The launcher: N workers of this same command, each finding its place in the group from the environment.
+      const r = await launchWorkers({ nproc: options.nproc, command: [join(packageRoot, 'bin', 'sftkit.js'), 'train', ...argv], stdout: io.stdout, stderr: io.stderr });
+      return r.exitCode;
+    }
     const result = await train(options, { progress: io.stderr, log: (m) => io.stderr.write(`${m}\n`) });
     io.stdout.write(`${JSON.stringify(result)}\n`);
     return result.stopped === 'completed' ? 0 : 130;

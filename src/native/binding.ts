@@ -91,6 +91,14 @@ export interface TensorToSave {
   dtype?: SafetensorsDtype;
 }
 
+export interface NativeProcessGroupHandle {
+  readonly rank: number;
+  readonly worldSize: number;
+  allReduce(values: Float64Array): Promise<Float64Array>;
+  barrier(): Promise<void>;
+  close(): void;
+}
+
 /** Hand-written types of the addon's exports (native/addon.cc). Later issues extend it. */
 export interface NativeBinding {
   info(): RuntimeInfo;
@@ -126,6 +134,10 @@ export interface NativeBinding {
     maxGradNorm?: number;
     threads?: number;
   }): Promise<{ params: Float32Array[]; gradNorms: number[]; expAvg: Float32Array[]; expAvgSq: Float32Array[] }>;
+  /** c10d TCPStore + ProcessGroupGloo (native/distributed.cc); use connectProcessGroup() in src/native/distributed.ts. */
+  NativeProcessGroup: {
+    connect(options: { masterAddr: string; masterPort: number; rank: number; worldSize: number; timeoutMs?: number }): Promise<NativeProcessGroupHandle>;
+  };
   /** One causal LM (native/model_wrap.cc); use loadModel() in src/native/model.ts. */
   NativeModel: NativeModelClass;
   safetensorsInfo(path: string): SafetensorsInfo;

@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { invalidParameterError, SftkitError } from '../errors.ts';
 import { binding } from './binding.ts';
 import { SerialQueue, withCallerStack } from './call.ts';
+import type { ProcessGroup } from './distributed.ts';
 import { configForSave, readModelConfig, type ModelSpec } from './model-config.ts';
 
 export type ModelDtype = 'float32' | 'bfloat16';
@@ -102,6 +103,7 @@ interface NativeModelHandle {
   vocabSize(): number;
   resizeTokenEmbeddings(n: number): void;
   gradNorms(): Record<string, number>;
+  allReduceGrads(group: unknown, options: { bucketMb: number }): Promise<void>;
   parameterNames(): string[];
   getParameter(name: string): { data: Float32Array; shape: number[] };
   generate(
@@ -285,6 +287,16 @@ export class Model {
   loadOptimizerState(path: string): Promise<void> {
     if (typeof path !== 'string' || path.length === 0) throw invalidParameterError('path', 'a non-empty string', path);
     return this.run(() => this.native.loadOptimizerState(path));
+  }
+
+  /**
+   * Sums every parameter's gradient over the ranks of `group` (data parallelism), in buckets of `bucketMb` MiB.
+   * Each rank then holds the gradient of the summed loss; a rank without a gradient contributes zeros.
+   */
+  allReduceGrads(group: ProcessGroup, options: { bucketMb?: number } = {}): Promise<void> {
+    const { bucketMb = 25 } = options;
+    if (typeof bucketMb !== 'number' || !(bucketMb > 0)) throw invalidParameterError('bucketMb', 'a number > 0', bucketMb);
+    return this.run(() => this.native.allReduceGrads(group.native, { bucketMb }));
   }
 
   /** Per-parameter gradient L2 norms by HF name (tests, diagnostics). */

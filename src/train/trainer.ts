@@ -7,6 +7,8 @@ import { mkdir, writeFile, rename } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import {
   batches,
+  collate,
+  collatePacked,
   formatSummary,
   packBestFitDecreasing,
   planBatches,
@@ -19,7 +21,8 @@ import {
 import { parseFieldMap } from '../data/formats.ts';
 import type { RecordFormat } from '../data/types.ts';
 import type { MaskMode } from '../mask/mask-mode.ts';
-import { SftkitError } from '../errors.ts';
+import { SftkitError, invalidParameterError } from '../errors.ts';
+import { connectProcessGroup, distributedFromEnv, validateDistributed, type DistributedOptions, type ProcessGroup } from '../native/distributed.ts';
 import { loadModel, type Model } from '../native/model.ts';
 import { readModelConfig } from '../native/model-config.ts';
 import {
@@ -100,14 +103,18 @@ async function writeJsonAtomic(path: string, value: unknown): Promise<void> {
   await rename(tmp, path);
 }
 
-/** Everything needed to turn the training set into the micro-batches of an epoch. */
+/**
+ * Everything needed to turn the training set into the micro-batches of an epoch. With data parallelism every rank
+ * plans the same global batches (`--batch-size` rows) and takes its own slice of each; a rank whose slice of the
+ * last batch is empty gets null (it still takes part in the collectives).
+ */
 interface EpochPlan {
-  batchesOf(epoch: number): Generator<Batch>;
+  batchesOf(epoch: number): Generator<Batch | null>;
   microBatchesPerEpoch: number;
   stepsPerEpoch: number;
 }
 
-function epochPlan(prepared: PreparedDataset, o: TrainOptions, maxLength: number): EpochPlan {
+function epochPlan(prepared: PreparedDataset, o: TrainOptions, maxLength: number, rank = 0, world = 1): EpochPlan {
   const padId = prepared.tokenizer.padId;
   const base = {
     batchSize: o.batchSize,
@@ -126,23 +133,35 @@ function epochPlan(prepared: PreparedDataset, o: TrainOptions, maxLength: number
   if (microBatchesPerEpoch === 0) {
     throw new SftkitError('SFTKIT_DATA', `no training batch: ${prepared.train.length} examples with --batch-size ${o.batchSize} and --drop-last`);
   }
+  const bins = o.packing ? packBestFitDecreasing(lengths, maxLength) : [];
+  const per = o.batchSize / world;
+  const pad = { padId };
+  function* sharded(epoch: number): Generator<Batch | null> {
+    for (const plan of planBatches(rowLengths, { ...base, epoch })) {
+      const mine = plan.slice(rank * per, (rank + 1) * per);
+      if (mine.length === 0) yield null;
+      else if (o.packing) yield collatePacked(mine.map((r) => (bins[r] as number[]).map((i) => prepared.train[i] as TokenizedExample)), pad);
+      else yield collate(mine.map((i) => prepared.train[i] as TokenizedExample), pad);
+    }
+  }
   return {
-    batchesOf: (epoch) => batches(prepared.train, { ...base, epoch }),
+    batchesOf: (epoch) => (world === 1 ? batches(prepared.train, { ...base, epoch }) : sharded(epoch)),
     microBatchesPerEpoch,
     stepsPerEpoch: Math.ceil(microBatchesPerEpoch / o.gradAccum),
   };
 }
 
-async function evalLoss(model: Model, examples: readonly TokenizedExample[], o: TrainOptions, padId: number, maxLength: number): Promise<{ loss: number; tokens: number } | null> {
-  if (examples.length === 0) return null;
+/** Loss sum and label tokens over examples (this rank's share of them when data parallel). */
+async function evalSums(model: Model, examples: readonly TokenizedExample[], o: TrainOptions, padId: number, maxLength: number): Promise<[number, number]> {
   let sum = 0;
   let tokens = 0;
+  if (examples.length === 0) return [0, 0];
   for (const b of batches(examples, { batchSize: o.batchSize, padId, shuffle: false, packing: false, maxLength })) {
     const r = await model.evalLoss(b);
     sum += r.lossSum;
     tokens += r.tokens;
   }
-  return tokens > 0 ? { loss: sum / tokens, tokens } : null;
+  return [sum, tokens];
 }
 
 /**
@@ -150,20 +169,42 @@ async function evalLoss(model: Model, examples: readonly TokenizedExample[], o: 
  * (a Hugging Face directory in OUT itself), `metrics.jsonl`, `loss.svg`/`loss.png` and `data/{train,val,test}.jsonl`.
  */
 export async function train(input: unknown, hooks: TrainHooks = {}): Promise<TrainResult> {
+  // `distributed` (data parallelism) is not a flag of the run: it says where this process sits in the group. When it
+  // is absent, the torchrun environment (WORLD_SIZE > 1, RANK, MASTER_ADDR, MASTER_PORT) is used if present.
+  let distributed: DistributedOptions | undefined;
+  if (input !== null && typeof input === 'object' && 'distributed' in input) {
+    const { distributed: d, ...rest } = input as { distributed?: unknown };
+    distributed = d === undefined ? undefined : validateDistributed(d);
+    input = rest;
+  } else {
+    distributed = distributedFromEnv();
+  }
   const o = validateTrainOptions(input);
+  const world = distributed?.worldSize ?? 1;
+  if (o.batchSize % world !== 0) {
+    throw invalidParameterError('batchSize', `a multiple of the world size ${world} (--batch-size is the global batch)`, o.batchSize);
+  }
+  const group = distributed && world > 1 ? await connectProcessGroup(distributed) : undefined;
+  const rank = group?.rank ?? 0;
+  const isMain = rank === 0;
   const out = resolve(o.out);
-  const log = hooks.log ?? ((m: string) => process.stderr.write(`${m}\n`));
+  const userLog = hooks.log ?? ((m: string) => process.stderr.write(`${m}\n`));
+  const log = isMain ? userLog : () => {};
   await mkdir(out, { recursive: true });
-  await removeStaleTempDirs(out);
   const runFile = join(out, RUN_FILE);
   const startedAt = new Date().toISOString();
-  const writeRun = (status: 'running' | 'finished' | 'failed' | 'interrupted', extra: Record<string, unknown> = {}) =>
-    writeJsonAtomic(runFile, { status, startedAt, updatedAt: new Date().toISOString(), pid: process.pid, options: o, ...extra });
+  const writeRun = async (status: 'running' | 'finished' | 'failed' | 'interrupted', extra: Record<string, unknown> = {}) => {
+    if (isMain) await writeJsonAtomic(runFile, { status, startedAt, updatedAt: new Date().toISOString(), pid: process.pid, worldSize: world, options: o, ...extra });
+  };
+  // Resume reads the latest checkpoint before rank 0 cleans stale temp dirs (they are never listed anyway).
+  const resumeFrom = o.resume ? await latestCheckpoint(out) : undefined;
+  if (group) await group.barrier();
+  if (isMain) await removeStaleTempDirs(out);
   await writeRun('running');
+  if (group) log(`sftkit train: data parallel, ${world} processes (this is rank ${rank}), global batch ${o.batchSize}`);
 
   try {
     // ---- resume point -------------------------------------------------------------------------------------------
-    const resumeFrom = o.resume ? await latestCheckpoint(out) : undefined;
     if (o.resume && !resumeFrom) log(`sftkit train: --resume: no complete checkpoint in ${out}, starting from ${o.model}`);
     const state: TrainerState | undefined = resumeFrom ? await readTrainerState(resumeFrom.path) : undefined;
 
@@ -190,7 +231,7 @@ export async function train(input: unknown, hooks: TrainHooks = {}): Promise<Tra
       `sftkit train: ${prepared.format} data, template ${prepared.templateId}, mask ${prepared.mask}: ` +
         `${prepared.train.length} train / ${prepared.val.length} val / ${prepared.test.length} test examples (${formatSummary(prepared.summary)})`,
     );
-    await writeSplitFiles(join(out, 'data'), prepared);
+    if (isMain) await writeSplitFiles(join(out, 'data'), prepared);
     const dataFingerprint = fingerprint(prepared.train, o);
     if (state && state.dataFingerprint !== dataFingerprint) {
       throw new SftkitError(
@@ -199,12 +240,12 @@ export async function train(input: unknown, hooks: TrainHooks = {}): Promise<Tra
           'resume with the same --data, --batch-size, --grad-accum, --seed, --packing and --max-length, or use a new --out',
       );
     }
-    const plan = epochPlan(prepared, o, maxLength);
+    const plan = epochPlan(prepared, o, maxLength, rank, world);
     const totalSteps = o.maxSteps ?? (o.epochs ?? 1) * plan.stepsPerEpoch;
     const warmup = warmupSteps(o.warmup, totalSteps);
 
     // ---- model --------------------------------------------------------------------------------------------------
-    const threads = o.threads > 0 ? o.threads : availableParallelism();
+    const threads = o.threads > 0 ? o.threads : Math.max(1, Math.floor(availableParallelism() / (group ? Math.min(world, availableParallelism()) : 1)));
     const model = await loadModel(resumeFrom ? resumeFrom.path : o.model, { dtype: o.dtype, threads });
     try {
       if (!resumeFrom && prepared.tokenizer.vocabSize > model.spec.vocabSize) {
@@ -225,6 +266,7 @@ export async function train(input: unknown, hooks: TrainHooks = {}): Promise<Tra
         log,
         hooks,
         writeRun,
+        group,
       });
     } finally {
       await model.dispose();
@@ -232,6 +274,8 @@ export async function train(input: unknown, hooks: TrainHooks = {}): Promise<Tra
   } catch (e) {
     await writeRun('failed', { error: e instanceof Error ? e.message : String(e) }).catch(() => undefined);
     throw e;
+  } finally {
+    group?.close();
   }
 }
 
@@ -245,10 +289,15 @@ interface LoopContext {
   log: (m: string) => void;
   hooks: TrainHooks;
   writeRun: (status: 'running' | 'finished' | 'failed' | 'interrupted', extra?: Record<string, unknown>) => Promise<void>;
+  /** Data parallelism: every rank runs this loop in lock step; only rank 0 writes. */
+  group: ProcessGroup | undefined;
 }
 
 async function loop(model: Model, prepared: PreparedDataset, plan: EpochPlan, o: TrainOptions, out: string, c: LoopContext): Promise<TrainResult> {
-  const { totalSteps, state, log, hooks } = c;
+  const { totalSteps, state, log, hooks, group } = c;
+  const isMain = (group?.rank ?? 0) === 0;
+  const world = group?.worldSize ?? 1;
+  const sum = async (values: number[]): Promise<number[]> => (group ? group.allReduce(values) : values);
   const padId = prepared.tokenizer.padId;
   let step = state?.step ?? 0;
   let epoch = state?.epoch ?? 0;
@@ -260,12 +309,20 @@ async function loop(model: Model, prepared: PreparedDataset, plan: EpochPlan, o:
   let lastCheckpoint: string | null = null;
 
   const metricsFile = join(out, 'metrics.jsonl');
-  const metrics: MetricsWriter = openMetricsWriter(metricsFile, state ? { keepUpToStep: state.step } : {});
-  const progress = new ProgressReporter({ stream: hooks.progress ?? process.stderr, total: totalSteps, startStep: step, logEvery: o.logEvery });
+  const metrics: MetricsWriter = isMain
+    ? openMetricsWriter(metricsFile, state ? { keepUpToStep: state.step } : {})
+    : { file: metricsFile, write: () => {}, close: () => {} };
+  const progress = new ProgressReporter({
+    stream: isMain ? (hooks.progress ?? process.stderr) : { write: () => true },
+    total: totalSteps,
+    startStep: step,
+    logEvery: o.logEvery,
+  });
   const signals = hooks.handleSignals === false ? undefined : installStopSignals(() => log('sftkit train: stopping after this step (again to exit now)'));
   const stopRequested = () => (signals?.stopRequested ?? false) || hooks.signal?.aborted === true;
 
   const writeCheckpoint = async (): Promise<void> => {
+    if (!isMain) return;
     const trainerState: TrainerState = {
       step,
       epoch,
@@ -286,16 +343,18 @@ async function loop(model: Model, prepared: PreparedDataset, plan: EpochPlan, o:
   };
 
   const validate = async (): Promise<void> => {
-    const r = await evalLoss(model, prepared.val, o, padId, c.maxLength);
-    if (!r) return;
-    lastValLoss = r.loss;
-    if (bestValLoss === null || r.loss < bestValLoss) bestValLoss = r.loss;
-    metrics.write({ type: 'val', step, epoch, tokensSeen, loss: r.loss, perplexity: Math.exp(r.loss), tokens: r.tokens });
-    progress.log(`step ${step}: val loss ${r.loss.toFixed(4)} (ppl ${Math.exp(r.loss).toFixed(2)})`);
+    const mine = world === 1 ? prepared.val : prepared.val.filter((_, i) => i % world === (group?.rank ?? 0));
+    const [valSum, tokens] = await sum(await evalSums(model, mine, o, padId, c.maxLength));
+    if (!(tokens! > 0)) return;
+    const loss = (valSum as number) / (tokens as number);
+    lastValLoss = loss;
+    if (bestValLoss === null || loss < bestValLoss) bestValLoss = loss;
+    metrics.write({ type: 'val', step, epoch, tokensSeen, loss, perplexity: Math.exp(loss), tokens });
+    progress.log(`step ${step}: val loss ${loss.toFixed(4)} (ppl ${Math.exp(loss).toFixed(2)})`);
   };
 
   const plots = async (): Promise<void> => {
-    await writeLossPlots(readMetrics(metricsFile), out);
+    if (isMain) await writeLossPlots(readMetrics(metricsFile), out);
   };
 
   let stopped: StopReason = 'completed';
@@ -310,8 +369,8 @@ async function loop(model: Model, prepared: PreparedDataset, plan: EpochPlan, o:
       // A group is the micro-batches of one optimizer step (up to gradAccum, within the epoch). Its label-token
       // total must be known before its first backward (lossScale), so a group is collated whole; the next group is
       // collated while the native step of the current group's last micro-batch runs on its worker thread.
-      const takeGroup = (): Batch[] => {
-        const g: Batch[] = [];
+      const takeGroup = (): (Batch | null)[] => {
+        const g: (Batch | null)[] = [];
         while (g.length < o.gradAccum) {
           const n = it.next();
           if (n.done) break;
@@ -321,23 +380,30 @@ async function loop(model: Model, prepared: PreparedDataset, plan: EpochPlan, o:
       };
       let upcoming = takeGroup();
       while (upcoming.length > 0 && step < totalSteps) {
-        const group = upcoming;
+        const micro = upcoming;
         upcoming = [];
-        const targets = group.reduce((s, b) => s + countTargets(b), 0);
+        // The loss is normalised by the label tokens of the whole optimizer step over all ranks.
+        const [targets = 0] = await sum([micro.reduce((s, b) => s + (b ? countTargets(b) : 0), 0)]);
         let lossSum = 0;
         let counted = 0;
+        let stepTokens = 0;
         const t0 = Date.now();
-        for (let k = 0; k < group.length; k++) {
-          const b = group[k] as Batch;
-          const pending = model.step(b, { lossScale: targets > 0 ? 1 / targets : 0 });
-          if (k === group.length - 1) upcoming = takeGroup();
+        for (let k = 0; k < micro.length; k++) {
+          const b = micro[k] ?? null;
+          const pending = b ? model.step(b, { lossScale: targets > 0 ? 1 / targets : 0 }) : Promise.resolve({ lossSum: 0, tokens: 0 });
+          if (k === micro.length - 1) upcoming = takeGroup();
           const r = await pending;
           lossSum += r.lossSum;
           counted += r.tokens;
-          tokensSeen += realTokens(b);
-          tokensThisRun += realTokens(b);
+          if (b) stepTokens += realTokens(b);
         }
-        batchInEpoch += group.length;
+        if (c.group) {
+          await model.allReduceGrads(c.group);
+          [lossSum = 0, counted = 0, stepTokens = 0] = await sum([lossSum, counted, stepTokens]);
+        }
+        tokensSeen += stepTokens;
+        tokensThisRun += stepTokens;
+        batchInEpoch += micro.length;
         const loss = counted > 0 ? lossSum / counted : Number.NaN;
         if (counted > 0 && !Number.isFinite(loss)) {
           metrics.write({ type: 'event', step, epoch, tokensSeen, message: `non-finite loss ${loss} at step ${step + 1}` });
@@ -388,7 +454,9 @@ async function loop(model: Model, prepared: PreparedDataset, plan: EpochPlan, o:
         const evalNow = (o.evalEvery > 0 && step % o.evalEvery === 0) || epochDone || step === totalSteps;
         if (evalNow) await validate();
         if (evalNow) await plots();
-        const stopping = stopRequested();
+        // Every rank must stop at the same step: a stop request anywhere stops all.
+        const [stopVotes = 0] = c.group ? await sum([stopRequested() ? 1 : 0]) : [stopRequested() ? 1 : 0];
+        const stopping = stopVotes > 0;
         const saveNow = (o.saveEvery > 0 && step % o.saveEvery === 0) || (o.saveEvery === 0 && epochDone) || stopping;
         if (saveNow && step < totalSteps) await writeCheckpoint();
         if (stopping) {
@@ -402,7 +470,7 @@ async function loop(model: Model, prepared: PreparedDataset, plan: EpochPlan, o:
       }
     }
     progress.finish();
-    if (stopped === 'completed') {
+    if (stopped === 'completed' && isMain) {
       // The final model in OUT itself (a Hugging Face directory), with the tokenizer it was trained with.
       await model.save(out);
       await saveTokenizer(prepared.tokenizer, out);

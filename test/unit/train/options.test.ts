@@ -40,7 +40,7 @@ test('defaults: every key of the issue is in the schema, with the documented def
   assert.equal(o.packing, false);
   assert.equal(o.resume, false);
   assert.equal(o.maxLength, undefined);
-  const issueKeys = 'model data out format template mask maxLength epochs maxSteps batchSize gradAccum lr schedule warmup weightDecay maxGradNorm packing valSplit testSplit evalEvery saveEvery saveTotalLimit seed threads resume logEvery addSpecialTokens valData testData fieldMap dtype groupByLength dropLast'.split(' ');
+  const issueKeys = 'model data out format template mask maxLength epochs maxSteps batchSize gradAccum lr schedule warmup weightDecay maxGradNorm packing valSplit testSplit evalEvery saveEvery saveTotalLimit seed threads resume logEvery addSpecialTokens valData testData fieldMap nproc dtype groupByLength dropLast'.split(' ');
   assert.deepEqual([...TRAIN_OPTION_KEYS].sort(), [...issueKeys].sort());
 });
 
