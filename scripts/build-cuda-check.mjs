@@ -1,0 +1,112 @@
+// `npm run build:cuda-check`: proves that the addon builds and links against a CUDA libtorch. It takes the CUDA
+// torch wheel (torch==2.14.1, a cu130 build) and the CUDA 13 runtime libraries it depends on from the configured pip
+// index, unpacks them once into ~/.cache/sftkit/cuda-check, assembles a CUDA toolkit root from the local nvcc's
+// toolkit plus those libraries, and builds into build-cuda/. No GPU is needed (nor used): the check ends with the
+// link and a look at what the addon links. Not part of CI (about 1.7 GB of wheels).
+import { execFileSync } from 'node:child_process';
+import { existsSync, mkdirSync, readdirSync, realpathSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { createRequire } from 'node:module';
+import { cpus } from 'node:os';
+import { PACKAGE_ROOT, cacheRoot, inspectLibtorchDir } from './libtorch.mjs';
+
+const require = createRequire(import.meta.url);
+const TORCH = process.env.SFTKIT_CUDA_TORCH ?? 'torch==2.14.1';
+const CUDA_LIBS = process.env.SFTKIT_CUDA_LIBS ?? 'cuda-toolkit[cublas,cudart,cufft,curand,cusolver,cusparse,nvjitlink,nvrtc,nvtx]==13.0.3';
+const root = join(cacheRoot(), 'cuda-check');
+const site = join(root, 'site');
+const python = process.env.PYTHON || 'python3';
+
+function sh(cmd, args, opts = {}) {
+  return execFileSync(cmd, args, { stdio: ['ignore', 'pipe', 'inherit'], encoding: 'utf8', ...opts });
+}
+
+function findNvcc() {
+  const candidates = [process.env.CUDACXX, process.env.CUDA_HOME && join(process.env.CUDA_HOME, 'bin', 'nvcc'), '/usr/local/cuda/bin/nvcc'];
+  for (const c of candidates) if (c && existsSync(c)) return realpathSync(c);
+  try {
+    return realpathSync(sh('sh', ['-c', 'command -v nvcc']).trim());
+  } catch {
+    throw new Error('build:cuda-check needs nvcc (CUDA 13 toolkit): set CUDA_HOME or put nvcc on PATH');
+  }
+}
+
+// 1. Wheels -> site/{torch,nvidia} (kept: torch's RPATHs point from torch/lib to ../../nvidia/...).
+if (!existsSync(join(site, '.complete'))) {
+  const dl = join(root, 'wheels');
+  mkdirSync(dl, { recursive: true });
+  console.error(`cuda-check: pip download ${TORCH} and ${CUDA_LIBS} (once)`);
+  sh(python, ['-m', 'pip', 'download', TORCH, '--no-deps', '-d', dl], { stdio: 'inherit' });
+  sh(python, ['-m', 'pip', 'download', CUDA_LIBS, '-d', dl], { stdio: 'inherit' });
+  rmSync(site, { recursive: true, force: true });
+  mkdirSync(site, { recursive: true });
+  const unpack = [
+    'import sys, zipfile, os, glob',
+    'dl, out = sys.argv[1], sys.argv[2]',
+    'for w in glob.glob(os.path.join(dl, "*.whl")):',
+    '    z = zipfile.ZipFile(w)',
+    '    for i in z.infolist():',
+    '        n = i.filename',
+    '        keep = n.startswith(("torch/lib/", "torch/include/", "torch/share/")) or (n.startswith("nvidia/") and ("/lib/" in n or "/include/" in n))',
+    '        if not keep or i.is_dir(): continue',
+    '        z.extract(i, out)',
+    '        m = (i.external_attr >> 16) & 0o777',
+    '        if m: os.chmod(os.path.join(out, n), m)',
+  ].join('\n');
+  sh(python, ['-c', unpack, dl, site], { stdio: 'inherit' });
+  writeFileSync(join(site, '.complete'), `${TORCH}\n${CUDA_LIBS}\n`);
+  rmSync(dl, { recursive: true, force: true });
+}
+const torchDir = join(site, 'torch');
+const found = inspectLibtorchDir(torchDir, 'env');
+if (!found.ok || !found.record.cuda) throw new Error(`cuda-check: ${torchDir} is not a CUDA libtorch (${found.ok ? 'no libtorch_cuda.so' : found.reason})`);
+
+// 2. A toolkit root: the local nvcc's bin/ and headers, plus the pip CUDA libraries and headers (unversioned names
+//    added so find_library finds them).
+const nvcc = findNvcc();
+const localToolkit = dirname(dirname(nvcc));
+const toolkit = join(root, 'toolkit');
+rmSync(toolkit, { recursive: true, force: true });
+for (const d of ['include', 'lib64']) mkdirSync(join(toolkit, d), { recursive: true });
+symlinkSync(join(localToolkit, 'bin'), join(toolkit, 'bin'));
+for (const d of ['nvvm', 'share']) if (existsSync(join(localToolkit, d))) symlinkSync(join(localToolkit, d), join(toolkit, d));
+const link = (from, dir) => {
+  for (const f of readdirSync(from)) {
+    const to = join(toolkit, dir, f);
+    if (!existsSync(to)) symlinkSync(join(from, f), to);
+    const m = /^(lib.+\.so)\.\d+$/.exec(f);
+    if (dir === 'lib64' && m && !existsSync(join(toolkit, dir, m[1]))) symlinkSync(join(from, f), join(toolkit, dir, m[1]));
+  }
+};
+link(join(localToolkit, 'include'), 'include');
+link(join(localToolkit, 'lib64'), 'lib64');
+for (const pkg of readdirSync(join(site, 'nvidia'))) {
+  for (const sub of ['include', 'lib']) if (existsSync(join(site, 'nvidia', pkg, sub))) link(join(site, 'nvidia', pkg, sub), sub === 'lib' ? 'lib64' : 'include');
+}
+if (existsSync(join(localToolkit, 'lib64', 'stubs'))) symlinkSync(join(localToolkit, 'lib64', 'stubs'), join(toolkit, 'lib64', 'stubs'));
+// CMake's CUDA support looks in targets/<arch>/{lib,include} (nvcc reports that layout).
+mkdirSync(join(toolkit, 'targets', 'x86_64-linux'), { recursive: true });
+symlinkSync(join(toolkit, 'lib64'), join(toolkit, 'targets', 'x86_64-linux', 'lib'));
+symlinkSync(join(toolkit, 'include'), join(toolkit, 'targets', 'x86_64-linux', 'include'));
+
+// 3. Build build-cuda/ against it.
+const out = join(PACKAGE_ROOT, 'build-cuda');
+const cmakeJs = join(dirname(require.resolve('cmake-js/package.json')), 'bin', 'cmake-js');
+const env = { ...process.env, CUDA_HOME: toolkit, CUDACXX: join(toolkit, 'bin', 'nvcc'), SFTKIT_SKIP_LIBTORCH_VERSION_CHECK: '1' };
+execFileSync(
+  process.execPath,
+  [
+    cmakeJs, 'build', '--directory', PACKAGE_ROOT, '--out', out, '--parallel', String(cpus().length),
+    `--CDSFTKIT_LIBTORCH_DIR=${torchDir}`,
+    `--CDCUDA_TOOLKIT_ROOT_DIR=${toolkit}`,
+    `--CDCUDAToolkit_ROOT=${toolkit}`,
+    `--CDCMAKE_CUDA_COMPILER=${join(toolkit, 'bin', 'nvcc')}`,
+    '--CDCMAKE_CUDA_ARCHITECTURES=80',
+  ],
+  { cwd: PACKAGE_ROOT, stdio: 'inherit', env },
+);
+const addon = join(out, 'Release', 'sftkit.node');
+const needed = sh('readelf', ['-d', addon]).split('\n').filter((l) => /NEEDED|RUNPATH|RPATH/.test(l)).map((l) => l.trim());
+console.log(needed.join('\n'));
+if (!needed.some((l) => /libtorch_cuda\.so|libc10_cuda\.so/.test(l))) throw new Error('cuda-check: the addon does not link the CUDA libraries');
+console.log(`cuda-check: OK — ${addon} built and linked against ${found.record.version} (CUDA libtorch) with ${nvcc}`);
