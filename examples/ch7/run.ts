@@ -8,25 +8,20 @@ import { evaluateLoss, generateResponses } from '../../src/eval/evaluate.ts';
 import { OpenAiJudge, scoreResponses, type ResponseRecord } from '../../src/eval/judge.ts';
 import { writeResponsesFile } from '../../src/eval/responses.ts';
 import { loadModel } from '../../src/native/model.ts';
+import { QUICKSTART_DATA, QUICKSTART_MODEL, TINY_MODEL_RECIPE } from '../../src/cli/quickstart.ts';
 import { train } from '../../src/train/trainer.ts';
 
 const root = join(import.meta.dirname, '..', '..');
 const out = process.argv[2] ?? join(root, 'runs', 'ch7');
 const result = await train({
-  model: join(root, 'test', 'fixtures', 'models', 'tinystories-656k'),
-  data: join(root, 'test', 'fixtures', 'data', 'instruction-data.json'),
+  model: QUICKSTART_MODEL,
+  data: QUICKSTART_DATA,
   out,
   template: 'alpaca',
   valSplit: 0.05,
   testSplit: 0.1,
   epochs: 3,
-  batchSize: 8,
-  lr: 2e-3,
-  schedule: 'cosine',
-  warmup: 0.05,
-  weightDecay: 0.01,
-  maxLength: 256,
-  evalEvery: 40,
+  ...TINY_MODEL_RECIPE,
   seed: 123,
 });
 console.log(`train loss ${result.lastTrainLoss?.toFixed(3)}, val loss ${result.lastValLoss?.toFixed(3)}; curves in ${join(out, 'loss.png')}`);

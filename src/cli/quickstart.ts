@@ -16,6 +16,17 @@ import type { CliIo, Command } from './command.ts';
 export const QUICKSTART_MODEL = join(packageRoot, 'test', 'fixtures', 'models', 'tinystories-656k');
 export const QUICKSTART_DATA = join(packageRoot, 'test', 'fixtures', 'data', 'instruction-data.json');
 
+/** The quick start's training recipe for the 656K model (also used by examples/ch7). */
+export const TINY_MODEL_RECIPE = {
+  batchSize: 8,
+  lr: 2e-3,
+  schedule: 'cosine',
+  warmup: 0.05,
+  weightDecay: 0.01,
+  maxLength: 256,
+  evalEvery: 40,
+} as const;
+
 const HELP = `Usage: sftkit quickstart [--out DIR] [--epochs N] [--answers N]
 
 Fine-tunes the shipped TinyStories-656K (a real 656K-parameter Llama) on the shipped instruction-data.json
@@ -43,13 +54,7 @@ export const quickstartCommand: Command = {
       data: QUICKSTART_DATA,
       out,
       epochs: intFlag('epochs', values.epochs, 1) ?? 3,
-      batchSize: 8,
-      lr: 2e-3,
-      schedule: 'cosine',
-      warmup: 0.05,
-      weightDecay: 0.01,
-      maxLength: 256,
-      evalEvery: 40,
+      ...TINY_MODEL_RECIPE,
       logEvery: 10,
       seed: 42,
     });
