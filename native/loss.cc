@@ -96,7 +96,9 @@ std::pair<at::Tensor, at::Tensor> label_rows(const at::Tensor& labels, int64_t v
 }  // namespace
 
 int64_t auto_chunk_rows(int64_t vocab, int64_t rows) {
-  const int64_t budget = int64_t{8} << 20;  // logits per chunk
+  // 32M logits (128 MiB fp32) per chunk: thinner chunks make the [V, C] weight-gradient accumulation memory-bound
+  // (measured at V = 151936: 55 rows 7.4 s, 128 rows 5.9 s, 256 rows 5.4 s, one chunk 5.2 s for 1024 rows).
+  const int64_t budget = int64_t{32} << 20;
   return std::max<int64_t>(1, std::min<int64_t>(std::max<int64_t>(16, budget / std::max<int64_t>(1, vocab)), rows));
 }
 

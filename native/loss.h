@@ -24,7 +24,7 @@ LossResult fused_masked_cross_entropy(const at::Tensor& hidden, const at::Tensor
 // The same loss through full logits and at::cross_entropy (reference for tests and benches).
 LossResult naive_masked_cross_entropy(const at::Tensor& hidden, const at::Tensor& weight, const at::Tensor& labels);
 
-// Rows per chunk for vocabulary V when chunk_rows is 0: about 8M logits (32 MiB fp32) per chunk.
+// Rows per chunk for vocabulary V when chunk_rows is 0: about 32M logits (128 MiB fp32) per chunk.
 int64_t auto_chunk_rows(int64_t vocab, int64_t rows);
 
 }  // namespace sft
