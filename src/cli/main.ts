@@ -1,6 +1,7 @@
 // Entry of `sftkit`: picks the command and hands it the remaining arguments. No logic of its own.
 import { SftkitError } from '../errors.ts';
 import type { CliIo, Command } from './command.ts';
+import { benchCommand } from './bench.ts';
 import { chatCommand } from './chat.ts';
 import { convertCommand } from './convert.ts';
 import { doctorCommand } from './doctor.ts';
@@ -18,6 +19,7 @@ const commands: Command[] = [
   inspectCommand,
   convertCommand,
   quickstartCommand,
+  benchCommand,
   doctorCommand,
 ];
 

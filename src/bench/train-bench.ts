@@ -1,0 +1,83 @@
+// The training-step benchmark behind `sftkit bench train`: random token batches with 40% of each row masked as
+// prompt and 10% padding, timed forward (incl. the fused loss) / backward / optimizer (clip + AdamW).
+import { availableParallelism } from 'node:os';
+import { invalidParameterError } from '../errors.ts';
+import { loadModel } from '../native/model.ts';
+
+export interface TrainBenchOptions {
+  model: string;
+  batchSize: number;
+  seqLen: number;
+  steps: number;
+  warmup: number;
+  threads?: number;
+  dtype?: 'float32' | 'bfloat16';
+}
+
+/** Exactly the keys other tools read (issue 6). */
+export interface TrainBenchResult {
+  tokens_per_s: number;
+  ms_per_step: number;
+  ms_forward: number;
+  ms_backward: number;
+  ms_optimizer: number;
+  peak_rss_mib: number;
+  threads: number;
+}
+
+/** A [B, T] batch: random ids, the first 40% of each row's real tokens masked as prompt, the last 10% padding. */
+export function randomBatch(B: number, T: number, vocab: number, seed: number) {
+  let s = seed >>> 0;
+  const next = () => (s = (Math.imul(s, 1664525) + 1013904223) >>> 0);
+  const inputIds = new Int32Array(B * T);
+  const labels = new Int32Array(B * T).fill(-100);
+  const attentionMask = new Uint8Array(B * T);
+  const real = Math.max(2, T - Math.floor(T * 0.1));
+  const prompt = Math.floor(real * 0.4);
+  for (let b = 0; b < B; b++) {
+    for (let t = 0; t < T; t++) {
+      const i = b * T + t;
+      if (t < real) {
+        inputIds[i] = next() % vocab;
+        attentionMask[i] = 1;
+        if (t >= prompt) labels[i] = inputIds[i] as number;
+      }
+    }
+  }
+  return { inputIds, labels, attentionMask, shape: [B, T] as [number, number] };
+}
+
+export async function benchTrain(o: TrainBenchOptions): Promise<TrainBenchResult> {
+  for (const [k, v, min] of [['batchSize', o.batchSize, 1], ['seqLen', o.seqLen, 2], ['steps', o.steps, 1], ['warmup', o.warmup, 0]] as const) {
+    if (!Number.isInteger(v) || v < min) throw invalidParameterError(k, `an integer >= ${min}`, v);
+  }
+  const threads = o.threads && o.threads > 0 ? o.threads : availableParallelism();
+  const model = await loadModel(o.model, { threads, ...(o.dtype ? { dtype: o.dtype } : {}) });
+  try {
+    const vocab = model.spec.vocabSize;
+    const runs: { f: number; b: number; o: number; total: number }[] = [];
+    for (let i = 0; i < o.warmup + o.steps; i++) {
+      const batch = randomBatch(o.batchSize, o.seqLen, vocab, 1000 + i);
+      const t0 = performance.now();
+      const r = await model.step(batch);
+      const t1 = performance.now();
+      await model.optimizerStep({ lr: 1e-5, weightDecay: 0.01, maxGradNorm: 1 });
+      await model.zeroGrad();
+      const t2 = performance.now();
+      if (i >= o.warmup) runs.push({ f: r.forwardMs ?? t1 - t0, b: r.backwardMs ?? 0, o: t2 - t1, total: t2 - t0 });
+    }
+    const mean = (k: 'f' | 'b' | 'o' | 'total') => runs.reduce((a, r) => a + r[k], 0) / runs.length;
+    const ms = mean('total');
+    return {
+      tokens_per_s: (o.batchSize * o.seqLen) / (ms / 1000),
+      ms_per_step: ms,
+      ms_forward: mean('f'),
+      ms_backward: mean('b'),
+      ms_optimizer: mean('o'),
+      peak_rss_mib: process.resourceUsage().maxRSS / 1024,
+      threads,
+    };
+  } finally {
+    await model.dispose();
+  }
+}

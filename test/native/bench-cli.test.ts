@@ -1,0 +1,25 @@
+// `sftkit bench train --json` prints exactly the keys other tools read (no timing assertions).
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import { randomBatch } from '../../src/bench/train-bench.ts';
+
+const root = join(import.meta.dirname, '..', '..');
+
+test('bench train --json: the fixed keys, all numbers', () => {
+  const r = spawnSync(process.execPath, ['bin/sftkit.js', 'bench', 'train', '--model', 'test/fixtures/models/tinystories-656k', '--batch-size', '2', '--seq-len', '32', '--steps', '1', '--warmup', '0', '--threads', '1', '--json'], { cwd: root, encoding: 'utf8' });
+  assert.equal(r.status, 0, r.stderr);
+  const out = JSON.parse(r.stdout);
+  assert.deepEqual(Object.keys(out).sort(), ['ms_backward', 'ms_forward', 'ms_optimizer', 'ms_per_step', 'peak_rss_mib', 'threads', 'tokens_per_s']);
+  for (const v of Object.values(out)) assert.ok(typeof v === 'number' && Number.isFinite(v) && v > 0);
+  assert.equal(out.threads, 1);
+});
+
+test('the bench batches: 10% padding, 40% of the real tokens masked as prompt', () => {
+  const b = randomBatch(2, 100, 50, 1);
+  const row = Array.from(b.labels.subarray(0, 100));
+  assert.equal(Array.from(b.attentionMask.subarray(0, 100)).filter((m) => m === 1).length, 90);
+  assert.equal(row.filter((l) => l !== -100).length, 90 - 36);
+  assert.ok(row.slice(0, 36).every((l) => l === -100));
+});
