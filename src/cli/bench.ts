@@ -1,11 +1,13 @@
 // `sftkit bench train`: one model's training-step speed and memory on random batches (JSON with --json).
+import { spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { BENCH_SHAPES, buildRandomModel, type BenchShape } from '../bench/random-models.ts';
 import { benchTrain } from '../bench/train-bench.ts';
-import { invalidParameterError } from '../errors.ts';
+import { SftkitError, invalidParameterError } from '../errors.ts';
+import { packageRoot } from '../native/binding.ts';
 import { enumFlag, intFlag, requiredFlag } from './args.ts';
 import type { CliIo, Command } from './command.ts';
 
@@ -14,7 +16,8 @@ const HELP = `Usage: sftkit bench train --model DIR|${BENCH_SHAPES.join('|')} --
 
 Times training steps (forward with the fused loss, backward, clip + AdamW) on random token batches with 40% of each
 row masked as prompt and 10% padding. --model takes a model directory or a shape built locally with random weights
-(gpt2-124m; qwen2-0.5b: vocab 151936, hidden 896, 24 layers, 14 heads, 2 KV heads, tied). tokens_per_s counts all
+(gpt2-124m; qwen2-0.5b: vocab 151936, hidden 896, 24 layers, 14 heads, 2 KV heads, tied; built in a child process
+with \`sftkit bench build-model --shape S --out DIR\`, so it does not count in peak_rss_mib). tokens_per_s counts all
 B x T positions per step. --json prints {"tokens_per_s", "ms_per_step", "ms_forward", "ms_backward",
 "ms_optimizer", "peak_rss_mib", "threads"}.
 `;
@@ -25,7 +28,14 @@ export const benchCommand: Command = {
   help: HELP,
   async run(argv: string[], io: CliIo): Promise<number> {
     const [sub, ...rest] = argv;
-    if (sub !== 'train') throw invalidParameterError('bench <what>', '"train"', sub);
+    if (sub === 'build-model') {
+      // `sftkit bench build-model --shape S --out DIR`: a random model directory (also used by bench train in a
+      // child process, so that building it does not count in the bench's peak RSS).
+      const { values } = parseArgs({ args: rest, strict: true, options: { shape: { type: 'string' }, out: { type: 'string' } } });
+      await buildRandomModel(requiredFlag('out', values.out), enumFlag('shape', values.shape, BENCH_SHAPES) as BenchShape);
+      return 0;
+    }
+    if (sub !== 'train') throw invalidParameterError('bench <what>', '"train" or "build-model"', sub);
     const { values } = parseArgs({
       args: rest,
       strict: true,
@@ -46,7 +56,8 @@ export const benchCommand: Command = {
     if ((BENCH_SHAPES as readonly string[]).includes(model)) {
       tmp = mkdtempSync(join(tmpdir(), `sftkit-bench-${model}-`));
       dir = tmp;
-      await buildRandomModel(dir, model as BenchShape);
+      const built = spawnSync(process.execPath, [join(packageRoot, 'bin', 'sftkit.js'), 'bench', 'build-model', '--shape', model, '--out', dir], { stdio: 'inherit' });
+      if (built.status !== 0) throw new SftkitError('SFTKIT_IO', `could not build the random ${model} model in ${dir}`);
     }
     try {
       const r = await benchTrain({
