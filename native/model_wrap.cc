@@ -21,6 +21,7 @@
 #include "model.h"
 #include "model_batch.h"
 #include "distributed.h"
+#include "logprobs.h"
 #include "loss.h"
 #include "optim.h"
 #include "safetensors.h"
@@ -315,6 +316,8 @@ class NativeModel : public Napi::ObjectWrap<NativeModel> {
                            InstanceMethod<&NativeModel::Load>("load"),
                            InstanceMethod<&NativeModel::Step>("step"),
                            InstanceMethod<&NativeModel::EvalLoss>("evalLoss"),
+                           InstanceMethod<&NativeModel::SequenceLogps>("sequenceLogps"),
+                           InstanceMethod<&NativeModel::PreferenceStep>("preferenceStep"),
                            InstanceMethod<&NativeModel::Forward>("forward"),
                            InstanceMethod<&NativeModel::OptimizerStep>("optimizerStep"),
                            InstanceMethod<&NativeModel::ZeroGrad>("zeroGrad"),
@@ -433,6 +436,103 @@ class NativeModel : public Napi::ObjectWrap<NativeModel> {
                   o.Set("forwardMs", out->forward_ms);
                   if (train) o.Set("backwardMs", out->backward_ms);
                   return o;
+                }))
+        ->start();
+    SFT_NAPI_CATCH(env)
+  }
+
+  // sequenceLogps(batch) -> Promise<{ logps: Float64Array [B], tokens: Float64Array [B] }>: per-row sums of the
+  // log-probabilities of the labelled tokens, without gradients (reference models, evaluation).
+  Napi::Value SequenceLogps(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    SFT_NAPI_TRY
+    auto lease = std::make_shared<Lease>(state_);
+    auto batch = batch_arg(info, 0, /*with_labels=*/true);
+    auto out = std::make_shared<std::pair<at::Tensor, at::Tensor>>();
+    ModelState* s = &lease->state();
+    return (new FnWorker(
+                env, "sftkit.sequenceLogps", s->threads, lease,
+                [s, batch, out]() {
+                  c10::NoGradGuard no_grad;
+                  PreparedBatch pb = prepare_batch(*s->model, batch->input, /*trim=*/true);
+                  at::Tensor h = s->model->hidden_states(pb.ids, pb.pos, pb.plan, nullptr);
+                  out->first = sequence_logprobs(h, s->model->lm_head_weight(), pb.labels).to(at::kDouble).cpu();
+                  out->second = label_counts(pb.labels).to(at::kDouble).cpu();
+                },
+                [out](Napi::Env env) -> Napi::Value {
+                  Napi::Object o = Napi::Object::New(env);
+                  o.Set("logps", tensor_to_typed_array(env, out->first));
+                  o.Set("tokens", tensor_to_typed_array(env, out->second));
+                  return o;
+                }))
+        ->start();
+    SFT_NAPI_CATCH(env)
+  }
+
+  // preferenceStep(batch, { refLogps, beta, labelSmoothing, lossType, lossScale }) -> Promise<{ lossSum, pairs,
+  //   chosenRewards, rejectedRewards, policyLogps }>: rows are pairs [chosen_0, rejected_0, chosen_1, ...]; the DPO
+  // loss of every pair against the frozen reference log-probs, backward of (sum of pair losses) * lossScale.
+  Napi::Value PreferenceStep(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    SFT_NAPI_TRY
+    auto batch = batch_arg(info, 0, /*with_labels=*/true);
+    Napi::Object o = object_arg(info, 1, "options", false);
+    if (!o.Get("refLogps").IsTypedArray() || o.Get("refLogps").As<Napi::TypedArray>().TypedArrayType() != napi_float64_array) {
+      throw_bad_argument("preferenceStep: options.refLogps must be a Float64Array with one value per row");
+    }
+    Napi::Float64Array ref_js = o.Get("refLogps").As<Napi::Float64Array>();
+    auto ref = std::make_shared<std::vector<double>>(ref_js.Data(), ref_js.Data() + ref_js.ElementLength());
+    auto num = [&](const char* k, double def) {
+      Napi::Value v = o.Get(k);
+      if (v.IsUndefined()) return def;
+      if (!v.IsNumber()) throw_bad_argument(std::string("preferenceStep: options.") + k + " must be a number");
+      return v.As<Napi::Number>().DoubleValue();
+    };
+    const double beta = num("beta", 0.1), ls = num("labelSmoothing", 0.0), scale = num("lossScale", 1.0);
+    if (!(beta > 0)) throw_bad_argument("preferenceStep: beta must be > 0");
+    if (!(ls >= 0 && ls < 0.5)) throw_bad_argument("preferenceStep: labelSmoothing must be in [0, 0.5)");
+    const PreferenceLoss type = preference_loss_from_string(o.Get("lossType").IsString() ? o.Get("lossType").As<Napi::String>().Utf8Value() : "sigmoid");
+    auto lease = std::make_shared<Lease>(state_);
+    ModelState* s = &lease->state();
+    struct Out { double loss_sum = 0; at::Tensor chosen_rewards, rejected_rewards, logps; int64_t pairs = 0; };
+    auto out = std::make_shared<Out>();
+    return (new FnWorker(
+                env, "sftkit.preferenceStep", s->threads, lease,
+                [s, batch, ref, beta, ls, scale, type, out]() {
+                  PreparedBatch pb = prepare_batch(*s->model, batch->input, /*trim=*/true);
+                  const int64_t B = pb.ids.size(0);
+                  if (B % 2 != 0) throw_bad_argument("preferenceStep: the batch must hold pairs of rows (chosen, rejected)");
+                  if (static_cast<int64_t>(ref->size()) != B) throw_bad_argument("preferenceStep: refLogps needs one value per row");
+                  at::Tensor h = s->model->hidden_states(pb.ids, pb.pos, pb.plan, nullptr);
+                  at::Tensor lp = sequence_logprobs(h, s->model->lm_head_weight(), pb.labels);  // [B]
+                  at::Tensor counts = label_counts(pb.labels);
+                  at::Tensor refs = at::tensor(*ref, at::TensorOptions().dtype(at::kDouble)).to(at::kFloat).to(lp.device());
+                  at::Tensor pc = lp.slice(0, 0, B, 2), pr = lp.slice(0, 1, B, 2);
+                  at::Tensor rc = refs.slice(0, 0, B, 2), rr = refs.slice(0, 1, B, 2);
+                  at::Tensor ct = counts.slice(0, 0, B, 2), rt = counts.slice(0, 1, B, 2);
+                  at::Tensor losses = preference_losses(pc, pr, rc, rr, ct, rt, type, beta, ls);
+                  at::Tensor total = losses.sum();
+                  if (total.requires_grad()) (scale == 1.0 ? total : total * scale).backward();
+                  c10::NoGradGuard no_grad;
+                  at::Tensor dc = pc.detach() - rc, dr = pr.detach() - rr;
+                  if (type == PreferenceLoss::Ipo) {
+                    dc = dc / ct.to(at::kFloat).clamp_min(1);
+                    dr = dr / rt.to(at::kFloat).clamp_min(1);
+                  }
+                  out->loss_sum = total.item<double>();
+                  out->chosen_rewards = (dc * beta).to(at::kDouble).cpu();
+                  out->rejected_rewards = (dr * beta).to(at::kDouble).cpu();
+                  out->logps = lp.detach().to(at::kDouble).cpu();
+                  out->pairs = B / 2;
+                },
+                [out](Napi::Env env) -> Napi::Value {
+                  Napi::Object r = Napi::Object::New(env);
+                  r.Set("lossSum", out->loss_sum);
+                  r.Set("pairs", static_cast<double>(out->pairs));
+                  r.Set("chosenRewards", tensor_to_typed_array(env, out->chosen_rewards));
+                  r.Set("rejectedRewards", tensor_to_typed_array(env, out->rejected_rewards));
+                  r.Set("policyLogps", tensor_to_typed_array(env, out->logps));
+                  return r;
                 }))
         ->start();
     SFT_NAPI_CATCH(env)

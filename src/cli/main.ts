@@ -5,6 +5,7 @@ import { benchCommand } from './bench.ts';
 import { chatCommand } from './chat.ts';
 import { convertCommand } from './convert.ts';
 import { doctorCommand } from './doctor.ts';
+import { dpoCommand } from './dpo.ts';
 import { evalCommand } from './eval.ts';
 import { generateCommand } from './generate.ts';
 import { inspectCommand } from './inspect.ts';
@@ -16,6 +17,7 @@ const commands: Command[] = [
   evalCommand,
   generateCommand,
   chatCommand,
+  dpoCommand,
   inspectCommand,
   convertCommand,
   quickstartCommand,

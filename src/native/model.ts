@@ -47,6 +47,26 @@ export interface LossSum {
   backwardMs?: number;
 }
 
+export type PreferenceLossType = 'sigmoid' | 'ipo';
+
+export interface PreferenceStepOptions {
+  /** Reference log-probability sums, one per row of the batch (rows are chosen_0, rejected_0, chosen_1, ...). */
+  refLogps: Float64Array;
+  beta?: number;
+  labelSmoothing?: number;
+  lossType?: PreferenceLossType;
+  /** Backward runs on (sum of pair losses) * lossScale; 1 / pairs of the optimizer step gives TRL's mean. */
+  lossScale?: number;
+}
+
+export interface PreferenceStepResult {
+  lossSum: number;
+  pairs: number;
+  chosenRewards: Float64Array;
+  rejectedRewards: Float64Array;
+  policyLogps: Float64Array;
+}
+
 export interface StepOptions {
   /**
    * Backward runs on lossSum * lossScale (default 1). Gradient accumulation normalised by the label tokens of the
@@ -92,6 +112,8 @@ export interface Logits {
 interface NativeModelHandle {
   load(dir: string, spec: ModelSpec, options: LoadModelOptions): Promise<void>;
   step(batch: Batch, options?: { lossScale?: number }): Promise<LossSum>;
+  sequenceLogps(batch: Batch): Promise<{ logps: Float64Array; tokens: Float64Array }>;
+  preferenceStep(batch: Batch, options: Required<PreferenceStepOptions> & { refLogps: Float64Array }): Promise<PreferenceStepResult>;
   evalLoss(batch: Batch): Promise<LossSum>;
   forward(batch: ForwardBatch): Promise<Logits>;
   optimizerStep(options: OptimizerStepOptions): Promise<{ gradNorm: number }>;
@@ -210,6 +232,30 @@ export class Model {
       throw invalidParameterError('lossScale', 'a finite number >= 0', lossScale);
     }
     return this.run(() => this.native.step(batch, { lossScale }));
+  }
+
+  /** Per-row sums of the labelled tokens' log-probabilities (and their counts), without gradients. */
+  sequenceLogps(batch: Batch): Promise<{ logps: Float64Array; tokens: Float64Array }> {
+    checkBatch(batch, true);
+    return this.run(() => this.native.sequenceLogps(batch));
+  }
+
+  /**
+   * One DPO micro-batch: rows are pairs (chosen, rejected); the preference loss against `refLogps` (sigmoid with
+   * optional label smoothing, or IPO on token-averaged log-probs, as TRL defines them), backward included.
+   */
+  preferenceStep(batch: Batch, options: PreferenceStepOptions): Promise<PreferenceStepResult> {
+    checkBatch(batch, true);
+    const { refLogps, beta = 0.1, labelSmoothing = 0, lossType = 'sigmoid', lossScale = 1 } = options;
+    if (!(refLogps instanceof Float64Array) || refLogps.length !== batch.shape[0]) {
+      throw invalidParameterError('refLogps', `a Float64Array of ${batch.shape[0]} values (one per row)`, refLogps);
+    }
+    if (batch.shape[0] % 2 !== 0) throw invalidParameterError('batch.shape[0]', 'an even number of rows (chosen, rejected pairs)', batch.shape[0]);
+    if (!(typeof beta === 'number' && beta > 0)) throw invalidParameterError('beta', 'a number > 0', beta);
+    if (!(typeof labelSmoothing === 'number' && labelSmoothing >= 0 && labelSmoothing < 0.5)) throw invalidParameterError('labelSmoothing', 'a number in [0, 0.5)', labelSmoothing);
+    if (lossType !== 'sigmoid' && lossType !== 'ipo') throw invalidParameterError('lossType', "'sigmoid' or 'ipo'", lossType);
+    if (!(typeof lossScale === 'number' && Number.isFinite(lossScale) && lossScale >= 0)) throw invalidParameterError('lossScale', 'a finite number >= 0', lossScale);
+    return this.run(() => this.native.preferenceStep(batch, { refLogps, beta, labelSmoothing, lossType, lossScale }));
   }
 
   /** Loss sum and label-token count without gradients. */

@@ -1,0 +1,87 @@
+// `sftkit dpo --eval-only`: DPO loss, rewards and reward accuracy of a policy against a reference on every pair of
+// a preference file, without training. (DPO training itself is not wired into the trainer yet.)
+import { parseArgs } from 'node:util';
+import { parseFieldMap } from '../data/formats.ts';
+import { RECORD_FORMATS, type RecordFormat } from '../data/types.ts';
+import { SftkitError } from '../errors.ts';
+import { loadModel, type PreferenceLossType } from '../native/model.ts';
+import { pairLogps, preferenceMetrics, preparePreferencePairs } from '../train/preference.ts';
+import { enumFlag, intFlag, numFlag, requiredFlag } from './args.ts';
+import type { CliIo, Command } from './command.ts';
+
+const HELP = `Usage: sftkit dpo --model DIR [--ref DIR] --data FILE --eval-only [--beta 0.1] [--label-smoothing X]
+                  [--loss-type sigmoid|ipo] [--template T] [--max-length N] [--limit N] [--json]
+
+Evaluates Direct Preference Optimization on every {prompt?, chosen, rejected} pair of FILE (strings or message
+lists; ch7's {instruction, input, output, chosen, rejected} and MiniMind's {chosen: [...], rejected: [...]} work):
+log-probabilities are summed over the answer tokens only, chosen and rejected share the prompt tokens exactly.
+--json prints {"loss", "rewards_chosen", "rewards_rejected", "accuracy", "pairs"} averaged over the pairs.
+--ref defaults to --model (the starting policy). Training with DPO (sftkit dpo without --eval-only) is not
+implemented yet.
+`;
+
+export const dpoCommand: Command = {
+  name: 'dpo',
+  summary: 'DPO evaluation of a policy against a reference on preference pairs (--eval-only)',
+  help: HELP,
+  async run(argv: string[], io: CliIo): Promise<number> {
+    const { values } = parseArgs({
+      args: argv,
+      strict: true,
+      options: {
+        model: { type: 'string' },
+        ref: { type: 'string' },
+        data: { type: 'string' },
+        'eval-only': { type: 'boolean', default: false },
+        beta: { type: 'string' },
+        'label-smoothing': { type: 'string' },
+        'loss-type': { type: 'string' },
+        format: { type: 'string' },
+        template: { type: 'string' },
+        'max-length': { type: 'string' },
+        limit: { type: 'string' },
+        'field-map': { type: 'string' },
+        'batch-size': { type: 'string' },
+        threads: { type: 'string' },
+        json: { type: 'boolean', default: false },
+      },
+    });
+    if (!values['eval-only']) {
+      throw new SftkitError('SFTKIT_UNSUPPORTED', 'DPO training is not implemented yet; use --eval-only to evaluate a policy against a reference');
+    }
+    const modelDir = requiredFlag('model', values.model);
+    const refDir = values.ref ?? modelDir;
+    const threads = intFlag('threads', values.threads, 1);
+    const maxLength = intFlag('max-length', values['max-length'], 2);
+    const limit = intFlag('limit', values.limit, 1);
+    const data = await preparePreferencePairs({
+      data: requiredFlag('data', values.data),
+      tokenizer: modelDir,
+      format: enumFlag<RecordFormat | 'auto'>('format', values.format, ['auto', ...RECORD_FORMATS]) ?? 'auto',
+      ...(values.template ? { template: values.template } : {}),
+      ...(maxLength !== undefined ? { maxLength } : {}),
+      ...(limit !== undefined ? { limit } : {}),
+      fieldMap: parseFieldMap(values['field-map']),
+    });
+    const batchPairs = intFlag('batch-size', values['batch-size'], 1) ?? 4;
+    const opts = {
+      beta: numFlag('beta', values.beta, 1e-9) ?? 0.1,
+      labelSmoothing: numFlag('label-smoothing', values['label-smoothing'], 0, 0.49) ?? 0,
+      lossType: enumFlag<PreferenceLossType>('loss-type', values['loss-type'], ['sigmoid', 'ipo']) ?? 'sigmoid',
+    };
+    const padId = data.tokenizer.padId;
+    const ref = await loadModel(refDir, threads ? { threads } : {});
+    const refLogps = await pairLogps(ref, data.pairs, padId, batchPairs).finally(() => ref.dispose());
+    const policy = await loadModel(modelDir, threads ? { threads } : {});
+    const pol = await pairLogps(policy, data.pairs, padId, batchPairs).finally(() => policy.dispose());
+    const m = preferenceMetrics(pol.logps, refLogps.logps, pol.tokens, opts);
+    const report = { loss: m.loss, rewards_chosen: m.rewards_chosen, rewards_rejected: m.rewards_rejected, accuracy: m.accuracy, pairs: m.pairs };
+    io.stdout.write(
+      values.json
+        ? `${JSON.stringify(report)}\n`
+        : `DPO (${opts.lossType}, beta ${opts.beta}) over ${m.pairs} pairs${data.dropped ? ` (${data.dropped} dropped)` : ''}: loss ${m.loss.toFixed(4)}, ` +
+            `rewards chosen ${m.rewards_chosen.toFixed(4)} / rejected ${m.rewards_rejected.toFixed(4)}, accuracy ${m.accuracy.toFixed(3)}, margin ${m.margin.toFixed(4)}\n`,
+    );
+    return 0;
+  },
+};
