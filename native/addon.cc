@@ -16,6 +16,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("getNumThreads", Napi::Function::New(env, get_num_threads, "getNumThreads"));
   exports.Set("roundTrip", Napi::Function::New(env, round_trip, "roundTrip"));
   exports.Set("busyWork", Napi::Function::New(env, busy_work, "busyWork"));
+  exports.Set("matmulBench", Napi::Function::New(env, matmul_bench, "matmulBench"));
   exports.Set("NativeModel", define_native_model(env));
   exports.Set("safetensorsInfo", Napi::Function::New(env, safetensors_info, "safetensorsInfo"));
   exports.Set("loadSafetensors", Napi::Function::New(env, load_safetensors, "loadSafetensors"));

@@ -3,6 +3,12 @@
 
 #include <ATen/TensorOperators.h>
 #include <ATen/ops/matmul.h>
+#include <ATen/ops/mm.h>
+#include <ATen/ops/sum.h>
+#include <ATen/Parallel.h>
+
+#include <algorithm>
+#include <cmath>
 #include <ATen/ops/randn.h>
 
 #include <chrono>
@@ -85,7 +91,58 @@ class BusyWorker : public TorchWorker {
   double elapsed_ = 0;
 };
 
+// n x n fp32 matmuls (a fresh output each time, as a training step's GEMMs have), best of `reps` after one warm-up.
+class MatmulWorker : public TorchWorker {
+ public:
+  MatmulWorker(Napi::Env env, int64_t n, int reps, int threads)
+      : TorchWorker(env, "sftkit.matmulBench", threads), n_(n), reps_(reps) {}
+
+ protected:
+  void Run() override {
+    at::Tensor a = at::randn({n_, n_}), b = at::randn({n_, n_});
+    at::Tensor c = at::mm(a, b);
+    best_ms_ = 1e300;
+    for (int i = 0; i < reps_; ++i) {
+      const auto t0 = std::chrono::steady_clock::now();
+      c = at::mm(a, b);
+      const double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+      best_ms_ = std::min(best_ms_, ms);
+    }
+    checksum_ = c.sum().item<double>();
+  }
+  Napi::Value Result(Napi::Env env) override {
+    Napi::Object out = Napi::Object::New(env);
+    const double flops = 2.0 * static_cast<double>(n_) * static_cast<double>(n_) * static_cast<double>(n_);
+    out.Set("size", static_cast<double>(n_));
+    out.Set("ms", best_ms_);
+    out.Set("gflops", flops / (best_ms_ * 1e6));
+    out.Set("threads", static_cast<double>(at::get_num_threads()));
+    out.Set("checksum", checksum_);
+    return out;
+  }
+
+ private:
+  int64_t n_;
+  int reps_;
+  double best_ms_ = 0;
+  double checksum_ = 0;
+};
+
 }  // namespace
+
+Napi::Value matmul_bench(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  SFT_NAPI_TRY
+  if (info.Length() < 1 || !info[0].IsNumber()) throw_bad_argument("matmulBench(n): n must be a number");
+  double n = info[0].As<Napi::Number>().DoubleValue();
+  if (!(n >= 1 && n <= 16384 && n == std::floor(n))) throw_bad_argument("matmulBench(n): n must be an integer in [1, 16384]");
+  Napi::Object opts = options_arg(info, 1);
+  int threads = thread_count_arg(opts.Get("threads"), "options.threads");
+  double reps = number_option(opts, "reps", 5);
+  if (!(reps >= 1 && reps <= 1000)) throw_bad_argument("matmulBench: options.reps must be in [1, 1000]");
+  return (new MatmulWorker(env, static_cast<int64_t>(n), static_cast<int>(reps), threads))->start();
+  SFT_NAPI_CATCH(env)
+}
 
 Napi::Value round_trip(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();

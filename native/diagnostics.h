@@ -12,4 +12,8 @@ Napi::Value round_trip(const Napi::CallbackInfo& info);
 // fail: true raises a real libtorch error on the worker thread (tests async error delivery).
 Napi::Value busy_work(const Napi::CallbackInfo& info);
 
+// matmulBench(n, { reps, threads }) -> Promise<{ size, ms, gflops, threads, checksum }>: the best of `reps` n x n
+// fp32 matmuls (the matmul ceiling that benches quote MFU against).
+Napi::Value matmul_bench(const Napi::CallbackInfo& info);
+
 }  // namespace sft

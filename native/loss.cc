@@ -2,6 +2,7 @@
 #include "loss.h"
 
 #include <ATen/ATen.h>
+#include <c10/core/GradMode.h>
 #include <torch/csrc/autograd/custom_function.h>
 
 #include <algorithm>
@@ -15,6 +16,38 @@ namespace {
 using torch::autograd::AutogradContext;
 using torch::autograd::variable_list;
 
+// The chunk walk shared by the autograd Function and the training path. Shapes: hf [N, C] fp32, wf [V, C] fp32,
+// y [N] int64 in [0, V). Returns the loss sum (fp64 accumulation). When given, grad_h [N, C] is overwritten with
+// scale * d loss / d h and grad_w [V, C] is incremented by scale * d loss / d W. Never more than one chunk of logits
+// [chunk, V] exists at a time; the softmax gradient is formed in place in that buffer.
+double ce_chunks(const at::Tensor& hf, const at::Tensor& wf, const at::Tensor& y, int64_t chunk, double scale,
+                 at::Tensor* grad_h, at::Tensor* grad_w) {
+  const int64_t n = hf.size(0);
+  at::Tensor total = at::zeros({}, hf.options().dtype(at::kDouble));
+  for (int64_t start = 0; start < n; start += chunk) {
+    const int64_t rows = std::min(chunk, n - start);
+    at::Tensor hc = hf.narrow(0, start, rows);                      // [r, C]
+    at::Tensor yc = y.narrow(0, start, rows).unsqueeze(1);          // [r, 1]
+    at::Tensor logits = at::mm(hc, wf.t());                         // [r, V]
+    at::Tensor lse = at::logsumexp(logits, {1}, /*keepdim=*/true);  // [r, 1]
+    total.add_((lse - logits.gather(1, yc)).sum(at::kDouble));
+    if (!grad_h && !grad_w) continue;
+    // d loss / d logits = softmax - onehot, computed in place over the logits buffer.
+    at::Tensor probs = logits.sub_(lse).exp_();
+    probs.scatter_add_(1, yc, at::full({rows, 1}, -1.0f, probs.options()));
+    if (grad_h) {
+      at::Tensor gh = grad_h->narrow(0, start, rows);
+      at::mm_out(gh, probs, wf);  // [r, C]
+      if (scale != 1.0) gh.mul_(scale);
+    }
+    if (grad_w) grad_w->addmm_(probs.t(), hc, /*beta=*/1.0, /*alpha=*/scale);  // [V, C]
+  }
+  return total.item<double>();
+}
+
+using torch::autograd::AutogradContext;
+using torch::autograd::variable_list;
+
 // Shapes: h [N, C], w [V, C], y [N] int64 in [0, V). Returns the 0-dim fp32 loss sum.
 struct ChunkedCrossEntropy : public torch::autograd::Function<ChunkedCrossEntropy> {
   static at::Tensor forward(AutogradContext* ctx, const at::Tensor& h, const at::Tensor& w, const at::Tensor& y, int64_t chunk) {
@@ -22,31 +55,13 @@ struct ChunkedCrossEntropy : public torch::autograd::Function<ChunkedCrossEntrop
     const bool need_w = w.requires_grad();
     at::Tensor hf = h.scalar_type() == at::kFloat ? h : h.to(at::kFloat);
     at::Tensor wf = w.scalar_type() == at::kFloat ? w : w.to(at::kFloat);
-    const int64_t n = hf.size(0);
     at::Tensor grad_h = need_h ? at::empty_like(hf) : at::Tensor();
     at::Tensor grad_w = need_w ? at::zeros_like(wf) : at::Tensor();
-    at::Tensor total = at::zeros({}, hf.options().dtype(at::kDouble));
-    for (int64_t start = 0; start < n; start += chunk) {
-      const int64_t rows = std::min(chunk, n - start);
-      at::Tensor hc = hf.narrow(0, start, rows);                // [r, C]
-      at::Tensor yc = y.narrow(0, start, rows).unsqueeze(1);    // [r, 1]
-      at::Tensor logits = at::mm(hc, wf.t());                   // [r, V]
-      at::Tensor lse = at::logsumexp(logits, {1}, /*keepdim=*/true);  // [r, 1]
-      total.add_((lse - logits.gather(1, yc)).sum(at::kDouble));
-      if (!need_h && !need_w) continue;
-      // d loss / d logits = softmax - onehot, computed in place over the logits buffer.
-      at::Tensor probs = logits.sub_(lse).exp_();
-      probs.scatter_add_(1, yc, at::full({rows, 1}, -1.0f, probs.options()));
-      if (need_h) {
-        at::Tensor gh = grad_h.narrow(0, start, rows);
-        at::mm_out(gh, probs, wf);  // [r, C]
-      }
-      if (need_w) grad_w.addmm_(probs.t(), hc);                          // [V, C]
-    }
+    const double total = ce_chunks(hf, wf, y, chunk, 1.0, need_h ? &grad_h : nullptr, need_w ? &grad_w : nullptr);
     ctx->save_for_backward({grad_h, grad_w});
     ctx->saved_data["h_dtype"] = static_cast<int64_t>(h.scalar_type());
     ctx->saved_data["w_dtype"] = static_cast<int64_t>(w.scalar_type());
-    return total.to(at::kFloat);
+    return at::scalar_tensor(total, hf.options());
   }
 
   static variable_list backward(AutogradContext* ctx, variable_list grad_out) {
@@ -114,6 +129,41 @@ LossResult fused_masked_cross_entropy(const at::Tensor& hidden, const at::Tensor
   const int64_t chunk = chunk_rows > 0 ? std::min(chunk_rows, n) : auto_chunk_rows(V, n);
   at::Tensor loss = ChunkedCrossEntropy::apply(h, weight, y, chunk);
   return {loss, n};
+}
+
+LossGradient fused_masked_cross_entropy_grad(const at::Tensor& hidden, const at::Tensor& weight, const at::Tensor& labels,
+                                             double scale, int64_t chunk_rows) {
+  check_inputs(hidden, weight, labels);
+  if (chunk_rows < 0) throw_bad_argument("loss: chunk_rows must be >= 0");
+  if (!weight.is_leaf()) throw_bad_argument("loss: the LM head weight must be a leaf tensor (a parameter)");
+  const int64_t B = hidden.size(0), T = hidden.size(1), C = hidden.size(2), V = weight.size(0);
+  LossGradient out;
+  if (T < 2) return out;
+  auto [rows, y] = label_rows(labels.device() == hidden.device() ? labels : labels.to(hidden.device()), V);
+  const int64_t n = rows.numel();
+  out.count = n;
+  if (n == 0) return out;
+  c10::NoGradGuard no_grad;
+  at::Tensor h = hidden.detach().reshape({B * T, C}).index_select(0, rows).to(at::kFloat);  // [N, C]
+  at::Tensor wf = weight.detach().to(at::kFloat);
+  const int64_t chunk = chunk_rows > 0 ? std::min(chunk_rows, n) : auto_chunk_rows(V, n);
+  at::Tensor grad_rows = at::empty_like(h);
+  const bool need_w = weight.requires_grad();
+  // fp32 weights: the head gradient goes straight into weight.grad (no [V, C] buffer beside it).
+  at::Tensor& wgrad = weight.mutable_grad();
+  const bool direct = need_w && weight.scalar_type() == at::kFloat;
+  if (direct && !wgrad.defined()) wgrad = at::zeros_like(weight);
+  at::Tensor buffer = need_w && !direct ? at::zeros_like(wf) : at::Tensor();
+  at::Tensor* gw = !need_w ? nullptr : direct ? &wgrad : &buffer;
+  out.loss_sum = ce_chunks(h, wf, y, chunk, scale, &grad_rows, gw);
+  if (buffer.defined()) {
+    if (wgrad.defined()) wgrad.add_(buffer.to(weight.scalar_type()));
+    else wgrad = buffer.to(weight.scalar_type());
+  }
+  out.grad_hidden = at::zeros({B * T, C}, hidden.options());
+  out.grad_hidden.index_copy_(0, rows, grad_rows.to(hidden.scalar_type()));
+  out.grad_hidden = out.grad_hidden.view({B, T, C});
+  return out;
 }
 
 LossResult naive_masked_cross_entropy(const at::Tensor& hidden, const at::Tensor& weight, const at::Tensor& labels) {

@@ -21,6 +21,18 @@ struct LossResult {
 LossResult fused_masked_cross_entropy(const at::Tensor& hidden, const at::Tensor& weight, const at::Tensor& labels,
                                       int64_t chunk_rows = 0);
 
+// The training form of the same loss, without an autograd node: the loss sum over the N label rows and, in the same
+// chunked pass, grad_hidden [B, T, C] = scale * d loss / d hidden (zeros where there is no target) while
+// scale * d loss / d weight is ADDED to weight.grad() (allocated when undefined; fp32 weights get it without any
+// [V, C] buffer beside it). The caller continues with hidden.backward(grad_hidden). count 0: nothing is touched.
+struct LossGradient {
+  double loss_sum = 0;
+  int64_t count = 0;
+  at::Tensor grad_hidden;  // undefined when count == 0
+};
+LossGradient fused_masked_cross_entropy_grad(const at::Tensor& hidden, const at::Tensor& weight, const at::Tensor& labels,
+                                             double scale, int64_t chunk_rows = 0);
+
 // The same loss through full logits and at::cross_entropy (reference for tests and benches).
 LossResult naive_masked_cross_entropy(const at::Tensor& hidden, const at::Tensor& weight, const at::Tensor& labels);
 

@@ -3,6 +3,11 @@
 #include "model.h"
 
 #include <ATen/ATen.h>
+#include <c10/core/GradMode.h>
+#include <torch/csrc/autograd/autograd.h>
+#include <torch/csrc/autograd/custom_function.h>
+#include <torch/csrc/autograd/function.h>
+#include <torch/csrc/autograd/functions/utils.h>
 
 #include <sstream>
 
@@ -26,7 +31,80 @@ at::Tensor repeat_kv(const at::Tensor& x, int64_t rep) {
   return x.unsqueeze(2).expand({s[0], s[1], rep, s[2], s[3]}).reshape({s[0], s[1] * rep, s[2], s[3]});
 }
 
+using torch::autograd::AutogradContext;
+using torch::autograd::variable_list;
+
+// Shapes: weight [V, C], ids [...] int64 -> [..., C].
+struct EmbeddingIntoGrad : public torch::autograd::Function<EmbeddingIntoGrad> {
+  static at::Tensor forward(AutogradContext* ctx, const at::Tensor& weight, const at::Tensor& ids) {
+    ctx->save_for_backward({weight, ids});  // weight is a leaf: saved as itself, so its .grad is reachable
+    return at::embedding(weight, ids);
+  }
+  static variable_list backward(AutogradContext* ctx, variable_list grads) {
+    auto saved = ctx->get_saved_variables();
+    const at::Tensor& w = saved[0];
+    const at::Tensor& g = grads[0];
+    if (g.defined()) {
+      at::Tensor& wg = w.mutable_grad();
+      if (!wg.defined()) wg = at::zeros_like(w);
+      wg.index_add_(0, saved[1].reshape({-1}), g.reshape({-1, w.size(1)}).to(w.scalar_type()));
+    }
+    return {at::Tensor(), at::Tensor()};
+  }
+};
+
+// The backward node of checkpointed(): recomputes fn from the saved input and backpropagates through it.
+struct CheckpointBackward final : public torch::autograd::Node {
+  std::function<at::Tensor(const at::Tensor&)> fn;
+  at::Tensor input;  // detached
+  bool input_requires_grad = false;
+
+  variable_list apply(variable_list&& grads) override {
+    if (!grads[0].defined()) return {at::Tensor()};
+    at::Tensor x = input.detach().requires_grad_(input_requires_grad);
+    at::Tensor y;
+    {
+      at::AutoGradMode enable(true);
+      y = fn(x);
+    }
+    torch::autograd::backward({y}, {grads[0]});
+    return {input_requires_grad ? x.grad() : at::Tensor()};
+  }
+  void release_variables() override {
+    input.reset();
+    fn = nullptr;
+  }
+  std::string name() const override { return "sft::CheckpointBackward"; }
+};
+
 }  // namespace
+
+at::Tensor embedding_lookup(const at::Tensor& weight, const at::Tensor& ids) {
+  if (!c10::GradMode::is_enabled() || !weight.requires_grad() || !weight.is_leaf()) return at::embedding(weight, ids);
+  return EmbeddingIntoGrad::apply(weight, ids);
+}
+
+at::Tensor checkpointed(const std::function<at::Tensor(const at::Tensor&)>& fn, const at::Tensor& x) {
+  if (!c10::GradMode::is_enabled()) return fn(x);
+  at::Tensor y;
+  {
+    c10::NoGradGuard no_grad;
+    y = fn(x);
+  }
+  auto node = c10::make_intrusive<CheckpointBackward>();
+  node->fn = fn;
+  node->input = x.detach();
+  node->input_requires_grad = x.requires_grad();
+  node->set_next_edges(torch::autograd::collect_next_edges(x));
+  torch::autograd::set_history(y, node);
+  return y;
+}
+
+at::Tensor CausalLM::run_layer(const std::function<at::Tensor(const at::Tensor&)>& layer, const at::Tensor& x,
+                               const KVCache* cache) const {
+  if (checkpoint_layers_ && cache == nullptr && c10::GradMode::is_enabled()) return checkpointed(layer, x);
+  return layer(x);
+}
 
 CausalLM::CausalLM(ModelSpec spec, ModelOptions options) : spec_(std::move(spec)), options_(options) {}
 

@@ -105,10 +105,18 @@ class CausalLM {
   void resize_token_embeddings(int64_t new_vocab);
   // New empty KV cache for B rows and up to `capacity` positions.
   KVCache new_cache(int64_t batch, int64_t capacity) const;
+  // Activation checkpointing of every layer in training forwards (see checkpointed()): less memory, one more
+  // forward of the layers in backward.
+  void set_gradient_checkpointing(bool on) { checkpoint_layers_ = on; }
+  bool gradient_checkpointing() const { return checkpoint_layers_; }
 
  protected:
+  // Runs one layer x -> layer(x): checkpointed when enabled, in grad mode and without a KV cache.
+  at::Tensor run_layer(const std::function<at::Tensor(const at::Tensor&)>& layer, const at::Tensor& x, const KVCache* cache) const;
+
   ModelSpec spec_;
   ModelOptions options_;
+  bool checkpoint_layers_ = false;
 };
 
 std::unique_ptr<CausalLM> make_gpt2(const ModelSpec& spec, const ModelOptions& options);
@@ -117,6 +125,15 @@ std::unique_ptr<CausalLM> make_llama(const ModelSpec& spec, const ModelOptions& 
 std::unique_ptr<CausalLM> make_causal_lm(const ModelSpec& spec, const ModelOptions& options);
 
 // ---- building blocks shared by the architectures (model.cc) ----
+
+// weight [V, C], ids [B, T] int64 -> [B, T, C]. In grad mode the backward adds the rows' gradients straight into
+// weight.grad() (index_add_), without the dense [V, C] gradient that at::embedding's backward allocates beside it.
+at::Tensor embedding_lookup(const at::Tensor& weight, const at::Tensor& ids);
+
+// fn(x) without keeping fn's intermediate activations: the forward runs without a graph, the backward recomputes
+// fn(x) with one and backpropagates through it (reentrant activation checkpointing; parameters' gradients
+// accumulate as usual). fn must be deterministic (no dropout here). Outside grad mode it is just fn(x).
+at::Tensor checkpointed(const std::function<at::Tensor(const at::Tensor&)>& fn, const at::Tensor& x);
 
 // q [B, H, T, D], k/v [B, Hkv, S, D] -> [B, H, T, D] through at::scaled_dot_product_attention (GQA: k/v heads
 // repeated). Causal plans with a cache (S > T) align the T queries to the last T keys.

@@ -81,21 +81,25 @@ class Gpt2Model final : public CausalLM {
                            KVCache* cache) override {
     const int64_t B = ids.size(0), T = ids.size(1), C = spec_.hidden_size, H = spec_.num_heads, D = spec_.head_dim;
     const double eps = spec_.norm_eps;
-    at::Tensor x = at::embedding(wte_, ids) + at::embedding(wpe_, pos);  // [B, T, C]
+    at::Tensor x = embedding_lookup(wte_, ids) + embedding_lookup(wpe_, pos);  // [B, T, C]
     for (size_t li = 0; li < blocks_.size(); ++li) {
       const auto& b = blocks_[li];
-      at::Tensor h = at::layer_norm(x, {C}, b.ln1_w, b.ln1_b, eps);
-      at::Tensor qkv = at::linear(h, b.attn_w, b.attn_b);  // [B, T, 3C]
-      auto parts = qkv.split(C, -1);
-      at::Tensor q = parts[0].view({B, T, H, D}).transpose(1, 2);
-      at::Tensor k = parts[1].view({B, T, H, D}).transpose(1, 2);
-      at::Tensor v = parts[2].view({B, T, H, D}).transpose(1, 2);
-      auto [k_all, v_all] = cache_append(cache, static_cast<int64_t>(li), k, v);
-      at::Tensor a = attention_forward(q, k_all, v_all, plan).transpose(1, 2).reshape({B, T, C});
-      x = x + at::linear(a, b.proj_w, b.proj_b);
-      h = at::layer_norm(x, {C}, b.ln2_w, b.ln2_b, eps);
-      h = at::gelu(at::linear(h, b.fc_w, b.fc_b), "tanh");
-      x = x + at::linear(h, b.mlp_proj_w, b.mlp_proj_b);
+      auto layer = [&b, li, B, T, C, H, D, eps, &plan, cache](const at::Tensor& x_in) -> at::Tensor {
+        at::Tensor h = at::layer_norm(x_in, {C}, b.ln1_w, b.ln1_b, eps);
+        at::Tensor qkv = at::linear(h, b.attn_w, b.attn_b);  // [B, T, 3C]
+        auto parts = qkv.split(C, -1);
+        at::Tensor q = parts[0].view({B, T, H, D}).transpose(1, 2);
+        at::Tensor k = parts[1].view({B, T, H, D}).transpose(1, 2);
+        at::Tensor v = parts[2].view({B, T, H, D}).transpose(1, 2);
+        auto [k_all, v_all] = cache_append(cache, static_cast<int64_t>(li), k, v);
+        at::Tensor a = attention_forward(q, k_all, v_all, plan).transpose(1, 2).reshape({B, T, C});
+        at::Tensor y = x_in + at::linear(a, b.proj_w, b.proj_b);
+        h = at::layer_norm(y, {C}, b.ln2_w, b.ln2_b, eps);
+        h = at::gelu(at::linear(h, b.fc_w, b.fc_b), "tanh");
+        return y + at::linear(h, b.mlp_proj_w, b.mlp_proj_b);
+      };
+      // The layer closure captures values and stable references only: a checkpointed layer runs again in backward.
+      x = run_layer(layer, x, cache);
     }
     return at::layer_norm(x, {C}, lnf_w_, lnf_b_, eps);
   }

@@ -112,7 +112,7 @@ class LlamaModel final : public CausalLM {
   at::Tensor hidden_states(const at::Tensor& ids, const at::Tensor& pos, const AttentionPlan& plan,
                            KVCache* cache) override {
     const int64_t B = ids.size(0), T = ids.size(1), H = spec_.num_heads, Hkv = spec_.num_kv_heads, D = spec_.head_dim;
-    at::Tensor x = at::embedding(embed_, ids);  // [B, T, C]
+    at::Tensor x = embedding_lookup(embed_, ids);  // [B, T, C]
     // RoPE tables [B, 1, T, D] in fp32 (HF autocast-free path), then the compute dtype.
     at::Tensor freqs = pos.to(at::kFloat).unsqueeze(-1) * inv_freq_;  // [B, T, D/2]
     at::Tensor emb = at::cat({freqs, freqs}, -1);
@@ -120,25 +120,29 @@ class LlamaModel final : public CausalLM {
     at::Tensor sin = emb.sin().to(x.scalar_type()).unsqueeze(1);
     for (size_t li = 0; li < layers_.size(); ++li) {
       const auto& L = layers_[li];
-      at::Tensor h = rms_norm_forward(x, L.in_norm, spec_.norm_eps);
-      at::Tensor q = at::linear(h, L.q_w, L.q_b).view({B, T, H, D});
-      at::Tensor k = at::linear(h, L.k_w, L.k_b).view({B, T, Hkv, D});
-      at::Tensor v = at::linear(h, L.v_w, L.v_b).view({B, T, Hkv, D}).transpose(1, 2);
-      if (L.q_norm.defined()) {
-        q = rms_norm_forward(q, L.q_norm, spec_.norm_eps);
-        k = rms_norm_forward(k, L.k_norm, spec_.norm_eps);
-      }
-      q = q.transpose(1, 2);  // [B, H, T, D]
-      k = k.transpose(1, 2);  // [B, Hkv, T, D]
-      q = q * cos + rotate_half(q) * sin;
-      k = k * cos + rotate_half(k) * sin;
-      auto [k_all, v_all] = cache_append(cache, static_cast<int64_t>(li), k, v);
-      at::Tensor a = attention_forward(q, k_all, v_all, plan);             // [B, H, T, D]
-      a = a.transpose(1, 2).reshape({B, T, H * D});
-      x = x + at::linear(a, L.o_w, L.o_b);
-      h = rms_norm_forward(x, L.post_norm, spec_.norm_eps);
-      at::Tensor m = at::silu(at::linear(h, L.gate_w, L.gate_b)) * at::linear(h, L.up_w, L.up_b);
-      x = x + at::linear(m, L.down_w, L.down_b);
+      auto layer = [this, &L, li, B, T, H, Hkv, D, cos, sin, &plan, cache](const at::Tensor& x_in) -> at::Tensor {
+        at::Tensor h = rms_norm_forward(x_in, L.in_norm, spec_.norm_eps);
+        at::Tensor q = at::linear(h, L.q_w, L.q_b).view({B, T, H, D});
+        at::Tensor k = at::linear(h, L.k_w, L.k_b).view({B, T, Hkv, D});
+        at::Tensor v = at::linear(h, L.v_w, L.v_b).view({B, T, Hkv, D}).transpose(1, 2);
+        if (L.q_norm.defined()) {
+          q = rms_norm_forward(q, L.q_norm, spec_.norm_eps);
+          k = rms_norm_forward(k, L.k_norm, spec_.norm_eps);
+        }
+        q = q.transpose(1, 2);  // [B, H, T, D]
+        k = k.transpose(1, 2);  // [B, Hkv, T, D]
+        q = q * cos + rotate_half(q) * sin;
+        k = k * cos + rotate_half(k) * sin;
+        auto [k_all, v_all] = cache_append(cache, static_cast<int64_t>(li), k, v);
+        at::Tensor a = attention_forward(q, k_all, v_all, plan);  // [B, H, T, D]
+        a = a.transpose(1, 2).reshape({B, T, H * D});
+        at::Tensor y = x_in + at::linear(a, L.o_w, L.o_b);
+        h = rms_norm_forward(y, L.post_norm, spec_.norm_eps);
+        at::Tensor m = at::silu(at::linear(h, L.gate_w, L.gate_b)) * at::linear(h, L.up_w, L.up_b);
+        return y + at::linear(m, L.down_w, L.down_b);
+      };
+      // The layer closure captures values and stable references only: a checkpointed layer runs again in backward.
+      x = run_layer(layer, x, cache);
     }
     return rms_norm_forward(x, norm_, spec_.norm_eps);
   }

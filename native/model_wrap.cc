@@ -340,7 +340,8 @@ class NativeModel : public Napi::ObjectWrap<NativeModel> {
   explicit NativeModel(const Napi::CallbackInfo& info) : Napi::ObjectWrap<NativeModel>(info), state_(std::make_shared<ModelState>()) {}
 
  private:
-  // load(dir, spec, { dtype: 'float32'|'bfloat16', device: 'cpu'|'cuda', threads }) -> Promise<void>
+  // load(dir, spec, { dtype: 'float32'|'bfloat16', device: 'cpu'|'cuda', threads, gradientCheckpointing })
+  //   -> Promise<void>
   Napi::Value Load(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     SFT_NAPI_TRY
@@ -364,6 +365,7 @@ class NativeModel : public Napi::ObjectWrap<NativeModel> {
       throw_bad_argument("options.device must be 'cpu' or 'cuda'");
     }
     state_->threads = thread_count_arg(opts.Get("threads"), "options.threads");
+    const bool checkpoint = bool_field(opts, "gradientCheckpointing", false);
     StatePtr st = state_;
     st->busy.store(true);
     struct Unbusy {
@@ -374,8 +376,9 @@ class NativeModel : public Napi::ObjectWrap<NativeModel> {
     auto built = std::make_shared<std::unique_ptr<CausalLM>>();
     return (new FnWorker(
                 env, "sftkit.loadModel", st->threads, nullptr,
-                [built, dir, spec, mo, unbusy]() {
+                [built, dir, spec, mo, unbusy, checkpoint]() {
                   auto model = make_causal_lm(spec, mo);
+                  model->set_gradient_checkpointing(checkpoint);
                   TensorDir files = load_safetensors_dir(dir);
                   WeightSource src{std::move(files.tensors), std::move(files.metadata)};
                   model->load(src);
@@ -419,13 +422,20 @@ class NativeModel : public Napi::ObjectWrap<NativeModel> {
                   if (!train) guard = std::make_unique<c10::NoGradGuard>();
                   const auto t0 = std::chrono::steady_clock::now();
                   at::Tensor h = s->model->hidden_states(pb.ids, pb.pos, pb.plan, nullptr);
-                  LossResult r = fused_masked_cross_entropy(h, s->model->lm_head_weight(), pb.labels);
-                  out->sum = r.count > 0 ? r.loss_sum.item<double>() : 0.0;
-                  out->count = r.count;
-                  const auto t1 = std::chrono::steady_clock::now();
-                  if (train && r.count > 0 && r.loss_sum.requires_grad()) {
-                    if (loss_scale == 1.0) r.loss_sum.backward();
-                    else (r.loss_sum * loss_scale).backward();
+                  auto t1 = std::chrono::steady_clock::now();
+                  if (train) {
+                    // The loss's gradient w.r.t. the head goes straight into its .grad; the body's backward starts
+                    // from d(loss_sum * lossScale) / d hidden.
+                    LossGradient g = fused_masked_cross_entropy_grad(h, s->model->lm_head_weight(), pb.labels, loss_scale);
+                    out->sum = g.loss_sum;
+                    out->count = g.count;
+                    t1 = std::chrono::steady_clock::now();
+                    if (g.count > 0 && h.requires_grad()) h.backward(g.grad_hidden);
+                  } else {
+                    LossResult r = fused_masked_cross_entropy(h, s->model->lm_head_weight(), pb.labels);
+                    out->sum = r.count > 0 ? r.loss_sum.item<double>() : 0.0;
+                    out->count = r.count;
+                    t1 = std::chrono::steady_clock::now();
                   }
                   const auto t2 = std::chrono::steady_clock::now();
                   out->forward_ms = std::chrono::duration<double, std::milli>(t1 - t0).count();

@@ -12,6 +12,7 @@ export interface TrainBenchOptions {
   warmup: number;
   threads?: number;
   dtype?: 'float32' | 'bfloat16';
+  gradientCheckpointing?: boolean;
 }
 
 /** Exactly the keys other tools read (issue 6). */
@@ -25,23 +26,26 @@ export interface TrainBenchResult {
   threads: number;
 }
 
-/** A [B, T] batch: random ids, the first 40% of each row's real tokens masked as prompt, the last 10% padding. */
+/**
+ * A [B, T] batch: random ids; row b has a padding fraction spread evenly over 0..20% (mean 10%; row 0 is full, as in
+ * any collated batch, so no column is all padding and nothing can be trimmed away), the first 40% of each row's real
+ * tokens masked as prompt. bench/compare/torch_bench.py mirrors this generator exactly: keep the two in step.
+ */
 export function randomBatch(B: number, T: number, vocab: number, seed: number) {
   let s = seed >>> 0;
   const next = () => (s = (Math.imul(s, 1664525) + 1013904223) >>> 0);
   const inputIds = new Int32Array(B * T);
   const labels = new Int32Array(B * T).fill(-100);
   const attentionMask = new Uint8Array(B * T);
-  const real = Math.max(2, T - Math.floor(T * 0.1));
-  const prompt = Math.floor(real * 0.4);
   for (let b = 0; b < B; b++) {
-    for (let t = 0; t < T; t++) {
+    const pad = B === 1 ? 0.1 : (0.2 * b) / (B - 1);
+    const real = Math.max(2, T - Math.floor(T * pad));
+    const prompt = Math.floor(real * 0.4);
+    for (let t = 0; t < real; t++) {
       const i = b * T + t;
-      if (t < real) {
-        inputIds[i] = next() % vocab;
-        attentionMask[i] = 1;
-        if (t >= prompt) labels[i] = inputIds[i] as number;
-      }
+      inputIds[i] = next() % vocab;
+      attentionMask[i] = 1;
+      if (t >= prompt) labels[i] = inputIds[i] as number;
     }
   }
   return { inputIds, labels, attentionMask, shape: [B, T] as [number, number] };
@@ -52,7 +56,7 @@ export async function benchTrain(o: TrainBenchOptions): Promise<TrainBenchResult
     if (!Number.isInteger(v) || v < min) throw invalidParameterError(k, `an integer >= ${min}`, v);
   }
   const threads = o.threads && o.threads > 0 ? o.threads : availableParallelism();
-  const model = await loadModel(o.model, { threads, ...(o.dtype ? { dtype: o.dtype } : {}) });
+  const model = await loadModel(o.model, { threads, ...(o.dtype ? { dtype: o.dtype } : {}), ...(o.gradientCheckpointing ? { gradientCheckpointing: true } : {}) });
   try {
     const vocab = model.spec.vocabSize;
     const runs: { f: number; b: number; o: number; total: number }[] = [];

@@ -7,12 +7,13 @@ import { parseArgs } from 'node:util';
 import { BENCH_SHAPES, buildRandomModel, type BenchShape } from '../bench/random-models.ts';
 import { benchTrain } from '../bench/train-bench.ts';
 import { SftkitError, invalidParameterError } from '../errors.ts';
-import { packageRoot } from '../native/binding.ts';
+import { binding, packageRoot } from '../native/binding.ts';
 import { enumFlag, intFlag, requiredFlag } from './args.ts';
 import type { CliIo, Command } from './command.ts';
 
 const HELP = `Usage: sftkit bench train --model DIR|${BENCH_SHAPES.join('|')} --batch-size B --seq-len T --steps N
-                         [--warmup N] [--threads N] [--dtype float32|bfloat16] [--json]
+                         [--warmup N] [--threads N] [--dtype float32|bfloat16] [--gradient-checkpointing] [--json]
+       sftkit bench matmul [--size 2048] [--reps 5] [--threads N] [--json]
 
 Times training steps (forward with the fused loss, backward, clip + AdamW) on random token batches with 40% of each
 row masked as prompt and 10% padding. --model takes a model directory or a shape built locally with random weights
@@ -20,11 +21,14 @@ row masked as prompt and 10% padding. --model takes a model directory or a shape
 with \`sftkit bench build-model --shape S --out DIR\`, so it does not count in peak_rss_mib). tokens_per_s counts all
 B x T positions per step. --json prints {"tokens_per_s", "ms_per_step", "ms_forward", "ms_backward",
 "ms_optimizer", "peak_rss_mib", "threads"}.
+
+bench matmul: the fp32 matmul ceiling of this machine through libtorch (best of --reps N x N matmuls);
+--json prints {"gflops", "ms", "size", "threads"}. bench/compare quotes MFU against it.
 `;
 
 export const benchCommand: Command = {
   name: 'bench',
-  summary: 'benchmark training steps of a model (bench train)',
+  summary: 'benchmark training steps of a model (bench train) and the matmul ceiling (bench matmul)',
   help: HELP,
   async run(argv: string[], io: CliIo): Promise<number> {
     const [sub, ...rest] = argv;
@@ -35,7 +39,22 @@ export const benchCommand: Command = {
       await buildRandomModel(requiredFlag('out', values.out), enumFlag('shape', values.shape, BENCH_SHAPES) as BenchShape);
       return 0;
     }
-    if (sub !== 'train') throw invalidParameterError('bench <what>', '"train" or "build-model"', sub);
+    if (sub === 'matmul') {
+      const { values } = parseArgs({
+        args: rest,
+        strict: true,
+        options: { size: { type: 'string' }, reps: { type: 'string' }, threads: { type: 'string' }, json: { type: 'boolean', default: false } },
+      });
+      const size = intFlag('size', values.size, 1) ?? 2048;
+      const r = await binding().matmulBench(size, {
+        reps: intFlag('reps', values.reps, 1) ?? 5,
+        ...(values.threads ? { threads: intFlag('threads', values.threads, 1) as number } : {}),
+      });
+      const out = { gflops: r.gflops, ms: r.ms, size: r.size, threads: r.threads };
+      io.stdout.write(values.json ? `${JSON.stringify(out)}\n` : `${size}^3 fp32 matmul: ${r.gflops.toFixed(1)} GFLOP/s (${r.ms.toFixed(1)} ms, ${r.threads} threads)\n`);
+      return 0;
+    }
+    if (sub !== 'train') throw invalidParameterError('bench <what>', '"train", "matmul" or "build-model"', sub);
     const { values } = parseArgs({
       args: rest,
       strict: true,
@@ -47,6 +66,7 @@ export const benchCommand: Command = {
         warmup: { type: 'string' },
         threads: { type: 'string' },
         dtype: { type: 'string' },
+        'gradient-checkpointing': { type: 'boolean', default: false },
         json: { type: 'boolean', default: false },
       },
     });
@@ -67,6 +87,7 @@ export const benchCommand: Command = {
         steps: intFlag('steps', requiredFlag('steps', values.steps), 1) as number,
         warmup: intFlag('warmup', values.warmup, 0) ?? 1,
         ...(values.threads ? { threads: intFlag('threads', values.threads, 1) as number } : {}),
+        ...(values['gradient-checkpointing'] ? { gradientCheckpointing: true } : {}),
         ...(values.dtype ? { dtype: enumFlag('dtype', values.dtype, ['float32', 'bfloat16'] as const) as 'float32' | 'bfloat16' } : {}),
       });
       io.stdout.write(

@@ -110,6 +110,8 @@ export interface NativeBinding {
     options?: { scale?: number; threads?: number },
   ): Promise<{ data: T; shape: number[]; sum: number }>;
   busyWork(ms: number, options?: { threads?: number; fail?: boolean }): Promise<{ iterations: number; ms: number }>;
+  /** Best of `reps` n x n fp32 matmuls: the matmul ceiling benches quote MFU against. */
+  matmulBench(n: number, options?: { reps?: number; threads?: number }): Promise<{ size: number; ms: number; gflops: number; threads: number; checksum: number }>;
   /** Forward + backward of the masked cross-entropy sum (fused, or `naive` through full logits); tests and benches. */
   crossEntropy(
     hidden: Float32Array,

@@ -16,6 +16,11 @@ export interface LoadModelOptions {
   /** Intra-op threads for this model's operations (0/undefined: libtorch's current setting). */
   threads?: number;
   device?: ModelDevice;
+  /**
+   * Activation checkpointing of every layer in training steps: only each layer's input is kept through the forward
+   * pass and the layer is recomputed in backward (less memory, about one more forward of compute).
+   */
+  gradientCheckpointing?: boolean;
 }
 
 /**
@@ -467,6 +472,9 @@ function checkLoadOptions(opts: LoadModelOptions): void {
     throw invalidParameterError('device', "'cpu' or 'cuda'", opts.device);
   }
   if (opts.threads !== undefined) checkInt('threads', opts.threads, 0, 4096);
+  if (opts.gradientCheckpointing !== undefined && typeof opts.gradientCheckpointing !== 'boolean') {
+    throw invalidParameterError('gradientCheckpointing', 'true or false', opts.gradientCheckpointing);
+  }
 }
 
 /** Loads a Hugging Face model directory (config.json + model.safetensors or a sharded index). */

@@ -60,6 +60,7 @@ export interface TrainOptions {
   dtype: Dtype;
   groupByLength: boolean;
   dropLast: boolean;
+  gradientCheckpointing: boolean;
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -162,6 +163,7 @@ export const trainOptionSchema: OptionSchema<TrainOptions> = {
   dtype: { kind: 'enum', values: ['float32', 'bfloat16'], default: 'float32', description: 'parameter and compute dtype' },
   groupByLength: { kind: 'boolean', default: false, description: 'batch examples of similar length together (less padding)' },
   dropLast: { kind: 'boolean', default: false, description: 'drop the last incomplete training batch of each epoch' },
+  gradientCheckpointing: { kind: 'boolean', default: false, description: 'recompute each layer in backward instead of keeping its activations (less memory, ~1/3 more compute)' },
 };
 
 export const TRAIN_OPTION_KEYS = Object.keys(trainOptionSchema) as (keyof TrainOptions)[];

@@ -246,7 +246,7 @@ export async function train(input: unknown, hooks: TrainHooks = {}): Promise<Tra
 
     // ---- model --------------------------------------------------------------------------------------------------
     const threads = o.threads > 0 ? o.threads : Math.max(1, Math.floor(availableParallelism() / (group ? Math.min(world, availableParallelism()) : 1)));
-    const model = await loadModel(resumeFrom ? resumeFrom.path : o.model, { dtype: o.dtype, threads });
+    const model = await loadModel(resumeFrom ? resumeFrom.path : o.model, { dtype: o.dtype, threads, gradientCheckpointing: o.gradientCheckpointing });
     try {
       if (!resumeFrom && prepared.tokenizer.vocabSize > model.spec.vocabSize) {
         log(`sftkit train: resizing the token embeddings ${model.spec.vocabSize} -> ${prepared.tokenizer.vocabSize} for the added tokens`);

@@ -16,10 +16,16 @@ test('bench train --json: the fixed keys, all numbers', () => {
   assert.equal(out.threads, 1);
 });
 
-test('the bench batches: 10% padding, 40% of the real tokens masked as prompt', () => {
-  const b = randomBatch(2, 100, 50, 1);
-  const row = Array.from(b.labels.subarray(0, 100));
-  assert.equal(Array.from(b.attentionMask.subarray(0, 100)).filter((m) => m === 1).length, 90);
-  assert.equal(row.filter((l) => l !== -100).length, 90 - 36);
-  assert.ok(row.slice(0, 36).every((l) => l === -100));
+test('the bench batches: 10% padding on average, row 0 full, 40% of the real tokens masked as prompt', () => {
+  const b = randomBatch(3, 100, 50, 1);
+  const real = [0, 1, 2].map((r) => Array.from(b.attentionMask.subarray(r * 100, (r + 1) * 100)).filter((m) => m === 1).length);
+  assert.deepEqual(real, [100, 90, 80]);
+  for (const [r, n] of real.entries()) {
+    const row = Array.from(b.labels.subarray(r * 100, (r + 1) * 100));
+    const prompt = Math.floor(n * 0.4);
+    assert.equal(row.filter((l) => l !== -100).length, n - prompt);
+    assert.ok(row.slice(0, prompt).every((l) => l === -100));
+  }
+  // A single row keeps 10% trailing padding.
+  assert.equal(Array.from(randomBatch(1, 100, 50, 1).attentionMask).filter((m) => m === 1).length, 90);
 });

@@ -1,0 +1,264 @@
+// bench/compare: the same training workloads through sftkit and through Python (PyTorch + transformers, TRL's
+// SFTTrainer) in ONE run on this machine, then a JSON + Markdown table of ratios, MFU and peak memory.
+//
+//   node --import tsx bench/compare/run.ts [--steps 3] [--warmup 1] [--threads 2] [--records 400]
+//        [--only steps|sft|all] [--python PY] [--skip-python] [--out bench/results] [--update-readme]
+//
+// Every measurement runs in a process of its own (peak RSS is per process), one at a time. The models are random
+// (built once by `sftkit bench build-model` into the cache) and both sides load the same files. The Python side
+// runs in its own venv (SFTKIT_BENCH_VENV, default ~/.cache/sftkit/bench-venv) created from the configured pip index;
+// when Python or the wheels are missing its columns are skipped with a message, the sftkit columns still run.
+import { spawnSync } from 'node:child_process';
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { cpus, freemem, homedir, tmpdir, totalmem } from 'node:os';
+import { join, resolve } from 'node:path';
+import { parseArgs } from 'node:util';
+import { mfu, trainFlopsPerToken } from '../../src/bench/flops.ts';
+import { readModelConfig } from '../../src/native/model-config.ts';
+
+const root = resolve(import.meta.dirname, '..', '..');
+const here = import.meta.dirname;
+const sftkitBin = join(root, 'bin', 'sftkit.js');
+
+const { values: args } = parseArgs({
+  options: {
+    steps: { type: 'string', default: '3' },
+    warmup: { type: 'string', default: '1' },
+    threads: { type: 'string', default: '2' },
+    records: { type: 'string', default: '400' },
+    only: { type: 'string', default: 'all' },
+    python: { type: 'string' },
+    'skip-python': { type: 'boolean', default: false },
+    out: { type: 'string', default: join(root, 'bench', 'results') },
+    'update-readme': { type: 'boolean', default: false },
+  },
+});
+const steps = Number(args.steps), warmup = Number(args.warmup), threads = Number(args.threads), records = Number(args.records);
+const only = args.only as 'steps' | 'sft' | 'all';
+/** The cache root of scripts/libtorch.mjs (SFTKIT_CACHE_DIR, else $XDG_CACHE_HOME/sftkit or ~/.cache/sftkit). */
+const cacheRoot = () => (process.env.SFTKIT_CACHE_DIR ? resolve(process.env.SFTKIT_CACHE_DIR) : join(process.env.XDG_CACHE_HOME ? resolve(process.env.XDG_CACHE_HOME) : join(homedir(), '.cache'), 'sftkit'));
+const log = (m: string) => process.stderr.write(`compare: ${m}\n`);
+
+// ---- processes ------------------------------------------------------------------------------------------------
+
+function runJson(cmd: string, argv: string[], what: string): Record<string, unknown> | null {
+  log(`${what}: ${[cmd, ...argv].map((a) => (a.includes(' ') ? JSON.stringify(a) : a)).join(' ')}`);
+  const t0 = Date.now();
+  const r = spawnSync(cmd, argv, { cwd: root, encoding: 'utf8', maxBuffer: 64 << 20, env: { ...process.env, OMP_NUM_THREADS: String(threads) } });
+  if (r.status !== 0) {
+    log(`${what} FAILED (exit ${r.status}):\n${(r.stderr ?? '').split('\n').slice(-25).join('\n')}`);
+    return null;
+  }
+  const line = r.stdout.trim().split('\n').filter((l) => l.startsWith('{')).pop();
+  if (!line) {
+    log(`${what}: no JSON on stdout`);
+    return null;
+  }
+  const out = JSON.parse(line) as Record<string, unknown>;
+  log(`${what}: done in ${((Date.now() - t0) / 1000).toFixed(0)} s ${line}`);
+  return out;
+}
+
+// ---- Python ---------------------------------------------------------------------------------------------------
+
+function findPython(): { python: string | null; why: string } {
+  if (args['skip-python']) return { python: null, why: '--skip-python' };
+  const probe = (py: string) => spawnSync(py, ['-c', 'import torch, transformers, trl, datasets; print(torch.__version__)'], { encoding: 'utf8' }).status === 0;
+  if (args.python) return probe(args.python) ? { python: args.python, why: '' } : { python: null, why: `${args.python} cannot import torch, transformers, trl, datasets` };
+  const venv = process.env.SFTKIT_BENCH_VENV ?? join(cacheRoot(), 'bench-venv');
+  const py = join(venv, 'bin', 'python');
+  if (existsSync(py) && probe(py)) return { python: py, why: '' };
+  const sys = spawnSync('python3', ['--version'], { encoding: 'utf8' });
+  if (sys.status !== 0) return { python: null, why: 'python3 is not installed' };
+  log(`creating the Python venv ${venv} from the configured pip index (once)`);
+  if (!existsSync(py) && spawnSync('python3', ['-m', 'venv', venv], { stdio: 'inherit' }).status !== 0) {
+    return { python: null, why: `python3 -m venv ${venv} failed (is python3-venv installed?)` };
+  }
+  const extra = (process.env.SFTKIT_BENCH_PIP_ARGS ?? '').split(/\s+/).filter(Boolean);
+  const pip = spawnSync(py, ['-m', 'pip', 'install', '--quiet', 'torch==2.13.0+cpu', 'transformers', 'trl', 'datasets', 'accelerate', ...extra], { stdio: 'inherit' });
+  if (pip.status !== 0 || !probe(py)) return { python: null, why: 'pip could not install torch==2.13.0+cpu, transformers, trl, datasets from the configured index' };
+  return { python: py, why: '' };
+}
+
+// ---- models ---------------------------------------------------------------------------------------------------
+
+function benchModel(shape: 'gpt2-124m' | 'qwen2-0.5b'): string {
+  const dir = join(cacheRoot(), 'bench-models', `${shape}-v1`);
+  if (!existsSync(join(dir, 'model.safetensors'))) {
+    log(`building the random ${shape} model in ${dir} (once)`);
+    rmSync(dir, { recursive: true, force: true });
+    const r = spawnSync(process.execPath, [sftkitBin, 'bench', 'build-model', '--shape', shape, '--out', dir], { stdio: 'inherit' });
+    if (r.status !== 0) throw new Error(`could not build ${shape}`);
+  }
+  if (shape === 'gpt2-124m') {
+    // The GPT-2 tokenizer, for the SFT workload (bench train ignores it).
+    for (const f of ['tokenizer.json', 'tokenizer_config.json']) copyFileSync(join(root, 'test', 'fixtures', 'tokenizers', 'gpt2', f), join(dir, f));
+  }
+  return dir;
+}
+
+// ---- the run --------------------------------------------------------------------------------------------------
+
+interface StepRow {
+  name: string;
+  shape: string;
+  batch: number;
+  seqLen: number;
+  flopsPerToken: number;
+  sftkit: Record<string, number> | null;
+  torch: Record<string, number> | null;
+}
+interface SftRow {
+  name: string;
+  sftkit: Record<string, number> | null;
+  trl: Record<string, unknown> | null;
+  trlMode: string;
+}
+
+const started = new Date();
+const { python, why } = findPython();
+if (!python) log(`the Python columns are skipped: ${why}`);
+const torchVersion = python ? spawnSync(python, ['-c', 'import torch, transformers, trl; print(torch.__version__, transformers.__version__, trl.__version__)'], { encoding: 'utf8' }).stdout.trim() : null;
+
+const matmulSftkit = runJson(process.execPath, [sftkitBin, 'bench', 'matmul', '--size', '2048', '--reps', '10', '--threads', String(threads), '--json'], 'matmul (sftkit/libtorch)');
+const matmulTorch = python
+  ? runJson(python, ['-c', `import torch,time,json\ntorch.set_num_threads(${threads})\na=torch.randn(2048,2048);b=torch.randn(2048,2048);c=a@b\nbest=1e9\nfor _ in range(10):\n  t=time.perf_counter();c=a@b;best=min(best,time.perf_counter()-t)\nprint(json.dumps({"gflops":2*2048**3/best/1e9,"ms":best*1e3}))`], 'matmul (PyTorch)')
+  : null;
+const ceiling = Math.max(Number(matmulSftkit?.gflops ?? 0), Number(matmulTorch?.gflops ?? 0));
+
+const stepRows: StepRow[] = [];
+if (only !== 'sft') {
+  const workloads = [
+    { shape: 'gpt2-124m', batch: 4, seqLen: 256 },
+    { shape: 'gpt2-124m', batch: 8, seqLen: 128 },
+    { shape: 'qwen2-0.5b', batch: 2, seqLen: 256 },
+  ] as const;
+  for (const w of workloads) {
+    const dir = benchModel(w.shape);
+    const name = `${w.shape} B${w.batch} T${w.seqLen}`;
+    const common = ['--batch-size', String(w.batch), '--seq-len', String(w.seqLen), '--steps', String(steps), '--warmup', String(warmup), '--threads', String(threads)];
+    const sftkit = runJson(process.execPath, [sftkitBin, 'bench', 'train', '--model', dir, ...common, '--json'], `${name} sftkit`);
+    const torch = python ? runJson(python, [join(here, 'torch_bench.py'), '--model', dir, ...common], `${name} PyTorch+transformers`) : null;
+    stepRows.push({
+      name,
+      shape: w.shape,
+      batch: w.batch,
+      seqLen: w.seqLen,
+      flopsPerToken: trainFlopsPerToken(readModelConfig(dir).spec, w.seqLen),
+      sftkit: sftkit as Record<string, number> | null,
+      torch: torch as Record<string, number> | null,
+    });
+  }
+}
+
+const sftRows: SftRow[] = [];
+if (only !== 'steps') {
+  const dir = benchModel('gpt2-124m');
+  const data = join(root, 'test', 'fixtures', 'data', 'instruction-data.json');
+  const work = mkdtempSync(join(tmpdir(), 'sftkit-compare-'));
+  const subset = join(work, 'instruction-data.json');
+  writeFileSync(subset, JSON.stringify((JSON.parse(readFileSync(data, 'utf8')) as unknown[]).slice(0, records)));
+  const sftkitSft = (extra: string[], tag: string) => {
+    const out = join(work, `run-${tag}`);
+    const flags = ['train', '--model', dir, '--data', subset, '--out', out, '--epochs', '1', '--lr', '5e-5', '--val-split', '0', '--test-split', '0', '--threads', String(threads), '--log-every', '1000', ...extra];
+    const r = spawnSync(process.execPath, [sftkitBin, ...flags], { cwd: root, encoding: 'utf8', env: { ...process.env, OMP_NUM_THREADS: String(threads) } });
+    log(`SFT sftkit ${tag}: sftkit ${flags.join(' ')}`);
+    if (r.status !== 0) {
+      log(`SFT sftkit ${tag} FAILED:\n${r.stderr.split('\n').slice(-20).join('\n')}`);
+      return null;
+    }
+    const recs = readFileSync(join(out, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as Record<string, number | string>);
+    const train = recs.filter((x) => x.type === 'train');
+    const last = train[train.length - 1]!;
+    const trained = train.reduce((s, x) => s + Number(x.labelTokens), 0);
+    const res = { unpadded_tokens_per_s: Number(last.tokensPerSec), tokens: Number(last.tokensSeen), trained_tokens: trained, steps: train.length, train_loss: Number(last.loss) };
+    log(`SFT sftkit ${tag}: ${JSON.stringify(res)}`);
+    return res;
+  };
+  const trlRun = (mode: 'padded' | 'packed', batch: number) =>
+    python ? runJson(python, [join(here, 'trl_sft.py'), '--model', dir, '--data', subset, '--records', String(records), '--batch-size', String(batch), '--mode', mode, '--threads', String(threads)], `SFT TRL ${mode}`) : null;
+  sftRows.push({ name: `SFT ${records} alpaca records, B8, grouped by length vs TRL padded`, sftkit: sftkitSft(['--batch-size', '8', '--group-by-length'], 'grouped'), trl: trlRun('padded', 8), trlMode: 'padded' });
+  sftRows.push({ name: `SFT ${records} alpaca records, packed rows of 1024, B2 vs TRL packing`, sftkit: sftkitSft(['--batch-size', '2', '--packing', '--max-length', '1024'], 'packed'), trl: trlRun('packed', 2), trlMode: 'packed' });
+  rmSync(work, { recursive: true, force: true });
+}
+
+// ---- report ---------------------------------------------------------------------------------------------------
+
+const cpuModel = cpus()[0]?.model ?? 'unknown';
+const flags = readFileSync('/proc/cpuinfo', 'utf8').match(/^flags\s*:(.*)$/m)?.[1] ?? '';
+const isa = ['avx512f', 'avx2', 'fma'].filter((f) => flags.split(/\s+/).includes(f)).join(', ');
+const machine = {
+  cpu: cpuModel,
+  cores: cpus().length,
+  isa,
+  memGiB: +(totalmem() / 2 ** 30).toFixed(1),
+  freeMemGiBAtStart: +(freemem() / 2 ** 30).toFixed(1),
+  node: process.version,
+  libtorch: readLibtorch(),
+  python: torchVersion ? `torch ${torchVersion.split(' ')[0]}, transformers ${torchVersion.split(' ')[1]}, trl ${torchVersion.split(' ')[2]}` : null,
+  threads,
+};
+function readLibtorch(): string {
+  try {
+    const r = JSON.parse(readFileSync(join(root, 'libtorch.json'), 'utf8')) as { version: string; variant: string };
+    return `${r.version} ${r.variant}`;
+  } catch {
+    return 'unknown';
+  }
+}
+
+const ratio = (a: number | undefined, b: number | undefined) => (a && b ? a / b : null);
+const report = {
+  date: started.toISOString(),
+  machine,
+  matmul: { sftkit: matmulSftkit, torch: matmulTorch, ceilingGflops: ceiling },
+  steps: stepRows.map((r) => ({
+    ...r,
+    tokensRatio: ratio(r.sftkit?.tokens_per_s, r.torch?.tokens_per_s),
+    rssRatio: ratio(r.sftkit?.peak_rss_mib, r.torch?.peak_rss_mib),
+    mfuSftkit: r.sftkit && ceiling ? mfu(r.sftkit.tokens_per_s!, r.flopsPerToken, ceiling) : null,
+    mfuTorch: r.torch && ceiling ? mfu(r.torch.tokens_per_s!, r.flopsPerToken, ceiling) : null,
+  })),
+  sft: sftRows.map((r) => ({ ...r, tokensRatio: ratio(r.sftkit?.unpadded_tokens_per_s, r.trl?.unpadded_tokens_per_s as number | undefined) })),
+};
+
+const f = (v: number | null | undefined, d = 0) => (v === null || v === undefined || !Number.isFinite(v) ? '—' : v.toFixed(d));
+const pct = (v: number | null | undefined) => (v === null || v === undefined ? '—' : `${(v * 100).toFixed(0)}%`);
+const x = (v: number | null | undefined) => (v === null || v === undefined ? '—' : `${v.toFixed(2)}x`);
+const md: string[] = [
+  `Run ${report.date.slice(0, 16).replace('T', ' ')} UTC on ${machine.cpu}, ${machine.cores} cores (${machine.isa}), ${machine.memGiB} GiB; ` +
+    `${threads} threads; libtorch ${machine.libtorch}${machine.python ? `; Python: ${machine.python}` : '; Python side skipped'}. ` +
+    `fp32 matmul ceiling (2048^3, best of 10): ${f(Number(matmulSftkit?.gflops), 1)} GFLOP/s through sftkit, ${f(Number(matmulTorch?.gflops), 1)} through PyTorch.`,
+  '',
+  '| workload | sftkit tokens/s | PyTorch tokens/s | speed ratio | sftkit MFU | PyTorch MFU | sftkit peak RSS | PyTorch peak RSS | memory ratio | sftkit fwd / bwd / optim ms | PyTorch fwd / bwd / optim ms |',
+  '|---|---:|---:|---:|---:|---:|---:|---:|---:|---|---|',
+  ...report.steps.map(
+    (r) =>
+      `| ${r.name} | ${f(r.sftkit?.tokens_per_s, 1)} | ${f(r.torch?.tokens_per_s, 1)} | ${x(r.tokensRatio)} | ${pct(r.mfuSftkit)} | ${pct(r.mfuTorch)} | ` +
+      `${f((r.sftkit?.peak_rss_mib ?? NaN) / 1024, 2)} GiB | ${f((r.torch?.peak_rss_mib ?? NaN) / 1024, 2)} GiB | ${x(r.rssRatio)} | ` +
+      `${f(r.sftkit?.ms_forward)} / ${f(r.sftkit?.ms_backward)} / ${f(r.sftkit?.ms_optimizer)} | ${f(r.torch?.ms_forward)} / ${f(r.torch?.ms_backward)} / ${f(r.torch?.ms_optimizer)} |`,
+  ),
+  '',
+  '| SFT workload (GPT-2-124M shape, random weights, instruction-data.json) | sftkit unpadded tokens/s | TRL unpadded tokens/s | ratio | tokens | trained tokens sftkit / TRL | steps sftkit / TRL |',
+  '|---|---:|---:|---:|---:|---:|---:|',
+  ...report.sft.map(
+    (r) =>
+      `| ${r.name} | ${f(r.sftkit?.unpadded_tokens_per_s, 1)} | ${f(r.trl?.unpadded_tokens_per_s as number | undefined, 1)} | ${x(r.tokensRatio)} | ${f(r.sftkit?.tokens)} | ` +
+      `${f(r.sftkit?.trained_tokens)} / ${f(r.trl?.trained_tokens as number)} | ${f(r.sftkit?.steps)} / ${f(r.trl?.steps as number)} |`,
+  ),
+  '',
+];
+mkdirSync(args.out!, { recursive: true });
+writeFileSync(join(args.out!, 'compare.json'), `${JSON.stringify(report, null, 2)}\n`);
+writeFileSync(join(args.out!, 'compare.md'), md.join('\n'));
+log(`wrote ${join(args.out!, 'compare.json')} and compare.md`);
+process.stdout.write(md.join('\n'));
+
+if (args['update-readme']) {
+  const readme = join(root, 'bench', 'README.md');
+  const text = readFileSync(readme, 'utf8');
+  const begin = '<!-- compare:begin -->', end = '<!-- compare:end -->';
+  const i = text.indexOf(begin), j = text.indexOf(end);
+  if (i < 0 || j < 0) log(`bench/README.md has no ${begin} ... ${end} block; not updated`);
+  else writeFileSync(readme, `${text.slice(0, i + begin.length)}\n${md.join('\n')}\n${text.slice(j)}`);
+}

@@ -1,0 +1,22 @@
+// FLOP accounting for training-throughput benches: the matmul FLOPs of one training token (forward + backward),
+// 6 x the matmul parameters (every projection of every layer and the LM head; embedding lookups cost none) plus
+// causal-agnostic attention as in the PaLM paper / nanoGPT's estimate_mfu: 12 x layers x heads x head_dim x T.
+import type { ModelSpec } from '../native/model-config.ts';
+
+/** Parameters that take part in matrix multiplications (per token, once each), LM head included. */
+export function matmulParameters(spec: ModelSpec): number {
+  const C = spec.hiddenSize, I = spec.intermediateSize, qDim = spec.numHeads * spec.headDim, kvDim = spec.numKvHeads * spec.headDim;
+  const attention = spec.arch === 'gpt2' ? 4 * C * C : C * qDim + 2 * C * kvDim + qDim * C;
+  const mlp = spec.arch === 'gpt2' ? 2 * C * I : 3 * C * I;
+  return spec.numLayers * (attention + mlp) + spec.vocabSize * C;
+}
+
+/** Training FLOPs per token at sequence length T: 6 N_matmul + 12 L H D T. */
+export function trainFlopsPerToken(spec: ModelSpec, seqLen: number): number {
+  return 6 * matmulParameters(spec) + 12 * spec.numLayers * spec.numHeads * spec.headDim * seqLen;
+}
+
+/** Model FLOP utilisation: achieved training FLOP/s over a measured ceiling (GFLOP/s). */
+export function mfu(tokensPerSecond: number, flopsPerToken: number, ceilingGflops: number): number {
+  return (tokensPerSecond * flopsPerToken) / (ceilingGflops * 1e9);
+}
