@@ -32,6 +32,8 @@ namespace sft {
 namespace {
 
 struct ModelState {
+  // Every native operation of this model runs on this one thread (one malloc arena: see compute_thread.h).
+  std::shared_ptr<ComputeThread> compute = std::make_shared<ComputeThread>();
   std::unique_ptr<CausalLM> model;
   std::unique_ptr<AdamW> optim;
   std::vector<std::string> no_decay_patterns;  // empty: the model's default grouping
@@ -70,7 +72,9 @@ class FnWorker : public TorchWorker {
  public:
   FnWorker(Napi::Env env, const char* name, int threads, std::shared_ptr<Lease> lease, std::function<void()> run,
            std::function<Napi::Value(Napi::Env)> result)
-      : TorchWorker(env, name, threads), lease_(std::move(lease)), run_(std::move(run)), result_(std::move(result)) {}
+      : TorchWorker(env, name, threads), lease_(std::move(lease)), run_(std::move(run)), result_(std::move(result)) {
+    if (lease_) run_on(lease_->state().compute);
+  }
 
  protected:
   void Run() override { run_(); }
@@ -253,15 +257,16 @@ class GenerateWorker : public Napi::AsyncProgressQueueWorker<int32_t> {
   void Execute(const ExecutionProgress& progress) override {
     try {
       ModelState& s = lease_->state();
-      if (s.threads > 0 && at::get_num_threads() != s.threads) at::set_num_threads(s.threads);
       s.cancel_generation.store(false);
       const bool stream = !on_step_.IsEmpty();
-      result_ = generate_tokens(*s.model, prompts_, options_, [&](const std::vector<int64_t>& tokens) {
-        if (stream) {
-          std::vector<int32_t> t(tokens.begin(), tokens.end());
-          progress.Send(t.data(), t.size());
-        }
-        return !s.cancel_generation.load();
+      run_torch_work(s.compute.get(), s.threads, [&] {
+        result_ = generate_tokens(*s.model, prompts_, options_, [&](const std::vector<int64_t>& tokens) {
+          if (stream) {
+            std::vector<int32_t> t(tokens.begin(), tokens.end());
+            progress.Send(t.data(), t.size());  // thread-safe: queued for the JS thread
+          }
+          return !s.cancel_generation.load();
+        });
       });
     } catch (...) {
       error_ = describe_current_exception();
@@ -374,7 +379,7 @@ class NativeModel : public Napi::ObjectWrap<NativeModel> {
     };
     auto unbusy = std::make_shared<Unbusy>(Unbusy{st});
     auto built = std::make_shared<std::unique_ptr<CausalLM>>();
-    return (new FnWorker(
+    FnWorker* worker = new FnWorker(
                 env, "sftkit.loadModel", st->threads, nullptr,
                 [built, dir, spec, mo, unbusy, checkpoint]() {
                   auto model = make_causal_lm(spec, mo);
@@ -387,8 +392,9 @@ class NativeModel : public Napi::ObjectWrap<NativeModel> {
                 [built, st](Napi::Env env) -> Napi::Value {
                   st->model = std::move(*built);
                   return env.Undefined();
-                }))
-        ->start();
+                });
+    worker->run_on(st->compute);
+    return worker->start();
     SFT_NAPI_CATCH(env)
   }
 

@@ -14,10 +14,18 @@ Napi::Promise TorchWorker::start() {
   return p;
 }
 
+void run_torch_work(ComputeThread* compute, int num_threads, const std::function<void()>& fn) {
+  auto body = [&] {
+    if (num_threads > 0 && at::get_num_threads() != num_threads) at::set_num_threads(num_threads);
+    fn();
+  };
+  if (compute) compute->run(body);
+  else body();
+}
+
 void TorchWorker::Execute() {
   try {
-    if (num_threads_ > 0 && at::get_num_threads() != num_threads_) at::set_num_threads(num_threads_);
-    Run();
+    run_torch_work(compute_.get(), num_threads_, [this] { Run(); });
   } catch (...) {
     error_ = describe_current_exception();
     SetError(error_.message);

@@ -1,10 +1,14 @@
 // Async execution: every long native operation is a TorchWorker (a Napi::AsyncWorker) that returns a Promise.
 // Run() executes on a libuv worker thread and must not touch N-API values; Result() runs back on the JS thread.
-// The intra-op thread count is per OS thread in libtorch, so it is set at the start of every Execute().
+// The intra-op thread count is per OS thread in libtorch, so it is set at the start of every Execute(), on the thread
+// that runs the work (a model's ComputeThread, see compute_thread.h).
 #pragma once
 
 #include <napi.h>
 
+#include <memory>
+
+#include "compute_thread.h"
 #include "errors.h"
 
 namespace sft {
@@ -16,6 +20,8 @@ class TorchWorker : public Napi::AsyncWorker {
 
   // Queues the worker and returns its promise (the worker deletes itself when done).
   Napi::Promise start();
+  // Run() then executes on this thread (the model's ComputeThread) while the pool thread waits for it.
+  void run_on(std::shared_ptr<ComputeThread> compute) { compute_ = std::move(compute); }
 
  protected:
   virtual void Run() = 0;                          // worker thread
@@ -29,7 +35,11 @@ class TorchWorker : public Napi::AsyncWorker {
   Napi::Promise::Deferred deferred_;
   int num_threads_;
   ErrorInfo error_;
+  std::shared_ptr<ComputeThread> compute_;
 };
+
+// Runs fn on `compute` when given (else in place) with the intra-op thread count set on the thread that runs it.
+void run_torch_work(ComputeThread* compute, int num_threads, const std::function<void()>& fn);
 
 // Validates a thread-count argument (0 or negative = keep the current setting).
 int thread_count_arg(const Napi::Value& v, const char* name);
