@@ -187,12 +187,13 @@ export async function openInspection(options: InspectOptions): Promise<Inspectio
 }
 
 /**
- * prepareExample plus the text pieces of the kept example (the inspectors' view). `pieces: false` skips the pieces
- * (they cost a few decodes per token) when only ids and counts are wanted.
+ * prepareExample plus the text pieces of the kept example (the inspectors' view): per token (default) or per run of
+ * trained / masked tokens; `pieces: false` skips them when only ids and counts are wanted.
  */
-export function inspectExample(example: Example, p: Pipeline, options: { pieces?: boolean } = {}): InspectedExample {
+export function inspectExample(example: Example, p: Pipeline, options: { pieces?: 'token' | 'run' | false } = {}): InspectedExample {
   const { segments, result } = prepareExample(example, p);
-  const pieces = result.kept && options.pieces !== false ? maskedPieces(result.example, p.tokenizer) : [];
+  const granularity = options.pieces ?? 'token';
+  const pieces = result.kept && granularity !== false ? maskedPieces(result.example, p.tokenizer, granularity) : [];
   return { where: example.where, segments, result, pieces };
 }
 

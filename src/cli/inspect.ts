@@ -94,7 +94,7 @@ export const inspectCommand: Command = {
       }
     }
     for await (const example of opened.examples) {
-      const { result, pieces } = inspectExample(example, pipeline, { pieces: !values.json });
+      const { result, pieces } = inspectExample(example, pipeline, { pieces: values.json ? false : 'run' });
       addToSummary(summary, result);
       const where = `${example.where.file}:${example.where.line} (record ${example.where.record})`;
       if (values.json) {

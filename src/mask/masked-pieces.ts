@@ -12,12 +12,22 @@ export interface MaskedPiece {
   trained: boolean;
 }
 
-export function maskedPieces(example: Pick<TokenizedExample, 'inputIds' | 'labels'>, decoder: PieceDecoder): MaskedPiece[] {
+/**
+ * `token`: a piece per token (the web inspector: ids on hover); `run`: a piece per run of trained or masked tokens
+ * (what `sftkit inspect` prints; two decodes per run instead of two per token).
+ */
+export function maskedPieces(
+  example: Pick<TokenizedExample, 'inputIds' | 'labels'>,
+  decoder: PieceDecoder,
+  granularity: 'token' | 'run' = 'token',
+): MaskedPiece[] {
   const ids = Array.from(example.inputIds);
-  return tokenPieces(decoder, ids).map((p) => ({
+  const trained = (i: number) => example.labels[i] !== IGNORE_INDEX;
+  const breakBefore = granularity === 'run' ? (i: number) => trained(i) !== trained(i - 1) : undefined;
+  return tokenPieces(decoder, ids, breakBefore).map((p) => ({
     ids: ids.slice(p.start, p.end),
     text: p.text,
-    trained: example.labels[p.start] !== IGNORE_INDEX,
+    trained: trained(p.start),
   }));
 }
 

@@ -24,17 +24,22 @@ const CONTEXT = 4;
 /** Most tokens merged while waiting for a character to complete (UTF-8 needs at most 4 bytes). */
 const MAX_MERGE = 4;
 
-export function tokenPieces(decoder: PieceDecoder, ids: ArrayLike<number>): TokenPiece[] {
+/**
+ * The pieces of `ids`: one per token, or with `breakBefore`, pieces that end only before the tokens it accepts
+ * (e.g. where the labels switch between trained and masked: then a piece is a run, decoded twice, not per token).
+ */
+export function tokenPieces(decoder: PieceDecoder, ids: ArrayLike<number>, breakBefore?: (index: number) => boolean): TokenPiece[] {
   const list = Array.from(ids);
   const pieces: TokenPiece[] = [];
   let start = 0;
   for (let i = 0; i < list.length; i++) {
+    const last = i === list.length - 1;
+    if (!last && breakBefore && !breakBefore(i + 1)) continue;
     const from = Math.max(0, start - CONTEXT);
     const before = from === start ? '' : decoder.decode(list.slice(from, start));
     const after = decoder.decode(list.slice(from, i + 1));
-    const last = i === list.length - 1;
     const incomplete = after.endsWith('\uFFFD') || !after.startsWith(before);
-    if (incomplete && !last && i + 1 - start < MAX_MERGE) continue;
+    if (incomplete && !last && (breakBefore !== undefined || i + 1 - start < MAX_MERGE)) continue;
     pieces.push({ start, end: i + 1, text: after.slice(commonPrefix(after, before)) });
     start = i + 1;
   }

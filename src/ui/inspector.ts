@@ -99,7 +99,7 @@ export class Inspector {
       const inPage = i >= r.offset && i < end;
       if (known && i >= end) break;
       if (!known || inPage) {
-        const view = inspectExample(example, pipeline, { pieces: inPage });
+        const view = inspectExample(example, pipeline, { pieces: inPage ? 'token' : false });
         if (!known) addToSummary(summary, view.result);
         if (inPage) {
           const res = view.result;
