@@ -65,9 +65,9 @@ export class ResponsesView {
           for (const x of this.histogram.querySelectorAll('.bar')) x.classList.toggle('active', this.bin !== undefined && x === bar);
           this.renderTable();
         } },
-        h('span', { class: 'fill', style: `height:${(100 * b.count) / top}%` }),
         h('span', { class: 'count' }, String(b.count)),
-        h('span', { class: 'range' }, `${b.from}`));
+        h('span', { class: 'fill', style: `height:${Math.round((110 * b.count) / top)}px` }),
+        h('span', { class: 'range' }, b.to === 100 ? '90–100' : `${b.from}–${b.to - 1}`));
       this.histogram.append(bar);
     }
     this.histogram.hidden = s.scored === 0;
@@ -97,7 +97,7 @@ export class ResponsesView {
         h('td', {}, r.instruction, r.input ? h('div', { class: 'hint' }, r.input) : null),
         h('td', {}, r.output),
         h('td', {}, r.model_response),
-        h('td', { class: 'num score', style: s === null ? '' : `--score:${s}` }, s === null ? (r.score === null ? 'n/a' : '–') : String(s))));
+        h('td', { class: s === null ? 'num score na' : 'num score', style: s === null ? '' : `--score:${s}` }, s === null ? (r.score === null ? 'n/a' : '–') : String(s))));
     }
   }
 }

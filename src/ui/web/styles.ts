@@ -79,15 +79,16 @@ pre.tokens { white-space: pre-wrap; word-break: break-word; margin: 0; font: 13p
 .msg.streaming::after { content: "▍"; animation: pulse 1s infinite; }
 .composer textarea { width: 100%; resize: vertical; }
 .row { display: flex; gap: 8px; margin-top: 6px; }
-.histogram { display: grid; grid-template-columns: repeat(10, 1fr); gap: 6px; height: 140px; margin: 8px 0 14px; align-items: end; }
+.histogram { display: grid; grid-template-columns: repeat(10, 1fr); gap: 6px; margin: 8px 0 14px; align-items: end; }
 .histogram[hidden] { display: none; }
-.histogram .bar { position: relative; height: 100%; padding: 0; border: none; background: transparent; display: flex; flex-direction: column; justify-content: flex-end; align-items: stretch; }
-.histogram .fill { background: var(--accent); border-radius: 3px 3px 0 0; min-height: 1px; opacity: .8; }
-.histogram .bar.active .fill { opacity: 1; outline: 2px solid var(--fg); }
-.histogram .count { position: absolute; top: 0; left: 0; right: 0; text-align: center; font-size: 11px; color: var(--muted); }
-.histogram .range { font-size: 11px; color: var(--muted); text-align: center; }
+.histogram .bar { padding: 0; border: none; background: transparent; display: flex; flex-direction: column; justify-content: flex-end; align-items: stretch; gap: 2px; }
+.histogram .fill { background: var(--accent); border-radius: 3px 3px 0 0; min-height: 1px; opacity: .75; }
+.histogram .bar:hover .fill, .histogram .bar.active .fill { opacity: 1; }
+.histogram .bar.active .range { color: var(--fg); font-weight: 600; }
+.histogram .count, .histogram .range { font-size: 11px; color: var(--muted); text-align: center; }
 table.responses td { font-size: 13px; max-width: 40ch; white-space: pre-wrap; }
 td.score { font-weight: 600; color: color-mix(in srgb, var(--ok) calc(var(--score, 50) * 1%), var(--bad)); }
+td.score.na { color: var(--muted); font-weight: 400; }
 th.sortable { cursor: pointer; }
 .view[hidden] { display: none; }
 `;
