@@ -88,12 +88,17 @@ async function points(chart: string): Promise<Record<string, number>> {
   return JSON.parse((await page.getAttribute(`figure[data-chart="${chart}"]`, 'data-points')) ?? '{}') as Record<string, number>;
 }
 
+/** Polls `check` (the page's CSP forbids evaluating strings, and the DOM is not typed here). */
+async function until(check: () => Promise<boolean>, what: string, ms = 10_000): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
 async function waitForPoints(chart: string, series: string, n: number): Promise<void> {
-  await page.waitForFunction(
-    ([c, s, k]) => (JSON.parse(document.querySelector(`figure[data-chart="${c}"]`)?.getAttribute('data-points') ?? '{}') as Record<string, number>)[s as string] === k,
-    [chart, series, n] as const,
-    { timeout: 10_000 },
-  );
+  await until(async () => (await points(chart))[series] === n, `${chart}: ${series} with ${n} points`);
 }
 
 test('runs: the table shows the run, a loss curve with the right number of points, and it grows live', { skip }, async () => {
@@ -161,7 +166,7 @@ test('playground: a reply streams in from the model', { skip }, async () => {
   await page.fill('#view-playground input[name=maxNewTokens]', '24');
   await page.fill('#view-playground textarea[name=prompt]', 'Once upon a time');
   await page.click('#view-playground button[type=submit]');
-  await page.waitForFunction(() => /tokens\/s/.test(document.querySelector('#view-playground .stats')?.textContent ?? ''), null, { timeout: 20_000 });
+  await until(async () => /tokens\/s/.test((await page.locator('#view-playground .stats').first().textContent()) ?? ''), 'the reply to finish', 20_000);
   const reply = (await page.locator('#view-playground .msg.assistant').first().textContent()) ?? '';
   assert.ok(reply.trim().length > 10, reply);
   await page.screenshot({ path: join(ARTIFACTS, 'playground.png') });
