@@ -1,6 +1,6 @@
 // `sftkit ui`: the local web dashboard (runs and curves, mask inspector, playground, responses) until Ctrl-C.
 import { parseArgs } from 'node:util';
-import { SftkitError } from '../errors.ts';
+import { invalidParameterError, SftkitError } from '../errors.ts';
 import { startUiServer } from '../ui/server.ts';
 import { intFlag } from './args.ts';
 import type { CliIo, Command } from './command.ts';
@@ -42,7 +42,7 @@ export const uiCommand: Command = {
       },
     });
     const port = intFlag('port', values.port, 0) ?? DEFAULT_UI_PORT;
-    if (port > 65535) throw new SftkitError('SFTKIT_BAD_ARGUMENT', `Expected a port in [0, 65535] for --port but received ${port}`);
+    if (port > 65535) throw invalidParameterError('--port', 'a port in [0, 65535]', values.port);
     const threads = intFlag('threads', values.threads, 1);
     let server;
     try {
@@ -57,7 +57,6 @@ export const uiCommand: Command = {
       const code = (e as NodeJS.ErrnoException).code;
       if (code === 'EADDRINUSE') throw new SftkitError('SFTKIT_IO', `port ${port} on ${values.host} is in use; pass --port N (0 = any free port)`);
       if (code === 'EADDRNOTAVAIL' || code === 'ENOTFOUND') throw new SftkitError('SFTKIT_IO', `cannot bind --host ${values.host} (${code})`);
-      if (e instanceof Error && (e as { status?: unknown }).status === 400) throw new SftkitError('SFTKIT_BAD_ARGUMENT', e.message);
       throw e;
     }
     io.stdout.write(`sftkit ui: ${server.url} (runs: ${server.access.roots[0]}; may open: ${server.access.roots.join(', ')})\n`);

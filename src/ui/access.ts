@@ -4,6 +4,7 @@
 import { realpathSync } from 'node:fs';
 import { realpath, stat } from 'node:fs/promises';
 import { isAbsolute, relative, resolve, sep } from 'node:path';
+import { SftkitError } from '../errors.ts';
 import { HttpError } from './http.ts';
 
 export interface AccessRoots {
@@ -19,7 +20,7 @@ export function accessRoots(paths: readonly string[], base = process.cwd()): Acc
     try {
       real = realpathSync(resolve(base, p));
     } catch (e) {
-      throw new HttpError(400, `${p}: ${(e as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file or directory' : (e as Error).message}`);
+      throw new SftkitError('SFTKIT_BAD_ARGUMENT', `${p}: ${(e as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file or directory' : (e as Error).message}`);
     }
     if (!roots.includes(real)) roots.push(real);
   }

@@ -5,6 +5,7 @@
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import { statSync } from 'node:fs';
+import { SftkitError } from '../errors.ts';
 import { loadModel } from '../native/model.ts';
 import { loadTokenizer } from '../tokenize/tokenizer.ts';
 import { accessRoots, type AccessRoots } from './access.ts';
@@ -60,9 +61,9 @@ export async function startUiServer(options: UiServerOptions): Promise<UiServer>
   try {
     st = statSync(options.runs);
   } catch {
-    throw new HttpError(400, `--runs ${options.runs}: no such directory (train a run first, or point --runs at the directory holding your runs)`);
+    throw new SftkitError('SFTKIT_BAD_ARGUMENT', `--runs ${options.runs}: no such directory (train a run first, or point --runs at the directory holding your runs)`);
   }
-  if (!st.isDirectory()) throw new HttpError(400, `--runs ${options.runs} is not a directory`);
+  if (!st.isDirectory()) throw new SftkitError('SFTKIT_BAD_ARGUMENT', `--runs ${options.runs} is not a directory`);
   const access = accessRoots([options.runs, ...(options.allow ?? [])]);
   const assets = await loadWebAssets();
   const runs = new RunIndex(access.roots[0]!, options.pollMs !== undefined ? { pollMs: options.pollMs } : {});
