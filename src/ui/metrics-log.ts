@@ -7,9 +7,9 @@ import { basename, dirname } from 'node:path';
 import { parseMetricLine, type MetricRecord } from '../train/metrics.ts';
 
 export interface MetricsChange {
-  /** Records appended since the previous refresh (after a reset: every record). */
+  /** Records appended since the previous refresh (after a reset: every record of the file). */
   added: MetricRecord[];
-  /** The file was cut back or replaced: `records` was rebuilt from the start. */
+  /** The file was cut back or replaced: it was read again from the start. */
   reset: boolean;
 }
 
@@ -22,7 +22,10 @@ export type MetricsListener = (change: MetricsChange) => void;
 
 export class MetricsLog {
   readonly file: string;
+  /** Every record so far (empty with `keep: false`: then only `count` and the changes tell). */
   readonly records: MetricRecord[] = [];
+  /** Records read so far. */
+  count = 0;
   readonly problems: LineProblem[] = [];
   private offset = 0;
   private pending: Buffer = Buffer.alloc(0);
@@ -32,10 +35,13 @@ export class MetricsLog {
   private watcher: FSWatcher | undefined;
   private poller: NodeJS.Timeout | undefined;
   private readonly pollMs: number;
+  private readonly keep: boolean;
 
-  constructor(file: string, options: { pollMs?: number } = {}) {
+  /** `keep: false` reads the file as it grows without holding the records (a summary folds the changes). */
+  constructor(file: string, options: { pollMs?: number; keep?: boolean } = {}) {
     this.file = file;
     this.pollMs = options.pollMs ?? 1000;
+    this.keep = options.keep ?? true;
   }
 
   /** Reads what was appended since the last call. A missing file counts as empty. */
@@ -44,7 +50,7 @@ export class MetricsLog {
     try {
       fd = openSync(this.file, 'r');
     } catch {
-      const reset = this.records.length > 0 || this.offset > 0;
+      const reset = this.count > 0 || this.offset > 0;
       if (reset) this.clear();
       return { added: [], reset };
     }
@@ -54,7 +60,7 @@ export class MetricsLog {
       let reset = false;
       if (identity !== this.identity || st.size < this.offset - this.pending.length) {
         // Replaced, or cut back into lines already read: start over.
-        reset = this.identity !== '' || this.records.length > 0;
+        reset = this.identity !== '' || this.count > 0;
         this.clear();
         this.identity = identity;
       } else if (st.size < this.offset) {
@@ -62,7 +68,7 @@ export class MetricsLog {
         this.offset = st.size;
         this.pending = Buffer.alloc(0);
       }
-      if (st.size === this.offset) return { added: reset ? [...this.records] : [], reset };
+      if (st.size === this.offset) return { added: [], reset };
       const fresh = Buffer.alloc(st.size - this.offset);
       let got = 0;
       while (got < fresh.length) {
@@ -84,8 +90,9 @@ export class MetricsLog {
           else if (this.problems.length < 100) this.problems.push({ line: this.lines, error: parsed.error });
         }
       }
-      this.records.push(...added);
-      return { added: reset ? [...this.records] : added, reset };
+      if (this.keep) for (const r of added) this.records.push(r);
+      this.count += added.length;
+      return { added, reset };
     } finally {
       closeSync(fd);
     }
@@ -99,6 +106,11 @@ export class MetricsLog {
       this.listeners.delete(listener);
       if (this.listeners.size === 0) this.stopWatching();
     };
+  }
+
+  /** True while someone is subscribed. */
+  get watched(): boolean {
+    return this.listeners.size > 0;
   }
 
   /** Stops watching (every subscriber is dropped). */
@@ -118,6 +130,7 @@ export class MetricsLog {
 
   private clear(): void {
     this.records.length = 0;
+    this.count = 0;
     this.problems.length = 0;
     this.offset = 0;
     this.lines = 0;

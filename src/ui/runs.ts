@@ -48,7 +48,7 @@ export interface RunDetail extends RunSummary {
   config: Record<string, unknown> | null;
   /** The trainer's result when it finished or was interrupted. */
   result: Record<string, unknown> | null;
-  /** Event records (finished, interrupted, non-finite loss...). */
+  /** Event records (finished, interrupted, non-finite loss...), the last 50. */
   events: { step: number; message: string; time?: number }[];
 }
 
@@ -98,37 +98,56 @@ const STATUSES: readonly RunStatus[] = ['running', 'finished', 'failed', 'interr
 const finite = (v: unknown): v is number => typeof v === 'number' && Number.isFinite(v);
 const str = (v: unknown): string | null => (typeof v === 'string' ? v : null);
 
-/** The summary of a run from its metrics records and sftkit_run.json (pure but for the pid check). */
+/** What the summary needs from a run's metrics, folded record by record (the records themselves are not kept). */
+export interface MetricsStats {
+  records: number;
+  steps: number;
+  tokens: number;
+  tokensPerSec: number | null;
+  lastTrainLoss: number | null;
+  lastValLoss: number | null;
+  bestValLoss: number | null;
+  epoch: number | null;
+  /** The last event messages (finished, interrupted, non-finite loss...), at most 50. */
+  events: { step: number; message: string; time?: number }[];
+}
+
+export function emptyStats(): MetricsStats {
+  return { records: 0, steps: 0, tokens: 0, tokensPerSec: null, lastTrainLoss: null, lastValLoss: null, bestValLoss: null, epoch: null, events: [] };
+}
+
+/** Adds records to the stats (mutates and returns them). */
+export function foldMetrics(stats: MetricsStats, records: readonly MetricRecord[]): MetricsStats {
+  for (const r of records) {
+    stats.records++;
+    if (finite(r.step) && r.step > stats.steps) stats.steps = r.step;
+    if (finite(r.tokensSeen)) stats.tokens = r.tokensSeen;
+    if (r.type === 'train') {
+      stats.lastTrainLoss = finite(r.loss) ? r.loss : null;
+      if (finite(r.tokensPerSec)) stats.tokensPerSec = r.tokensPerSec;
+      if (finite(r.epoch)) stats.epoch = r.epoch;
+    } else if (r.type === 'val' && finite(r.loss)) {
+      stats.lastValLoss = r.loss;
+      if (stats.bestValLoss === null || r.loss < stats.bestValLoss) stats.bestValLoss = r.loss;
+    } else if (r.type === 'event' && typeof r.message === 'string') {
+      stats.events.push({ step: r.step, message: r.message, ...(finite(r.time) ? { time: r.time } : {}) });
+      if (stats.events.length > 50) stats.events.shift();
+    }
+  }
+  return stats;
+}
+
+/** The summary of a run from its metrics stats and sftkit_run.json (pure but for the pid check). */
 export function summarizeRun(
   name: string,
   path: string,
-  records: readonly MetricRecord[],
+  stats: MetricsStats,
   runFile: { value: RunFile | null; problem: string | null },
   metricsMtimeMs: number,
   alive: (pid: number) => boolean = pidAlive,
 ): RunSummary {
-  let steps = 0;
-  let tokens = 0;
-  let tokensPerSec: number | null = null;
-  let lastTrainLoss: number | null = null;
-  let lastValLoss: number | null = null;
-  let bestValLoss: number | null = null;
-  let epoch: number | null = null;
-  let lastEvent: string | null = null;
-  for (const r of records) {
-    if (finite(r.step) && r.step > steps) steps = r.step;
-    if (finite(r.tokensSeen)) tokens = r.tokensSeen;
-    if (r.type === 'train') {
-      lastTrainLoss = finite(r.loss) ? r.loss : null;
-      if (finite(r.tokensPerSec)) tokensPerSec = r.tokensPerSec;
-      if (finite(r.epoch)) epoch = r.epoch;
-    } else if (r.type === 'val' && finite(r.loss)) {
-      lastValLoss = r.loss;
-      if (bestValLoss === null || r.loss < bestValLoss) bestValLoss = r.loss;
-    } else if (r.type === 'event' && typeof r.message === 'string') {
-      lastEvent = r.message;
-    }
-  }
+  const { steps, tokens, tokensPerSec, lastTrainLoss, lastValLoss, bestValLoss, epoch } = stats;
+  const lastEvent = stats.events.at(-1)?.message ?? null;
   const rf = runFile.value;
   let status: RunStatus = 'unknown';
   let stale = false;
@@ -161,7 +180,7 @@ export function summarizeRun(
     lastTrainLoss,
     lastValLoss,
     epoch,
-    records: records.length,
+    records: stats.records,
     stale,
     statusDetail,
     error,
@@ -198,83 +217,127 @@ export async function findRunDirs(root: string): Promise<{ name: string; dir: st
   return found;
 }
 
-/** The runs under one root, each followed by a MetricsLog kept between requests. */
+interface StatsEntry {
+  dir: string;
+  log: MetricsLog;
+  stats: MetricsStats;
+}
+
+interface FullEntry {
+  dir: string;
+  log: MetricsLog;
+  lastUsed: number;
+}
+
+/** Runs whose records are held for /metrics and /events (besides those being watched). */
+const MAX_FULL_LOGS = 8;
+
+/**
+ * The runs under one root. Every run's metrics are followed for its summary without holding the records; the
+ * records themselves are held only for the runs asked for (metrics, events), the last few of them.
+ */
 export class RunIndex {
   readonly root: string;
-  private readonly logs = new Map<string, { dir: string; log: MetricsLog }>();
+  private readonly stats = new Map<string, StatsEntry>();
+  private readonly full = new Map<string, FullEntry>();
   private readonly pollMs: number;
+  private clock = 0;
 
   constructor(root: string, options: { pollMs?: number } = {}) {
     this.root = root;
     this.pollMs = options.pollMs ?? 1000;
   }
 
-  /** Rescans the tree and refreshes every run's metrics; newest first. */
+  /** Rescans the tree and refreshes every run's summary; newest first. */
   async list(): Promise<RunSummary[]> {
     const dirs = await findRunDirs(this.root);
     const seen = new Set<string>();
     const out: RunSummary[] = [];
     for (const { name, dir } of dirs) {
-      const entry = await this.entry(name, dir);
+      const entry = await this.statsEntry(name, dir);
       if (!entry) continue;
       seen.add(name);
       out.push(this.summary(name, entry));
     }
-    for (const [name, e] of this.logs) {
+    for (const [name, e] of this.stats) {
       if (!seen.has(name)) {
         e.log.close();
-        this.logs.delete(name);
+        this.stats.delete(name);
       }
     }
     return out.sort((a, b) => (b.updatedAt ?? '').localeCompare(a.updatedAt ?? '') || a.name.localeCompare(b.name));
   }
 
-  /** The run called `name` (exactly as /api/runs lists it), or undefined: names are looked up, never joined. */
+  /** The run called `name` (exactly as /api/runs lists it) with its records, or undefined: names are looked up, never joined. */
   async find(name: string): Promise<{ dir: string; log: MetricsLog } | undefined> {
-    const known = this.logs.get(name);
-    if (known) return known;
-    const match = (await findRunDirs(this.root)).find((r) => r.name === name);
-    return match ? this.entry(match.name, match.dir) : undefined;
+    const known = this.full.get(name);
+    if (known) {
+      known.lastUsed = ++this.clock;
+      return known;
+    }
+    const dir = await this.locate(name);
+    if (dir === undefined) return undefined;
+    const entry: FullEntry = { dir, log: new MetricsLog(join(dir, METRICS_FILE), { pollMs: this.pollMs }), lastUsed: ++this.clock };
+    this.full.set(name, entry);
+    // Forget the least recently asked runs nobody watches.
+    const idle = [...this.full.entries()].filter(([n, e]) => n !== name && !e.log.watched).sort((a, b) => a[1].lastUsed - b[1].lastUsed);
+    while (this.full.size > MAX_FULL_LOGS && idle.length > 0) {
+      const [n, e] = idle.shift()!;
+      e.log.close();
+      this.full.delete(n);
+    }
+    return entry;
   }
 
   async detail(name: string): Promise<RunDetail | undefined> {
-    const entry = await this.find(name);
+    const dir = await this.locate(name);
+    if (dir === undefined) return undefined;
+    const entry = await this.statsEntry(name, dir);
     if (!entry) return undefined;
     const summary = this.summary(name, entry);
     const rf = readRunFile(entry.dir).value;
     const obj = (v: unknown) => (typeof v === 'object' && v !== null && !Array.isArray(v) ? (v as Record<string, unknown>) : null);
-    const events = entry.log.records
-      .filter((r) => r.type === 'event' && typeof r.message === 'string')
-      .map((r) => ({ step: r.step, message: r.message as string, ...(finite(r.time) ? { time: r.time } : {}) }));
-    return { ...summary, config: obj(rf?.options), result: obj(rf?.result), events };
+    return { ...summary, config: obj(rf?.options), result: obj(rf?.result), events: [...entry.stats.events] };
   }
 
   close(): void {
-    for (const e of this.logs.values()) e.log.close();
-    this.logs.clear();
+    for (const e of [...this.stats.values(), ...this.full.values()]) e.log.close();
+    this.stats.clear();
+    this.full.clear();
   }
 
-  private summary(name: string, entry: { dir: string; log: MetricsLog }): RunSummary {
-    entry.log.refresh();
-    const s = summarizeRun(name, entry.dir, entry.log.records, readRunFile(entry.dir), entry.log.mtimeMs());
+  private summary(name: string, entry: StatsEntry): RunSummary {
+    const change = entry.log.refresh();
+    if (change.reset) entry.stats = emptyStats();
+    foldMetrics(entry.stats, change.added);
+    const s = summarizeRun(name, entry.dir, entry.stats, readRunFile(entry.dir), entry.log.mtimeMs());
     s.problems = entry.log.problems.slice(0, 20);
     return s;
   }
 
-  private async entry(name: string, dir: string): Promise<{ dir: string; log: MetricsLog } | undefined> {
-    const known = this.logs.get(name);
-    if (known && known.dir === dir) return known;
-    // The metrics file (possibly a symlink) must resolve inside the root.
-    let real: string;
+  /** The directory of the run `name` when it is one of the runs found below the root. */
+  private async locate(name: string): Promise<string | undefined> {
+    const known = this.stats.get(name)?.dir ?? this.full.get(name)?.dir;
+    const dir = known ?? (await findRunDirs(this.root)).find((r) => r.name === name)?.dir;
+    return dir !== undefined && (await this.metricsInside(dir)) ? dir : undefined;
+  }
+
+  /** The metrics file (possibly a symlink) must resolve inside the root. */
+  private async metricsInside(dir: string): Promise<boolean> {
     try {
-      real = await realpath(join(dir, METRICS_FILE));
+      return isInside(this.root, await realpath(join(dir, METRICS_FILE)));
     } catch {
-      return undefined;
+      return false;
     }
-    if (!isInside(this.root, real)) return undefined;
+  }
+
+  private async statsEntry(name: string, dir: string): Promise<StatsEntry | undefined> {
+    const known = this.stats.get(name);
+    if (known && known.dir === dir) return known;
+    if (!(await this.metricsInside(dir))) return undefined;
     known?.log.close();
-    const entry = { dir, log: new MetricsLog(join(dir, METRICS_FILE), { pollMs: this.pollMs }) };
-    this.logs.set(name, entry);
+    const entry: StatsEntry = { dir, log: new MetricsLog(join(dir, METRICS_FILE), { keep: false }), stats: emptyStats() };
+    this.stats.set(name, entry);
     return entry;
   }
 }

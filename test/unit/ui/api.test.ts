@@ -131,6 +131,25 @@ test('GET /api/runs/:name/events streams one data line per new record, partial l
   }
 });
 
+test('records are held for the runs asked for, the last few: asking for many runs still answers each right', async () => {
+  for (let i = 0; i < 12; i++) writeRun(RUNS, `many/r${i}`, trainRecords(i + 1));
+  const ev = await EventReader.open(`${base}/api/runs/${encodeURIComponent('many/r0')}/events`);
+  try {
+    for (let i = 0; i < 12; i++) {
+      const r = await get(`/api/runs/${encodeURIComponent(`many/r${i}`)}/metrics`);
+      assert.equal(r.json().length, i + 1);
+    }
+    // The watched run kept its log: it still streams.
+    appendFileSync(join(RUNS, 'many', 'r0', 'metrics.jsonl'), jsonl(trainRecords(1, 2)));
+    await ev.waitFor(1);
+    assert.equal(ev.frames[0]!.data.step, 2);
+    assert.equal((await get(`/api/runs/${encodeURIComponent('many/r0')}/metrics`)).json().length, 2);
+  } finally {
+    ev.close();
+    rmSync(join(RUNS, 'many'), { recursive: true, force: true });
+  }
+});
+
 test('a metrics file replaced or cut back (a resume) sends a reset and then every record', async () => {
   const dir = writeRun(RUNS, 'resumed', trainRecords(4));
   const ev = await EventReader.open(`${base}/api/runs/resumed/events`);

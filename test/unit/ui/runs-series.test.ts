@@ -3,7 +3,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import type { MetricRecord } from '../../../src/train/metrics.ts';
-import { summarizeRun } from '../../../src/ui/runs.ts';
+import { emptyStats, foldMetrics, summarizeRun } from '../../../src/ui/runs.ts';
 import { chartData } from '../../../src/ui/web/series.ts';
 import { smoothEma } from '../../../src/ui/web/smooth.ts';
 import { trainRecords } from './helpers.ts';
@@ -18,7 +18,7 @@ const records = (): MetricRecord[] => [
 test('status: sftkit_run.json decides; running with a dead pid is failed and stale; metrics alone tell only by their last event', () => {
   const rf = (value: object | null, problem: string | null = null) => ({ value, problem });
   const alive = (pid: number) => pid === 42;
-  const s = (run: ReturnType<typeof rf>, recs = records()) => summarizeRun('r', '/r', recs, run, 0, alive);
+  const s = (run: ReturnType<typeof rf>, recs = records()) => summarizeRun('r', '/r', foldMetrics(emptyStats(), recs), run, 0, alive);
   assert.equal(s(rf({ status: 'running', pid: 42 })).status, 'running');
   const stale = s(rf({ status: 'running', pid: 7 }));
   assert.deepEqual([stale.status, stale.stale], ['failed', true]);
@@ -34,8 +34,10 @@ test('status: sftkit_run.json decides; running with a dead pid is failed and sta
   assert.equal(s(rf(null)).status, 'unknown');
 });
 
-test('summary numbers: steps, tokens, best and last val loss, last train loss (null when not finite), tokens/s', () => {
-  const r = summarizeRun('r', '/r', records(), { value: null, problem: null }, 0, () => true);
+test('summary numbers: steps, tokens, best and last val loss, last train loss (null when not finite), tokens/s; folding in parts is folding at once', () => {
+  const parts = foldMetrics(foldMetrics(emptyStats(), records().slice(0, 2)), records().slice(2));
+  assert.deepEqual(parts, foldMetrics(emptyStats(), records()));
+  const r = summarizeRun('r', '/r', foldMetrics(emptyStats(), records()), { value: null, problem: null }, 0, () => true);
   assert.deepEqual([r.steps, r.tokens, r.bestValLoss, r.lastValLoss, r.lastTrainLoss, r.tokensPerSec, r.records], [4, 400, 1.75, 1.75, null, 1003, 6]);
 });
 
