@@ -17,6 +17,9 @@ export class InspectorView {
   private readonly template = select('template', TEMPLATES, 'auto');
   private readonly mask = select('mask', MASKS, 'auto');
   private readonly maxLength = h('input', { type: 'number', name: 'maxLength', min: 2, placeholder: 'none', class: 'short' });
+  private readonly truncation = select('truncation', ['cut', 'drop'], 'cut');
+  private readonly fieldMap = h('input', { type: 'text', name: 'fieldMap', placeholder: 'instruction=question,…', spellcheck: 'false' });
+  private readonly addTokens = h('input', { type: 'checkbox', name: 'addSpecialTokens' });
   private readonly pageSize = select('limit', ['5', '10', '20', '50'], '10');
   private readonly summary = h('div', { class: 'summary' });
   private readonly pager = h('div', { class: 'pager' });
@@ -31,7 +34,9 @@ export class InspectorView {
       field('Model', this.model.input), this.model.list,
       field('Data', this.data.input), this.data.list,
       field('Format', this.format), field('Template', this.template), field('Mask', this.mask),
-      field('Max length', this.maxLength), field('Per page', this.pageSize),
+      field('Max length', this.maxLength), field('Longer ones', this.truncation), field('Field map', this.fieldMap),
+      h('label', { class: 'field inline', title: 'add the tokens the template needs but the tokenizer lacks (e.g. ChatML on GPT-2)' }, this.addTokens, ' add special tokens'),
+      field('Per page', this.pageSize),
       h('button', { type: 'submit', class: 'primary' }, 'Inspect'));
     this.list.addEventListener('mouseover', (e) => this.hover(e));
     this.list.addEventListener('mouseleave', () => (this.tip.hidden = true));
@@ -63,6 +68,9 @@ export class InspectorView {
         template: this.template.value === 'auto' ? undefined : this.template.value,
         mask: this.mask.value === 'auto' ? undefined : this.mask.value,
         maxLength: this.maxLength.value || undefined,
+        truncation: this.maxLength.value ? this.truncation.value : undefined,
+        fieldMap: this.fieldMap.value.trim() || undefined,
+        addSpecialTokens: this.addTokens.checked || undefined,
         offset: this.offset,
         limit: this.pageSize.value,
       });
