@@ -4,7 +4,7 @@
 import { join } from 'node:path';
 import { cacheRoot } from './data/data-source.ts';
 import { openDataset, type OpenOptions } from './data/load-examples.ts';
-import type { Example, FieldMap, RecordFormat } from './data/types.ts';
+import type { Example, FieldMap, RecordFormat, RecordLocation } from './data/types.ts';
 import { SftkitError, invalidParameterError } from './errors.ts';
 import { collate, collatePacked, type Batch } from './collate/batch.ts';
 import { planBatches, type BatchPlanOptions } from './collate/batch-plan.ts';
@@ -13,6 +13,7 @@ import { packBestFitDecreasing } from './collate/pack.ts';
 import { splitIndices, type SplitOptions } from './collate/split.ts';
 import { applyMaskMode, applySegmentMode, defaultMaskMode, validateMaskMode, type MaskMode } from './mask/mask-mode.ts';
 import { addToSummary, emptySummary, formatSummary, type MaskSummary } from './mask/mask-summary.ts';
+import { maskedPieces, type MaskedPiece } from './mask/masked-pieces.ts';
 import {
   tokenizeWithMask,
   validateMaskOptions,
@@ -30,12 +31,14 @@ export type { SplitOptions, SplitIndices } from './collate/split.ts';
 export type { Example, FieldMap, Message, RecordFormat, Role } from './data/types.ts';
 export type { MaskMode } from './mask/mask-mode.ts';
 export type { MaskSummary } from './mask/mask-summary.ts';
+export type { MaskedPiece } from './mask/masked-pieces.ts';
 export type { DropReason, MaskResult, TokenizedExample, Truncation } from './mask/tokenize-with-mask.ts';
 export type { PromptTemplate, Segment, TemplateName } from './template/types.ts';
 export type { TemplateChoice } from './template/resolve-template.ts';
 export type { AddedTokenInfo } from './tokenize/tokenizer.ts';
 export { IGNORE_INDEX } from './mask/tokenize-with-mask.ts';
-export { formatSummary } from './mask/mask-summary.ts';
+export { formatSummary, emptySummary, addToSummary } from './mask/mask-summary.ts';
+export { maskedPieces, maskedRuns } from './mask/masked-pieces.ts';
 export { TextTokenizer, loadTokenizer, saveTokenizer, addSpecialTokens } from './tokenize/tokenizer.ts';
 export { collate, collatePacked } from './collate/batch.ts';
 export { planBatches } from './collate/batch-plan.ts';
@@ -134,6 +137,64 @@ export async function tokenizeExamples(
     if (result.kept) out.push({ ...result.example, record: e.where.record });
   }
   return { examples: out, summary };
+}
+
+/** What `sftkit inspect` and the web inspector read: a data file and the pipeline options. */
+export interface InspectOptions extends PipelineOptions {
+  /** A JSON/JSONL file (or an http(s) URL for the CLI; cached). */
+  data: string;
+  format?: RecordFormat | 'auto' | undefined;
+  fieldMap?: FieldMap | undefined;
+  limit?: number | undefined;
+  dataCacheDir?: string | undefined;
+}
+
+/** An opened data file with its resolved pipeline; `examples` streams the records in file order (single use). */
+export interface Inspection {
+  displayName: string;
+  path: string;
+  format: RecordFormat;
+  pipeline: Pipeline;
+  addedTokens: AddedTokenInfo[];
+  examples: AsyncGenerator<Example>;
+}
+
+/** One example as the model reads it: its segments, its ids/labels (or why it is dropped), and its text pieces. */
+export interface InspectedExample {
+  where: RecordLocation;
+  segments: Segment[];
+  result: MaskResult;
+  /** The kept example's tokens as text pieces with trained flags; empty when dropped. */
+  pieces: MaskedPiece[];
+}
+
+/** Opens a data file for inspection: the format is settled from the first record and the pipeline resolved. */
+export async function openInspection(options: InspectOptions): Promise<Inspection> {
+  if (options === null || typeof options !== 'object') throw invalidParameterError('options', 'an object', options);
+  const opened = await openDataset(options.data, {
+    ...(options.format !== undefined ? { format: options.format } : {}),
+    ...(options.fieldMap !== undefined ? { fieldMap: options.fieldMap } : {}),
+    ...(options.limit !== undefined ? { limit: options.limit } : {}),
+    ...(options.dataCacheDir !== undefined ? { cacheDir: options.dataCacheDir } : {}),
+  });
+  try {
+    const { pipeline, addedTokens } = await createPipeline(opened.format, options);
+    return { displayName: opened.displayName, path: opened.path, format: opened.format, pipeline, addedTokens, examples: opened.examples };
+  } catch (e) {
+    await opened.examples.return(undefined);
+    throw e;
+  }
+}
+
+/**
+ * prepareExample plus the text pieces of the kept example (the inspectors' view): per token (default) or per run of
+ * trained / masked tokens; `pieces: false` skips them when only ids and counts are wanted.
+ */
+export function inspectExample(example: Example, p: Pipeline, options: { pieces?: 'token' | 'run' | false } = {}): InspectedExample {
+  const { segments, result } = prepareExample(example, p);
+  const granularity = options.pieces ?? 'token';
+  const pieces = result.kept && granularity !== false ? maskedPieces(result.example, p.tokenizer, granularity) : [];
+  return { where: example.where, segments, result, pieces };
 }
 
 export interface PrepareOptions extends PipelineOptions {

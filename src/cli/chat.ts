@@ -1,10 +1,8 @@
 // `sftkit chat`: an interactive multi-turn chat in the terminal; replies are streamed token by token.
 import { createInterface } from 'node:readline';
 import { parseArgs } from 'node:util';
-import { createPipeline } from '../data-api.ts';
 import type { Message } from '../data/types.ts';
-import { defaultChatTemplate, promptIds, stopIdsFor } from '../generate/prompt.ts';
-import { streamText } from '../generate/stream-text.ts';
+import { chatPrompter, streamReply } from '../generate/chat-prompter.ts';
 import { loadModel } from '../native/model.ts';
 import { loadTokenizer } from '../tokenize/tokenizer.ts';
 import { intFlag, requiredFlag, SAMPLING_HELP, samplingFlags, samplingOptions } from './args.ts';
@@ -17,7 +15,8 @@ template each turn. Commands: /reset clears the history, /exit (or Ctrl-D) quits
 
   --model DIR            model directory
   --template T           chat template: model (the tokenizer's), chatml, phi3, alpaca, plain or a Jinja file
-                         (default: the tokenizer's chat template, else chatml when its tokens exist, else alpaca)
+                         (default: the tokenizer's chat template, else chatml when its tokens exist, else alpaca);
+                         none: no template, the text is continued as it is
   --system TEXT          a system prompt
   --threads N            CPU threads
 ${SAMPLING_HELP}`;
@@ -41,14 +40,12 @@ export const chatCommand: Command = {
     const modelDir = requiredFlag('model', values.model);
     const threads = intFlag('threads', values.threads, 0);
     const tok = await loadTokenizer(modelDir);
-    const template = values.template ?? defaultChatTemplate(tok);
-    const { pipeline } = await createPipeline('chat', { tokenizer: tok, template });
+    const prompter = await chatPrompter(tok, values.template);
     const model = await loadModel(modelDir, threads ? { threads } : {});
     const sampling = { maxNewTokens: 256, temperature: 0, ...samplingOptions(values) };
-    const stopIds = stopIdsFor(pipeline.tokenizer, model.spec.eosTokenIds);
     const history: Message[] = values.system ? [{ role: 'system', content: values.system, trained: false }] : [];
     const rl = createInterface({ input: process.stdin, output: io.stdout, terminal: io.stdout.isTTY === true });
-    io.stdout.write(`sftkit chat (${modelDir}, template ${template}); /reset, /exit\n`);
+    io.stdout.write(`sftkit chat (${modelDir}, template ${prompter.template}); /reset, /exit\n`);
     try {
       // The line iterator buffers lines that arrive while a reply is generated (piped input).
       io.stdout.write('> ');
@@ -65,9 +62,8 @@ export const chatCommand: Command = {
           continue;
         }
         history.push({ role: 'user', content: text, trained: false });
-        const ids = promptIds(history, pipeline.tokenizer, pipeline.template, 'chat');
         let reply = '';
-        for await (const delta of streamText(model, pipeline.tokenizer, ids, sampling, stopIds)) {
+        for await (const delta of streamReply(model, prompter, history, sampling)) {
           io.stdout.write(delta.text);
           reply += delta.text;
         }

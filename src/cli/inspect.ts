@@ -1,11 +1,10 @@
 // `sftkit inspect`: what the model will read and what it is trained on, example by example, plus the counts.
 import { parseArgs } from 'node:util';
-import { createPipeline, prepareExample, type Pipeline } from '../data-api.ts';
+import { inspectExample, openInspection } from '../data-api.ts';
 import { parseFieldMap } from '../data/formats.ts';
-import { openDataset } from '../data/load-examples.ts';
 import { invalidParameterError } from '../errors.ts';
+import { maskedRuns, type MaskedPiece } from '../mask/masked-pieces.ts';
 import { addToSummary, emptySummary, formatSummary } from '../mask/mask-summary.ts';
-import { IGNORE_INDEX, type TokenizedExample } from '../mask/tokenize-with-mask.ts';
 import { dataSelectionFlags } from './args.ts';
 import type { CliIo, Command } from './command.ts';
 
@@ -41,24 +40,10 @@ const DIM = '\u001b[2m';
 const RESET = '\u001b[0m';
 
 /** The example's text in runs of trained / masked tokens. */
-function highlighted(example: TokenizedExample, p: Pipeline, colour: boolean): string {
-  const { inputIds, labels } = example;
-  let out = '';
-  let start = 0;
-  const flush = (end: number) => {
-    if (end <= start) return;
-    const trained = labels[start] !== IGNORE_INDEX;
-    const text = p.tokenizer.decode(inputIds.subarray(start, end));
-    if (colour) out += `${trained ? GREEN : DIM}${text}${RESET}`;
-    else out += trained ? `[[${text}]]` : text;
-  };
-  for (let i = 1; i <= inputIds.length; i++) {
-    if (i === inputIds.length || (labels[i] !== IGNORE_INDEX) !== (labels[start] !== IGNORE_INDEX)) {
-      flush(i);
-      start = i;
-    }
-  }
-  return out;
+function highlighted(pieces: readonly MaskedPiece[], colour: boolean): string {
+  return maskedRuns(pieces)
+    .map((r) => (colour ? `${r.trained ? GREEN : DIM}${r.text}${RESET}` : r.trained ? `[[${r.text}]]` : r.text))
+    .join('');
 }
 
 export const inspectCommand: Command = {
@@ -84,12 +69,11 @@ export const inspectCommand: Command = {
     if (values.data === undefined) throw invalidParameterError('--data', 'a data file or URL', undefined);
     const maxLength = positiveInt('--max-length', values['max-length']);
     const limit = positiveInt('--limit', values.limit);
-    const opened = await openDataset(values.data, {
+    const opened = await openInspection({
+      data: values.data,
       format: (values.format ?? 'auto') as never,
       fieldMap: parseFieldMap(values['field-map']),
-      ...(limit !== undefined ? { limit } : {}),
-    });
-    const { pipeline, addedTokens } = await createPipeline(opened.format, {
+      limit,
       tokenizer: values.model,
       template: values.template,
       mask: values.mask as never,
@@ -97,6 +81,7 @@ export const inspectCommand: Command = {
       truncation: values.truncation as never,
       addSpecialTokens: values['add-special-tokens'],
     });
+    const { pipeline, addedTokens } = opened;
     const colour = !values.json && io.stdout.isTTY === true;
     const summary = emptySummary();
     if (!values.json) {
@@ -109,7 +94,7 @@ export const inspectCommand: Command = {
       }
     }
     for await (const example of opened.examples) {
-      const { result } = prepareExample(example, pipeline);
+      const { result, pieces } = inspectExample(example, pipeline, { pieces: values.json ? false : 'run' });
       addToSummary(summary, result);
       const where = `${example.where.file}:${example.where.line} (record ${example.where.record})`;
       if (values.json) {
@@ -127,7 +112,7 @@ export const inspectCommand: Command = {
       const n = result.example.inputIds.length;
       io.stdout.write(
         `\n#${example.where.record} ${where}: ${n} tokens, ${result.trainedTokens} trained, ${n - result.trainedTokens} masked` +
-          `${result.truncated ? ', truncated' : ''}\n${highlighted(result.example, pipeline, colour)}\n`,
+          `${result.truncated ? ', truncated' : ''}\n${highlighted(pieces, colour)}\n`,
       );
     }
     (values.json ? io.stderr : io.stdout).write(`${values.json ? '' : '\n'}${formatSummary(summary)}\n`);

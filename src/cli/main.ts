@@ -11,6 +11,7 @@ import { generateCommand } from './generate.ts';
 import { inspectCommand } from './inspect.ts';
 import { quickstartCommand } from './quickstart.ts';
 import { trainCommand } from './train.ts';
+import { uiCommand } from './ui.ts';
 
 const commands: Command[] = [
   trainCommand,
@@ -19,6 +20,7 @@ const commands: Command[] = [
   chatCommand,
   dpoCommand,
   inspectCommand,
+  uiCommand,
   convertCommand,
   quickstartCommand,
   benchCommand,

@@ -95,6 +95,22 @@ export function openMetricsWriter(file: string, options: MetricsWriterOptions = 
   };
 }
 
+/** One line of metrics.jsonl as a record, or what is wrong with it (the caller names the file and line). */
+export function parseMetricLine(line: string): { record: MetricRecord } | { error: string } {
+  let value: unknown;
+  try {
+    value = JSON.parse(line);
+  } catch {
+    return { error: 'not a JSON object' };
+  }
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) return { error: 'not a JSON object' };
+  const rec = value as Record<string, unknown>;
+  if (!METRIC_TYPES.includes(rec.type as MetricType) || typeof rec.step !== 'number') {
+    return { error: 'a metrics record needs "type" and "step"' };
+  }
+  return { record: rec as MetricRecord };
+}
+
 /**
  * Parses metrics.jsonl text. A last line without its newline that does not parse is a crash's half-written line and
  * is skipped; any other bad line is an error naming the file and line.
@@ -106,23 +122,12 @@ export function parseMetrics(text: string, file = 'metrics.jsonl'): MetricRecord
   for (let i = 0; i < lines.length; i++) {
     const line = lines[i]!;
     if (line.trim() === '') continue;
-    const isTail = i === lines.length - 1 && !complete;
-    let value: unknown;
-    try {
-      value = JSON.parse(line);
-    } catch {
-      if (isTail) break;
-      throw dataError({ file, line: i + 1 }, 'not a JSON object');
+    const parsed = parseMetricLine(line);
+    if ('error' in parsed) {
+      if (i === lines.length - 1 && !complete) break;
+      throw dataError({ file, line: i + 1 }, parsed.error);
     }
-    if (typeof value !== 'object' || value === null || Array.isArray(value)) {
-      throw dataError({ file, line: i + 1 }, 'not a JSON object');
-    }
-    const rec = value as Record<string, unknown>;
-    if (!METRIC_TYPES.includes(rec.type as MetricType) || typeof rec.step !== 'number') {
-      if (isTail) break;
-      throw dataError({ file, line: i + 1 }, 'a metrics record needs "type" and "step"');
-    }
-    out.push(rec as MetricRecord);
+    out.push(parsed.record);
   }
   return out;
 }
