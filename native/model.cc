@@ -11,6 +11,7 @@
 
 #include <sstream>
 
+#include "device.h"
 #include "errors.h"
 
 namespace sft {
@@ -58,6 +59,8 @@ struct CheckpointBackward final : public torch::autograd::Node {
   std::function<at::Tensor(const at::Tensor&)> fn;
   at::Tensor input;  // detached
   bool input_requires_grad = false;
+  AutocastState autocast;  // the forward's autocast state, restored for the recomputation (backward may run on
+                           // another thread, e.g. CUDA's device threads, and autocast state is thread-local)
 
   variable_list apply(variable_list&& grads) override {
     if (!grads[0].defined()) return {at::Tensor()};
@@ -65,6 +68,7 @@ struct CheckpointBackward final : public torch::autograd::Node {
     at::Tensor y;
     {
       at::AutoGradMode enable(true);
+      AutocastScope cast(autocast);
       y = fn(x);
     }
     torch::autograd::backward({y}, {grads[0]});
@@ -95,6 +99,7 @@ at::Tensor checkpointed(const std::function<at::Tensor(const at::Tensor&)>& fn, 
   node->fn = fn;
   node->input = x.detach();
   node->input_requires_grad = x.requires_grad();
+  node->autocast = AutocastState::current(x.device().type());
   node->set_next_edges(torch::autograd::collect_next_edges(x));
   torch::autograd::set_history(y, node);
   return y;

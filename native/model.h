@@ -64,6 +64,8 @@ struct WeightSource {
   std::map<std::string, std::string> metadata;
 };
 
+class LoraLayers;  // lora.h
+
 struct ModelOptions {
   at::ScalarType dtype = at::kFloat;  // compute/parameter dtype
   at::Device device = at::Device(at::kCPU);
@@ -109,14 +111,21 @@ class CausalLM {
   // forward of the layers in backward.
   void set_gradient_checkpointing(bool on) { checkpoint_layers_ = on; }
   bool gradient_checkpointing() const { return checkpoint_layers_; }
+  // LoRA adapters on the projections (lora.h; null: none). Defined in lora.cc.
+  void set_lora(std::shared_ptr<LoraLayers> lora);
+  LoraLayers* lora() const { return lora_.get(); }
 
  protected:
   // Runs one layer x -> layer(x): checkpointed when enabled, in grad mode and without a KV cache.
   at::Tensor run_layer(const std::function<at::Tensor(const at::Tensor&)>& layer, const at::Tensor& x, const KVCache* cache) const;
+  // A projection: x [..., in] @ w [out, in]^T + b, plus the LoRA adapter attached to the parameter `w` (a member of
+  // the architecture, the tensor its ParamRef points to) when there is one. Defined in lora.cc.
+  at::Tensor project(const at::Tensor& x, const at::Tensor& w, const at::Tensor& b) const;
 
   ModelSpec spec_;
   ModelOptions options_;
   bool checkpoint_layers_ = false;
+  std::shared_ptr<LoraLayers> lora_;
 };
 
 std::unique_ptr<CausalLM> make_gpt2(const ModelSpec& spec, const ModelOptions& options);
@@ -132,7 +141,8 @@ at::Tensor embedding_lookup(const at::Tensor& weight, const at::Tensor& ids);
 
 // fn(x) without keeping fn's intermediate activations: the forward runs without a graph, the backward recomputes
 // fn(x) with one and backpropagates through it (reentrant activation checkpointing; parameters' gradients
-// accumulate as usual). fn must be deterministic (no dropout here). Outside grad mode it is just fn(x).
+// accumulate as usual). fn must be deterministic (LoRA dropout is: its masks are seeded per call, lora.h); the
+// forward's autocast state is restored for the recomputation. Outside grad mode it is just fn(x).
 at::Tensor checkpointed(const std::function<at::Tensor(const at::Tensor&)>& fn, const at::Tensor& x);
 
 // q [B, H, T, D], k/v [B, Hkv, S, D] -> [B, H, T, D] through at::scaled_dot_product_attention (GQA: k/v heads

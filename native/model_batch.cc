@@ -5,6 +5,7 @@
 
 #include <string>
 
+#include "device.h"
 #include "errors.h"
 
 namespace sft {
@@ -132,15 +133,16 @@ PreparedBatch prepare_batch(const CausalLM& model, const BatchInput& in, bool tr
       int64_t* sid = seg_id.data_ptr<int64_t>();
       for (size_t i = 0; i < segs.size(); ++i)
         for (int64_t t = segs[i].first; t < segs[i].first + segs[i].second; ++t) sid[t] = static_cast<int64_t>(i);
-      seg_id = seg_id.to(dev);
+      seg_id = to_device(seg_id, dev);
       at::Tensor causal = at::ones({T, T}, at::TensorOptions().dtype(at::kBool).device(dev)).tril();
       out.plan.row_masks[b] = (seg_id.unsqueeze(1) == seg_id.unsqueeze(0)).logical_and(causal).view({1, 1, T, T});
     }
   }
   out.cols = used;
-  out.ids = in.input_ids.narrow(1, 0, used).to(at::kLong).to(dev);
-  out.pos = out.pos.narrow(1, 0, used).contiguous().to(dev);
-  if (labels) out.labels = in.labels.narrow(1, 0, used).to(at::kLong).to(dev);
+  // On CUDA through pinned host memory with non-blocking copies (to_device).
+  out.ids = to_device(in.input_ids.narrow(1, 0, used).to(at::kLong), dev);
+  out.pos = to_device(out.pos.narrow(1, 0, used).contiguous(), dev);
+  if (labels) out.labels = to_device(in.labels.narrow(1, 0, used).to(at::kLong), dev);
   return out;
 }
 

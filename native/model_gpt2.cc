@@ -1,6 +1,7 @@
 // GPT-2 (HF GPT2LMHeadModel): learned token + position embeddings, pre-LayerNorm blocks, fused q/k/v projection,
 // gelu_new (tanh approximation) MLP, tied LM head. HF stores Conv1D weights as [in, out]; they are kept here as
-// [out, in] for at::linear (transposed on load, transposed back on save: ParamRef::transposed).
+// [out, in] for at::linear (transposed on load, transposed back on save: ParamRef::transposed). Projections go
+// through CausalLM::project (LoRA adapters, lora.h).
 //
 // Shapes: B batch, T tokens, C hidden, H heads, D head dim (C / H), I inner (4C), V vocab, P max positions.
 #include <ATen/ATen.h>
@@ -84,19 +85,19 @@ class Gpt2Model final : public CausalLM {
     at::Tensor x = embedding_lookup(wte_, ids) + embedding_lookup(wpe_, pos);  // [B, T, C]
     for (size_t li = 0; li < blocks_.size(); ++li) {
       const auto& b = blocks_[li];
-      auto layer = [&b, li, B, T, C, H, D, eps, &plan, cache](const at::Tensor& x_in) -> at::Tensor {
+      auto layer = [this, &b, li, B, T, C, H, D, eps, &plan, cache](const at::Tensor& x_in) -> at::Tensor {
         at::Tensor h = at::layer_norm(x_in, {C}, b.ln1_w, b.ln1_b, eps);
-        at::Tensor qkv = at::linear(h, b.attn_w, b.attn_b);  // [B, T, 3C]
+        at::Tensor qkv = project(h, b.attn_w, b.attn_b);  // [B, T, 3C]
         auto parts = qkv.split(C, -1);
         at::Tensor q = parts[0].view({B, T, H, D}).transpose(1, 2);
         at::Tensor k = parts[1].view({B, T, H, D}).transpose(1, 2);
         at::Tensor v = parts[2].view({B, T, H, D}).transpose(1, 2);
         auto [k_all, v_all] = cache_append(cache, static_cast<int64_t>(li), k, v);
         at::Tensor a = attention_forward(q, k_all, v_all, plan).transpose(1, 2).reshape({B, T, C});
-        at::Tensor y = x_in + at::linear(a, b.proj_w, b.proj_b);
+        at::Tensor y = x_in + project(a, b.proj_w, b.proj_b);
         h = at::layer_norm(y, {C}, b.ln2_w, b.ln2_b, eps);
-        h = at::gelu(at::linear(h, b.fc_w, b.fc_b), "tanh");
-        return y + at::linear(h, b.mlp_proj_w, b.mlp_proj_b);
+        h = at::gelu(project(h, b.fc_w, b.fc_b), "tanh");
+        return y + project(h, b.mlp_proj_w, b.mlp_proj_b);
       };
       // The layer closure captures values and stable references only: a checkpointed layer runs again in backward.
       x = run_layer(layer, x, cache);

@@ -1,6 +1,7 @@
 // Llama family (HF LlamaForCausalLM, Qwen2ForCausalLM, Qwen3ForCausalLM): RMSNorm, RoPE in the rotate_half layout,
 // grouped-query attention, SwiGLU MLP. qwen2 adds q/k/v biases; qwen3 adds per-head q_norm/k_norm and an explicit
-// head_dim. Math follows transformers' modeling_llama/qwen2/qwen3 (fp32 RoPE tables, RMSNorm in fp32).
+// head_dim. Math follows transformers' modeling_llama/qwen2/qwen3 (fp32 RoPE tables, RMSNorm in fp32). Projections
+// go through CausalLM::project (LoRA adapters, lora.h).
 //
 // Shapes: B batch, T tokens, C hidden, H heads, Hkv kv heads, D head dim, I intermediate, V vocab.
 #include <ATen/ATen.h>
@@ -122,9 +123,9 @@ class LlamaModel final : public CausalLM {
       const auto& L = layers_[li];
       auto layer = [this, &L, li, B, T, H, Hkv, D, cos, sin, &plan, cache](const at::Tensor& x_in) -> at::Tensor {
         at::Tensor h = rms_norm_forward(x_in, L.in_norm, spec_.norm_eps);
-        at::Tensor q = at::linear(h, L.q_w, L.q_b).view({B, T, H, D});
-        at::Tensor k = at::linear(h, L.k_w, L.k_b).view({B, T, Hkv, D});
-        at::Tensor v = at::linear(h, L.v_w, L.v_b).view({B, T, Hkv, D}).transpose(1, 2);
+        at::Tensor q = project(h, L.q_w, L.q_b).view({B, T, H, D});
+        at::Tensor k = project(h, L.k_w, L.k_b).view({B, T, Hkv, D});
+        at::Tensor v = project(h, L.v_w, L.v_b).view({B, T, Hkv, D}).transpose(1, 2);
         if (L.q_norm.defined()) {
           q = rms_norm_forward(q, L.q_norm, spec_.norm_eps);
           k = rms_norm_forward(k, L.k_norm, spec_.norm_eps);
@@ -136,10 +137,10 @@ class LlamaModel final : public CausalLM {
         auto [k_all, v_all] = cache_append(cache, static_cast<int64_t>(li), k, v);
         at::Tensor a = attention_forward(q, k_all, v_all, plan);  // [B, H, T, D]
         a = a.transpose(1, 2).reshape({B, T, H * D});
-        at::Tensor y = x_in + at::linear(a, L.o_w, L.o_b);
+        at::Tensor y = x_in + project(a, L.o_w, L.o_b);
         h = rms_norm_forward(y, L.post_norm, spec_.norm_eps);
-        at::Tensor m = at::silu(at::linear(h, L.gate_w, L.gate_b)) * at::linear(h, L.up_w, L.up_b);
-        return y + at::linear(m, L.down_w, L.down_b);
+        at::Tensor m = at::silu(project(h, L.gate_w, L.gate_b)) * project(h, L.up_w, L.up_b);
+        return y + project(m, L.down_w, L.down_b);
       };
       // The layer closure captures values and stable references only: a checkpointed layer runs again in backward.
       x = run_layer(layer, x, cache);

@@ -16,6 +16,7 @@
 #include <string>
 #include <vector>
 
+#include "device.h"
 #include "errors.h"
 #include "generate.h"
 #include "model.h"
@@ -23,6 +24,7 @@
 #include "distributed.h"
 #include "logprobs.h"
 #include "loss.h"
+#include "lora.h"
 #include "optim.h"
 #include "safetensors.h"
 #include "tensor_io.h"
@@ -37,6 +39,7 @@ struct ModelState {
   std::unique_ptr<CausalLM> model;
   std::unique_ptr<AdamW> optim;
   std::vector<std::string> no_decay_patterns;  // empty: the model's default grouping
+  AutocastState autocast;                      // bf16 autocast of the forward passes (load option `autocast`)
   int threads = 0;
   std::atomic<bool> busy{false};
   std::atomic<bool> cancel_generation{false};
@@ -209,9 +212,29 @@ std::shared_ptr<PinnedBatch> batch_arg(const Napi::CallbackInfo& info, size_t i,
   return pb;
 }
 
+// What trains: the LoRA adapters when attached (the base is frozen), else every parameter.
+std::vector<ParamRef> trainable(ModelState& s) {
+  return s.model->lora() ? s.model->lora()->parameters() : s.model->parameters();
+}
+
+// Every parameter: the base model's, then the adapters' (PEFT names).
+std::vector<ParamRef> all_parameters(ModelState& s) {
+  std::vector<ParamRef> out = s.model->parameters();
+  if (s.model->lora()) {
+    for (ParamRef& p : s.model->lora()->parameters()) out.push_back(p);
+  }
+  return out;
+}
+
+// The model's final hidden states [B, T, C] for a prepared batch, under the model's autocast setting.
+at::Tensor forward_hidden(ModelState& s, const PreparedBatch& pb) {
+  AutocastScope cast(s.autocast);
+  return s.model->hidden_states(pb.ids, pb.pos, pb.plan, nullptr);
+}
+
 std::vector<ParamEntry> param_entries(ModelState& s) {
   std::vector<ParamEntry> out;
-  for (ParamRef& p : s.model->parameters()) {
+  for (ParamRef& p : trainable(s)) {
     bool no_decay = p.no_decay;
     if (!s.no_decay_patterns.empty()) {
       no_decay = false;
@@ -221,6 +244,9 @@ std::vector<ParamEntry> param_entries(ModelState& s) {
   }
   return out;
 }
+
+// Optimizer-state entry holding LoraLayers::dropout_calls().
+constexpr const char* kLoraDropoutCalls = "lora.dropout_calls";
 
 struct LossOut {
   double sum = 0;
@@ -260,6 +286,7 @@ class GenerateWorker : public Napi::AsyncProgressQueueWorker<int32_t> {
       s.cancel_generation.store(false);
       const bool stream = !on_step_.IsEmpty();
       run_torch_work(s.compute.get(), s.threads, [&] {
+        AutocastScope cast(s.autocast);
         result_ = generate_tokens(*s.model, prompts_, options_, [&](const std::vector<int64_t>& tokens) {
           if (stream) {
             std::vector<int32_t> t(tokens.begin(), tokens.end());
@@ -336,6 +363,14 @@ class NativeModel : public Napi::ObjectWrap<NativeModel> {
                            InstanceMethod<&NativeModel::GradNorms>("gradNorms"),
                            InstanceMethod<&NativeModel::ParameterNames>("parameterNames"),
                            InstanceMethod<&NativeModel::GetParameter>("getParameter"),
+                           InstanceMethod<&NativeModel::GetGradient>("getGradient"),
+                           InstanceMethod<&NativeModel::LoraTargetModules>("loraTargetModules"),
+                           InstanceMethod<&NativeModel::AttachLora>("attachLora"),
+                           InstanceMethod<&NativeModel::LoadAdapter>("loadAdapter"),
+                           InstanceMethod<&NativeModel::SaveAdapter>("saveAdapter"),
+                           InstanceMethod<&NativeModel::MergeAdapter>("mergeAdapter"),
+                           InstanceMethod<&NativeModel::NumTrainableParameters>("numTrainableParameters"),
+                           InstanceMethod<&NativeModel::Device>("device"),
                            InstanceMethod<&NativeModel::Generate>("generate"),
                            InstanceMethod<&NativeModel::CancelGeneration>("cancelGeneration"),
                            InstanceMethod<&NativeModel::Dispose>("dispose"),
@@ -345,8 +380,8 @@ class NativeModel : public Napi::ObjectWrap<NativeModel> {
   explicit NativeModel(const Napi::CallbackInfo& info) : Napi::ObjectWrap<NativeModel>(info), state_(std::make_shared<ModelState>()) {}
 
  private:
-  // load(dir, spec, { dtype: 'float32'|'bfloat16', device: 'cpu'|'cuda', threads, gradientCheckpointing })
-  //   -> Promise<void>
+  // load(dir, spec, { dtype: 'float32'|'bfloat16', device: 'auto'|'cpu'|'cuda', autocast, threads,
+  //   gradientCheckpointing }) -> Promise<void>
   Napi::Value Load(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     SFT_NAPI_TRY
@@ -362,13 +397,9 @@ class NativeModel : public Napi::ObjectWrap<NativeModel> {
     else if (dt == "bfloat16") mo.dtype = at::kBFloat16;
     else throw_bad_argument("options.dtype must be 'float32' or 'bfloat16'");
     Napi::Value device = opts.Get("device");
-    std::string dev = device.IsString() ? device.As<Napi::String>().Utf8Value() : "cpu";
-    if (dev == "cuda") {
-      if (!at::hasCUDA()) throw_unsupported("device 'cuda' requested but this libtorch has no CUDA support (or no GPU is visible)");
-      mo.device = at::Device(at::kCUDA, 0);
-    } else if (dev != "cpu") {
-      throw_bad_argument("options.device must be 'cpu' or 'cuda'");
-    }
+    mo.device = resolve_device(device.IsString() ? device.As<Napi::String>().Utf8Value() : "cpu");
+    // bf16 autocast of the forward passes (matmuls in bf16 over fp32 master weights; the loss stays fp32).
+    state_->autocast = AutocastState{mo.device.type(), bool_field(opts, "autocast", false), at::kBFloat16};
     state_->threads = thread_count_arg(opts.Get("threads"), "options.threads");
     const bool checkpoint = bool_field(opts, "gradientCheckpointing", false);
     StatePtr st = state_;
@@ -426,8 +457,9 @@ class NativeModel : public Napi::ObjectWrap<NativeModel> {
                   PreparedBatch pb = prepare_batch(*s->model, batch->input, /*trim=*/true);
                   std::unique_ptr<c10::NoGradGuard> guard;
                   if (!train) guard = std::make_unique<c10::NoGradGuard>();
+                  LoraLayers::Mode lora_mode(s->model->lora(), /*training=*/train, /*enabled=*/true);
                   const auto t0 = std::chrono::steady_clock::now();
-                  at::Tensor h = s->model->hidden_states(pb.ids, pb.pos, pb.plan, nullptr);
+                  at::Tensor h = forward_hidden(*s, pb);
                   auto t1 = std::chrono::steady_clock::now();
                   if (train) {
                     // The loss's gradient w.r.t. the head goes straight into its .grad; the body's backward starts
@@ -457,21 +489,24 @@ class NativeModel : public Napi::ObjectWrap<NativeModel> {
     SFT_NAPI_CATCH(env)
   }
 
-  // sequenceLogps(batch) -> Promise<{ logps: Float64Array [B], tokens: Float64Array [B] }>: per-row sums of the
-  // log-probabilities of the labelled tokens, without gradients (reference models, evaluation).
+  // sequenceLogps(batch, { adapter? }) -> Promise<{ logps: Float64Array [B], tokens: Float64Array [B] }>: per-row
+  // sums of the log-probabilities of the labelled tokens, without gradients (reference models, evaluation).
+  // adapter: false runs the base model without its LoRA adapters (DPO's reference of a LoRA policy).
   Napi::Value SequenceLogps(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     SFT_NAPI_TRY
     auto lease = std::make_shared<Lease>(state_);
     auto batch = batch_arg(info, 0, /*with_labels=*/true);
+    const bool adapter = bool_field(object_arg(info, 1, "options", true), "adapter", true);
     auto out = std::make_shared<std::pair<at::Tensor, at::Tensor>>();
     ModelState* s = &lease->state();
     return (new FnWorker(
                 env, "sftkit.sequenceLogps", s->threads, lease,
-                [s, batch, out]() {
+                [s, batch, out, adapter]() {
                   c10::NoGradGuard no_grad;
                   PreparedBatch pb = prepare_batch(*s->model, batch->input, /*trim=*/true);
-                  at::Tensor h = s->model->hidden_states(pb.ids, pb.pos, pb.plan, nullptr);
+                  LoraLayers::Mode lora_mode(s->model->lora(), /*training=*/false, /*enabled=*/adapter);
+                  at::Tensor h = forward_hidden(*s, pb);
                   out->first = sequence_logprobs(h, s->model->lm_head_weight(), pb.labels).to(at::kDouble).cpu();
                   out->second = label_counts(pb.labels).to(at::kDouble).cpu();
                 },
@@ -519,7 +554,8 @@ class NativeModel : public Napi::ObjectWrap<NativeModel> {
                   const int64_t B = pb.ids.size(0);
                   if (B % 2 != 0) throw_bad_argument("preferenceStep: the batch must hold pairs of rows (chosen, rejected)");
                   if (static_cast<int64_t>(ref->size()) != B) throw_bad_argument("preferenceStep: refLogps needs one value per row");
-                  at::Tensor h = s->model->hidden_states(pb.ids, pb.pos, pb.plan, nullptr);
+                  LoraLayers::Mode lora_mode(s->model->lora(), /*training=*/true, /*enabled=*/true);
+                  at::Tensor h = forward_hidden(*s, pb);
                   at::Tensor lp = sequence_logprobs(h, s->model->lm_head_weight(), pb.labels);  // [B]
                   at::Tensor counts = label_counts(pb.labels);
                   at::Tensor refs = at::tensor(*ref, at::TensorOptions().dtype(at::kDouble)).to(at::kFloat).to(lp.device());
@@ -567,7 +603,7 @@ class NativeModel : public Napi::ObjectWrap<NativeModel> {
                 [s, batch, out]() {
                   PreparedBatch pb = prepare_batch(*s->model, batch->input, /*trim=*/false);
                   c10::NoGradGuard guard;
-                  at::Tensor h = s->model->hidden_states(pb.ids, pb.pos, pb.plan, nullptr);
+                  at::Tensor h = forward_hidden(*s, pb);
                   *out = at::linear(h, s->model->lm_head_weight()).to(at::kFloat).cpu().contiguous();
                 },
                 [out](Napi::Env env) -> Napi::Value {
@@ -642,7 +678,7 @@ class NativeModel : public Napi::ObjectWrap<NativeModel> {
     return (new FnWorker(env, "sftkit.allReduceGrads", s->threads, lease,
                          [s, group, bucket_bytes]() {
                            std::vector<at::Tensor> grads;
-                           for (ParamRef& p : s->model->parameters()) {
+                           for (ParamRef& p : trainable(*s)) {
                              if (!p.tensor->requires_grad()) continue;
                              if (!p.tensor->grad().defined()) p.tensor->mutable_grad() = at::zeros_like(*p.tensor);
                              grads.push_back(p.tensor->mutable_grad());
@@ -659,7 +695,7 @@ class NativeModel : public Napi::ObjectWrap<NativeModel> {
     Napi::Env env = info.Env();
     SFT_NAPI_TRY
     Lease lease(state_);
-    for (ParamRef& p : state_->model->parameters()) p.tensor->mutable_grad() = at::Tensor();
+    for (ParamRef& p : trainable(*state_)) p.tensor->mutable_grad() = at::Tensor();
     return env.Undefined();
     SFT_NAPI_CATCH(env)
   }
@@ -685,7 +721,14 @@ class NativeModel : public Napi::ObjectWrap<NativeModel> {
     ModelState* s = &lease->state();
     if (!s->optim) throw_bad_argument("saveOptimizerState: no optimizer state yet (call optimizerStep first)");
     return (new FnWorker(env, "sftkit.saveOptimizerState", s->threads, lease,
-                         [s, path]() { save_safetensors(path, s->optim->state_tensors(), {{"format", "sftkit-adamw"}}); },
+                         [s, path]() {
+                           auto tensors = s->optim->state_tensors();
+                           // With LoRA, the position of the adapter-dropout stream (exact resume).
+                           if (s->model->lora()) {
+                             tensors.emplace_back(kLoraDropoutCalls, at::scalar_tensor(static_cast<int64_t>(s->model->lora()->dropout_calls()), at::kLong));
+                           }
+                           save_safetensors(path, tensors, {{"format", "sftkit-adamw"}});
+                         },
                          nullptr))
         ->start();
     SFT_NAPI_CATCH(env)
@@ -705,6 +748,10 @@ class NativeModel : public Napi::ObjectWrap<NativeModel> {
                            for (const auto& n : file->names()) state[n] = file->get(n);
                            auto optim = std::make_unique<AdamW>(param_entries(*s), AdamWOptions{});
                            optim->load_state_tensors(state);
+                           auto calls = state.find(kLoraDropoutCalls);
+                           if (s->model->lora() && calls != state.end()) {
+                             s->model->lora()->set_dropout_calls(static_cast<uint64_t>(calls->second.item<int64_t>()));
+                           }
                            s->optim = std::move(optim);
                          },
                          nullptr))
@@ -736,6 +783,7 @@ class NativeModel : public Napi::ObjectWrap<NativeModel> {
     if (info.Length() < 1 || !info[0].IsNumber()) throw_bad_argument("resizeTokenEmbeddings(n): n must be a number");
     double n = info[0].As<Napi::Number>().DoubleValue();
     if (n != std::floor(n) || n < 1 || n > 1e8) throw_bad_argument("resizeTokenEmbeddings(n): n must be an integer in [1, 1e8]");
+    if (state_->model->lora()) throw_unsupported("resizeTokenEmbeddings: the model has LoRA adapters (the new rows would be frozen and not saved in the adapter)");
     state_->model->resize_token_embeddings(static_cast<int64_t>(n));
     state_->optim.reset();
     return env.Undefined();
@@ -748,7 +796,7 @@ class NativeModel : public Napi::ObjectWrap<NativeModel> {
     SFT_NAPI_TRY
     Lease lease(state_);
     Napi::Object o = Napi::Object::New(env);
-    for (ParamRef& p : state_->model->parameters()) {
+    for (ParamRef& p : all_parameters(*state_)) {
       const at::Tensor& g = p.tensor->grad();
       if (g.defined()) o.Set(p.name, g.to(at::kDouble).norm().item<double>());
     }
@@ -760,26 +808,155 @@ class NativeModel : public Napi::ObjectWrap<NativeModel> {
     Napi::Env env = info.Env();
     SFT_NAPI_TRY
     Lease lease(state_);
-    auto params = state_->model->parameters();
+    auto params = all_parameters(*state_);
     Napi::Array a = Napi::Array::New(env, params.size());
     for (size_t i = 0; i < params.size(); ++i) a.Set(static_cast<uint32_t>(i), params[i].name);
     return a;
     SFT_NAPI_CATCH(env)
   }
 
-  // getParameter(hfName) -> { data: Float32Array (HF layout), shape }
-  Napi::Value GetParameter(const Napi::CallbackInfo& info) {
+  // getParameter(hfName) -> { data: Float32Array (HF layout), shape }; adapters under their PEFT names.
+  Napi::Value GetParameter(const Napi::CallbackInfo& info) { return ParameterOrGrad(info, /*grad=*/false); }
+  // getGradient(hfName) -> { data, shape } of the parameter's .grad (HF layout), or null when it has none.
+  Napi::Value GetGradient(const Napi::CallbackInfo& info) { return ParameterOrGrad(info, /*grad=*/true); }
+
+  Napi::Value ParameterOrGrad(const Napi::CallbackInfo& info, bool grad) {
     Napi::Env env = info.Env();
     SFT_NAPI_TRY
     Lease lease(state_);
     std::string name = string_arg(info, 0, "name");
-    at::Tensor t = state_->model->parameter_hf(name);
-    if (!t.defined()) throw_bad_argument("getParameter: unknown parameter '" + name + "'");
-    t = t.to(at::kFloat).contiguous();
-    Napi::Object o = Napi::Object::New(env);
-    o.Set("shape", shape_to_js(env, t.sizes()));
-    o.Set("data", tensor_to_typed_array(env, t));
-    return o;
+    for (ParamRef& p : all_parameters(*state_)) {
+      if (p.name != name) continue;
+      at::Tensor t = grad ? p.tensor->grad() : p.tensor->detach();
+      if (!t.defined()) return env.Null();
+      if (p.transposed) t = t.t();
+      t = t.to(at::kFloat).contiguous().cpu().clone();
+      Napi::Object o = Napi::Object::New(env);
+      o.Set("shape", shape_to_js(env, t.sizes()));
+      o.Set("data", tensor_to_typed_array(env, t));
+      return o;
+    }
+    throw_bad_argument(std::string(grad ? "getGradient" : "getParameter") + ": unknown parameter '" + name + "'");
+    SFT_NAPI_CATCH(env)
+  }
+
+  // ---- LoRA (lora.h) ----
+
+  // loraTargetModules() -> string[]: the HF module names that can take an adapter.
+  Napi::Value LoraTargetModules(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    SFT_NAPI_TRY
+    Lease lease(state_);
+    auto names = LoraLayers::target_modules(*state_->model);
+    Napi::Array a = Napi::Array::New(env, names.size());
+    for (size_t i = 0; i < names.size(); ++i) a.Set(static_cast<uint32_t>(i), names[i]);
+    return a;
+    SFT_NAPI_CATCH(env)
+  }
+
+  // attachLora({ modules: [{ module, r, scaling }], dropout, seed }) -> Promise<void>: new adapters (A random, B 0);
+  // the base is frozen and the optimizer reset (it only ever holds the adapters).
+  Napi::Value AttachLora(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    SFT_NAPI_TRY
+    auto lease = std::make_shared<Lease>(state_);
+    ModelState* s = &lease->state();
+    if (s->model->lora()) throw_bad_argument("attachLora: the model already has LoRA adapters");
+    Napi::Object o = object_arg(info, 0, "options", false);
+    LoraConfig config;
+    config.dropout = num_field(o, "dropout", 0.0);
+    const double seed = num_field(o, "seed", 0.0);
+    if (seed < 0 || seed != std::floor(seed)) throw_bad_argument("attachLora: seed must be a non-negative integer");
+    config.seed = static_cast<uint64_t>(seed);
+    Napi::Value mods = o.Get("modules");
+    if (!mods.IsArray()) throw_bad_argument("attachLora: modules must be an array of { module, r, scaling }");
+    Napi::Array a = mods.As<Napi::Array>();
+    for (uint32_t i = 0; i < a.Length(); ++i) {
+      if (!a.Get(i).IsObject()) throw_bad_argument("attachLora: modules[i] must be { module, r, scaling }");
+      Napi::Object m = a.Get(i).As<Napi::Object>();
+      if (!m.Get("module").IsString()) throw_bad_argument("attachLora: modules[i].module must be a string");
+      config.modules.push_back({m.Get("module").As<Napi::String>().Utf8Value(), int_field(m, "r", 0, true), num_field(m, "scaling", 0, true)});
+    }
+    return (new FnWorker(env, "sftkit.attachLora", s->threads, lease,
+                         [s, config]() {
+                           auto lora = std::make_shared<LoraLayers>(*s->model, config);
+                           s->model->set_lora(std::move(lora));
+                           s->optim.reset();
+                         },
+                         nullptr))
+        ->start();
+    SFT_NAPI_CATCH(env)
+  }
+
+  // loadAdapter(file) -> Promise<void>: A and B of the attached adapters from a PEFT adapter_model.safetensors.
+  Napi::Value LoadAdapter(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    SFT_NAPI_TRY
+    auto lease = std::make_shared<Lease>(state_);
+    std::string path = string_arg(info, 0, "path");
+    ModelState* s = &lease->state();
+    if (!s->model->lora()) throw_bad_argument("loadAdapter: attach the adapters first (attachLora)");
+    return (new FnWorker(env, "sftkit.loadAdapter", s->threads, lease,
+                         [s, path]() {
+                           auto file = SafetensorsFile::open(path);
+                           std::map<std::string, at::Tensor> tensors;
+                           for (const auto& n : file->names()) tensors[n] = file->get(n);
+                           s->model->lora()->load(tensors, path);
+                         },
+                         nullptr))
+        ->start();
+    SFT_NAPI_CATCH(env)
+  }
+
+  // saveAdapter(file) -> Promise<void>: adapter_model.safetensors (PEFT names, fp32).
+  Napi::Value SaveAdapter(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    SFT_NAPI_TRY
+    auto lease = std::make_shared<Lease>(state_);
+    std::string path = string_arg(info, 0, "path");
+    ModelState* s = &lease->state();
+    if (!s->model->lora()) throw_bad_argument("saveAdapter: the model has no LoRA adapters");
+    return (new FnWorker(env, "sftkit.saveAdapter", s->threads, lease,
+                         [s, path]() { save_safetensors(path, s->model->lora()->state_for_save(), {{"format", "pt"}}); },
+                         nullptr))
+        ->start();
+    SFT_NAPI_CATCH(env)
+  }
+
+  // mergeAdapter() -> Promise<void>: W += scaling * B A into the base weights, adapters removed, optimizer reset.
+  Napi::Value MergeAdapter(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    SFT_NAPI_TRY
+    auto lease = std::make_shared<Lease>(state_);
+    ModelState* s = &lease->state();
+    if (!s->model->lora()) throw_bad_argument("mergeAdapter: the model has no LoRA adapters");
+    return (new FnWorker(env, "sftkit.mergeAdapter", s->threads, lease,
+                         [s]() {
+                           s->model->lora()->merge_into(*s->model);
+                           s->model->set_lora(nullptr);
+                           s->optim.reset();
+                         },
+                         nullptr))
+        ->start();
+    SFT_NAPI_CATCH(env)
+  }
+
+  // numTrainableParameters(): elements that train (the adapters' with LoRA, else numParameters()).
+  Napi::Value NumTrainableParameters(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    SFT_NAPI_TRY
+    Lease lease(state_);
+    LoraLayers* lora = state_->model->lora();
+    return Napi::Number::New(env, static_cast<double>(lora ? lora->num_parameters() : state_->model->num_parameters()));
+    SFT_NAPI_CATCH(env)
+  }
+
+  // device(): where the parameters live ("cpu", "cuda:0").
+  Napi::Value Device(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    SFT_NAPI_TRY
+    Lease lease(state_);
+    return Napi::String::New(env, state_->model->options().device.str());
     SFT_NAPI_CATCH(env)
   }
 
