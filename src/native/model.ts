@@ -1,21 +1,44 @@
 // The Model API: a Hugging Face causal LM directory loaded into the native engine. Every call goes through one
 // SerialQueue per model (one native operation in flight) and withCallerStack (errors point at the caller).
-import { mkdirSync, readFileSync, writeFileSync, renameSync, existsSync } from 'node:fs';
-import { join } from 'node:path';
+import { mkdirSync, readFileSync, writeFileSync, renameSync, existsSync, rmSync } from 'node:fs';
+import { isAbsolute, join, resolve } from 'node:path';
 import { invalidParameterError, SftkitError } from '../errors.ts';
 import { binding } from './binding.ts';
 import { SerialQueue, withCallerStack } from './call.ts';
 import type { ProcessGroup } from './distributed.ts';
+import {
+  ADAPTER_CONFIG_FILE,
+  ADAPTER_WEIGHTS_FILE,
+  adapterConfigFromOptions,
+  adapterConfigJson,
+  isAdapterDir,
+  loraModuleSpecs,
+  readAdapterConfig,
+  resolveLoraTargets,
+  type AdapterConfig,
+  type LoraModuleSpec,
+  type LoraOptions,
+} from './lora.ts';
 import { configForSave, readModelConfig, type ModelSpec } from './model-config.ts';
 
 export type ModelDtype = 'float32' | 'bfloat16';
-export type ModelDevice = 'cpu' | 'cuda';
+export type ModelDevice = 'auto' | 'cpu' | 'cuda';
 
 export interface LoadModelOptions {
   dtype?: ModelDtype;
   /** Intra-op threads for this model's operations (0/undefined: libtorch's current setting). */
   threads?: number;
+  /** 'auto': CUDA when this libtorch has CUDA and a GPU is visible, else the CPU (default 'cpu'). */
   device?: ModelDevice;
+  /**
+   * bf16 autocast of the forward passes (matmuls in bfloat16 over the parameters in `dtype`, typically float32
+   * master weights; the loss and the optimizer stay fp32). Meant for CUDA; works on the CPU too.
+   */
+  autocast?: boolean;
+  /** New LoRA adapters on the base model (frozen): only they train, and save() writes them (PEFT layout). */
+  lora?: LoraOptions;
+  /** A PEFT LoRA adapter directory (adapter_config.json + adapter_model.safetensors) applied to the model. */
+  adapter?: string;
   /**
    * Activation checkpointing of every layer in training steps: only each layer's input is kept through the forward
    * pass and the layer is recomputed in backward (less memory, about one more forward of compute).
@@ -114,10 +137,19 @@ export interface Logits {
   shape: [number, number, number];
 }
 
+/** The LoRA adapters a model carries. */
+export interface AdapterInfo {
+  config: AdapterConfig;
+  /** The adapted modules (full HF names). */
+  modules: string[];
+  /** Where the adapter was read from (undefined: new adapters). */
+  dir?: string;
+}
+
 interface NativeModelHandle {
   load(dir: string, spec: ModelSpec, options: LoadModelOptions): Promise<void>;
   step(batch: Batch, options?: { lossScale?: number }): Promise<LossSum>;
-  sequenceLogps(batch: Batch): Promise<{ logps: Float64Array; tokens: Float64Array }>;
+  sequenceLogps(batch: Batch, options?: { adapter?: boolean }): Promise<{ logps: Float64Array; tokens: Float64Array }>;
   preferenceStep(batch: Batch, options: Required<PreferenceStepOptions> & { refLogps: Float64Array }): Promise<PreferenceStepResult>;
   evalLoss(batch: Batch): Promise<LossSum>;
   forward(batch: ForwardBatch): Promise<Logits>;
@@ -133,6 +165,14 @@ interface NativeModelHandle {
   allReduceGrads(group: unknown, options: { bucketMb: number }): Promise<void>;
   parameterNames(): string[];
   getParameter(name: string): { data: Float32Array; shape: number[] };
+  getGradient(name: string): { data: Float32Array; shape: number[] } | null;
+  loraTargetModules(): string[];
+  attachLora(options: { modules: LoraModuleSpec[]; dropout: number; seed: number }): Promise<void>;
+  loadAdapter(path: string): Promise<void>;
+  saveAdapter(path: string): Promise<void>;
+  mergeAdapter(): Promise<void>;
+  numTrainableParameters(): number;
+  device(): string;
   generate(
     prompts: Int32Array[],
     options: Required<Omit<GenerateOptions, 'stopIds'>> & { stopIds: number[] },
@@ -198,15 +238,29 @@ export class Model {
   private readonly queue = new SerialQueue();
   private specValue: ModelSpec;
   private readonly rawConfig: Record<string, unknown>;
+  private adapterValue: AdapterInfo | null;
   private disposed = false;
 
   /** @internal use loadModel() */
-  constructor(dir: string, spec: ModelSpec, raw: Record<string, unknown>, options: LoadModelOptions, native: NativeModelHandle) {
+  constructor(
+    dir: string,
+    spec: ModelSpec,
+    raw: Record<string, unknown>,
+    options: LoadModelOptions,
+    native: NativeModelHandle,
+    adapter: AdapterInfo | null = null,
+  ) {
     this.dir = dir;
     this.specValue = spec;
     this.rawConfig = raw;
     this.options = options;
     this.native = native;
+    this.adapterValue = adapter;
+  }
+
+  /** The LoRA adapters of this model (null: none; the whole model trains). */
+  get adapter(): Readonly<AdapterInfo> | null {
+    return this.adapterValue;
   }
 
   /** The validated architecture spec (vocabSize follows resizeTokenEmbeddings). */
@@ -239,10 +293,15 @@ export class Model {
     return this.run(() => this.native.step(batch, { lossScale }));
   }
 
-  /** Per-row sums of the labelled tokens' log-probabilities (and their counts), without gradients. */
-  sequenceLogps(batch: Batch): Promise<{ logps: Float64Array; tokens: Float64Array }> {
+  /**
+   * Per-row sums of the labelled tokens' log-probabilities (and their counts), without gradients. `adapter: false`
+   * runs the base model without its LoRA adapters: the reference of a LoRA policy in DPO, without a second model.
+   */
+  sequenceLogps(batch: Batch, options: { adapter?: boolean } = {}): Promise<{ logps: Float64Array; tokens: Float64Array }> {
     checkBatch(batch, true);
-    return this.run(() => this.native.sequenceLogps(batch));
+    const { adapter = true } = options;
+    if (typeof adapter !== 'boolean') throw invalidParameterError('adapter', 'true or false', adapter);
+    return this.run(() => this.native.sequenceLogps(batch, { adapter }));
   }
 
   /**
@@ -293,6 +352,40 @@ export class Model {
     return this.native.numParameters();
   }
 
+  /** Elements that train: the LoRA adapters' when the model has them, else numParameters(). */
+  numTrainableParameters(): number {
+    if (this.disposed) throw new SftkitError('SFTKIT_BAD_ARGUMENT', 'the model has been disposed');
+    return this.native.numTrainableParameters();
+  }
+
+  /** Where the parameters live: "cpu" or "cuda:0" (what `device: 'auto'` resolved to). */
+  device(): string {
+    if (this.disposed) throw new SftkitError('SFTKIT_BAD_ARGUMENT', 'the model has been disposed');
+    return this.native.device();
+  }
+
+  /**
+   * Restores the weights of this model's adapters from an adapter directory written by save() (resuming a LoRA run:
+   * the adapters were attached with the run's options). Another rank or other target modules are errors.
+   */
+  loadAdapterWeights(dir: string): Promise<void> {
+    if (typeof dir !== 'string' || dir.length === 0) throw invalidParameterError('dir', 'a non-empty string', dir);
+    if (!this.adapterValue) throw new SftkitError('SFTKIT_BAD_ARGUMENT', 'loadAdapterWeights: the model has no LoRA adapters');
+    return this.run(() => this.native.loadAdapter(join(dir, ADAPTER_WEIGHTS_FILE)));
+  }
+
+  /**
+   * Merges the LoRA adapters into the base weights (W += scaling * B A) and drops them: save() then writes a full
+   * model (`sftkit merge`). The optimizer state is reset.
+   */
+  mergeAdapter(): Promise<void> {
+    if (!this.adapterValue) throw new SftkitError('SFTKIT_BAD_ARGUMENT', 'mergeAdapter: the model has no LoRA adapters');
+    return this.run(async () => {
+      await this.native.mergeAdapter();
+      this.adapterValue = null;
+    });
+  }
+
   /** New vocabulary size; new rows are the mean of the existing ones (embedding and untied head). Resets AdamW. */
   resizeTokenEmbeddings(newVocab: number): Promise<void> {
     checkInt('newVocab', newVocab, 1, 100_000_000);
@@ -302,11 +395,23 @@ export class Model {
     });
   }
 
-  /** Writes config.json (vocab_size updated), generation_config.json and model.safetensors into dir. */
+  /**
+   * Writes config.json (vocab_size updated), generation_config.json and model.safetensors into dir. A model with
+   * LoRA adapters writes the adapter instead, in the PEFT layout (adapter_config.json + adapter_model.safetensors:
+   * `PeftModel.from_pretrained(base, dir)` loads it); mergeAdapter() first to write full weights.
+   */
   save(dir: string): Promise<void> {
     if (typeof dir !== 'string' || dir.length === 0) throw invalidParameterError('dir', 'a non-empty string', dir);
     return this.run(async () => {
       mkdirSync(dir, { recursive: true });
+      const adapter = this.adapterValue;
+      if (adapter) {
+        await this.native.saveAdapter(join(dir, ADAPTER_WEIGHTS_FILE));
+        writeJsonAtomic(join(dir, ADAPTER_CONFIG_FILE), adapterConfigJson(adapter.config, this.specValue.arch));
+        // A directory that held a full model before would otherwise look like one.
+        for (const stale of ['model.safetensors', 'model.safetensors.index.json', 'config.json']) rmSync(join(dir, stale), { force: true });
+        return;
+      }
       await this.native.save(join(dir, 'model.safetensors'));
       writeJsonAtomic(join(dir, 'config.json'), configForSave(this.rawConfig, this.specValue.vocabSize));
       writeJsonAtomic(join(dir, 'generation_config.json'), this.generationConfig());
@@ -359,10 +464,16 @@ export class Model {
     return this.run(() => this.native.parameterNames());
   }
 
-  /** A parameter in HF layout (fp32 copy). */
+  /** A parameter in HF layout (fp32 copy); LoRA adapters under their PEFT names (`base_model.model.<module>.lora_A.weight`). */
   getParameter(name: string): Promise<{ data: Float32Array; shape: number[] }> {
     if (typeof name !== 'string') throw invalidParameterError('name', 'a string', name);
     return this.run(() => this.native.getParameter(name));
+  }
+
+  /** A parameter's accumulated gradient in HF layout (fp32 copy), or null when it has none (frozen, or no step yet). */
+  getGradient(name: string): Promise<{ data: Float32Array; shape: number[] } | null> {
+    if (typeof name !== 'string') throw invalidParameterError('name', 'a string', name);
+    return this.run(() => this.native.getGradient(name));
   }
 
   private generateArgs(prompts: ArrayLike<number>[], opts: GenerateOptions) {
@@ -468,8 +579,15 @@ function checkLoadOptions(opts: LoadModelOptions): void {
   if (opts.dtype !== undefined && opts.dtype !== 'float32' && opts.dtype !== 'bfloat16') {
     throw invalidParameterError('dtype', "'float32' or 'bfloat16'", opts.dtype);
   }
-  if (opts.device !== undefined && opts.device !== 'cpu' && opts.device !== 'cuda') {
-    throw invalidParameterError('device', "'cpu' or 'cuda'", opts.device);
+  if (opts.device !== undefined && opts.device !== 'auto' && opts.device !== 'cpu' && opts.device !== 'cuda') {
+    throw invalidParameterError('device', "'auto', 'cpu' or 'cuda'", opts.device);
+  }
+  if (opts.autocast !== undefined && typeof opts.autocast !== 'boolean') throw invalidParameterError('autocast', 'true or false', opts.autocast);
+  if (opts.adapter !== undefined && (typeof opts.adapter !== 'string' || opts.adapter.length === 0)) {
+    throw invalidParameterError('adapter', 'an adapter directory', opts.adapter);
+  }
+  if (opts.adapter !== undefined && opts.lora !== undefined) {
+    throw new SftkitError('SFTKIT_BAD_ARGUMENT', 'give either lora (new adapters) or adapter (a saved one), not both');
   }
   if (opts.threads !== undefined) checkInt('threads', opts.threads, 0, 4096);
   if (opts.gradientCheckpointing !== undefined && typeof opts.gradientCheckpointing !== 'boolean') {
@@ -477,13 +595,62 @@ function checkLoadOptions(opts: LoadModelOptions): void {
   }
 }
 
-/** Loads a Hugging Face model directory (config.json + model.safetensors or a sharded index). */
+/**
+ * The base model directory and adapter directory of a load: DIR itself and options.adapter, or, when DIR is an
+ * adapter directory (adapter_config.json, no config.json), its base_model_name_or_path and DIR.
+ */
+export function resolveModelDirs(dir: string, adapter?: string): { base: string; adapter?: string } {
+  if (!isAdapterDir(dir)) return adapter === undefined ? { base: dir } : { base: dir, adapter };
+  if (adapter !== undefined) {
+    throw new SftkitError('SFTKIT_BAD_ARGUMENT', `${dir} is a LoRA adapter directory (${ADAPTER_CONFIG_FILE}), not a model: pass its base model as the model and ${adapter} as the adapter`);
+  }
+  const base = readAdapterConfig(dir).baseModel;
+  // A relative base_model_name_or_path: from the working directory (as peft reads it), else from the adapter's.
+  const found = base === null ? undefined : [base, ...(isAbsolute(base) ? [] : [join(dir, base)])].find((d) => existsSync(join(d, 'config.json')));
+  if (found === undefined) {
+    throw new SftkitError(
+      'SFTKIT_IO',
+      `${dir} holds a LoRA adapter (${ADAPTER_CONFIG_FILE}), not a model, and its base_model_name_or_path ${JSON.stringify(base)} ` +
+        'is not a model directory here: pass the base model as the model (--model BASE) and this directory as the adapter (--adapter DIR)',
+    );
+  }
+  return { base: found, adapter: dir };
+}
+
+/**
+ * Loads a Hugging Face model directory (config.json + model.safetensors or a sharded index), optionally with new
+ * LoRA adapters (`lora`) or a saved PEFT adapter (`adapter`; a directory holding only an adapter loads its base
+ * model from base_model_name_or_path).
+ */
 export async function loadModel(dir: string, options: LoadModelOptions = {}): Promise<Model> {
   if (typeof dir !== 'string' || dir.length === 0) throw invalidParameterError('dir', 'a non-empty string', dir);
   checkLoadOptions(options);
-  const { spec, raw } = readModelConfig(dir);
+  const dirs = resolveModelDirs(dir, options.adapter);
+  const { spec, raw } = readModelConfig(dirs.base);
+  // Adapter options are checked before the weights are read.
+  const fresh = options.lora ? adapterConfigFromOptions(options.lora, spec.arch, resolve(dirs.base)) : undefined;
+  const saved = dirs.adapter !== undefined ? readAdapterConfig(dirs.adapter) : undefined;
   const Native = binding().NativeModel;
   const native = new Native();
-  await withCallerStack(() => native.load(dir, spec, options));
-  return new Model(dir, spec, raw, { ...options }, native);
+  const { lora: _lora, adapter: _adapter, ...nativeOptions } = options;
+  await withCallerStack(() => native.load(dirs.base, spec, nativeOptions));
+  let adapter: AdapterInfo | null = null;
+  try {
+    const config = fresh ?? saved;
+    if (config) {
+      const what = fresh ? 'lora.targets' : `${join(dirs.adapter!, ADAPTER_CONFIG_FILE)} target_modules`;
+      const modules = resolveLoraTargets(config.targets, native.loraTargetModules(), spec.arch, what);
+      const seed = options.lora?.seed ?? 0;
+      await withCallerStack(() => native.attachLora({ modules: loraModuleSpecs(modules, config), dropout: config.dropout, seed }));
+      if (saved) {
+        await withCallerStack(() => native.loadAdapter(join(dirs.adapter!, ADAPTER_WEIGHTS_FILE)));
+        if (saved.baseModel === null) saved.baseModel = resolve(dirs.base);
+      }
+      adapter = dirs.adapter !== undefined ? { config, modules, dir: dirs.adapter } : { config, modules };
+    }
+  } catch (e) {
+    native.dispose();
+    throw e;
+  }
+  return new Model(dirs.base, spec, raw, { ...options }, native, adapter);
 }

@@ -1,0 +1,115 @@
+// LoRA parity with Python peft (fixtures written by scripts/gen-fixtures/lora.py): a PEFT adapter with random
+// non-zero A and B on tiny-llama (every projection, rank_pattern / alpha_pattern), tiny-gpt2 (Conv1D, fan_in_fan_out)
+// and tiny-qwen2 (default targets, rsLoRA). Logits (abs 1e-5), loss (rel 1e-5), the gradient of every lora_A/lora_B
+// (rel 1e-4 of the tensor's largest entry), no gradient on any base weight, the merged model's logits, greedy
+// generation; and the recorded check that adapters and merged models SAVED by sftkit load in peft/transformers with
+// the logits sftkit computes.
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, test } from 'node:test';
+import { loadModel, type Batch, type Model } from '../../src/native/model.ts';
+
+const fixtures = join(import.meta.dirname, '..', 'fixtures', 'models');
+
+interface LoraParity {
+  shape: [number, number];
+  inputIds: number[];
+  attentionMask: number[];
+  labels: number[];
+  logits: (number[] | null)[][];
+  mergedLogits: (number[] | null)[][];
+  lossSum: number;
+  tokens: number;
+  grads: Record<string, { shape: number[]; data: number[] }>;
+  generate: { prompt: number[]; maxNewTokens: number; output: number[] };
+}
+
+function batchOf(c: LoraParity): Batch {
+  return { inputIds: Int32Array.from(c.inputIds), labels: Int32Array.from(c.labels), attentionMask: Uint8Array.from(c.attentionMask), shape: c.shape };
+}
+
+async function worstLogitsError(model: Model, c: LoraParity, ref: (number[] | null)[][]): Promise<number> {
+  const { logits, shape } = await model.forward(batchOf(c));
+  const [B, T, V] = shape;
+  let worst = 0;
+  for (let b = 0; b < B; ++b) {
+    for (let t = 0; t < T; ++t) {
+      const row = ref[b]![t];
+      if (!row) continue;
+      for (let v = 0; v < V; ++v) worst = Math.max(worst, Math.abs(logits[(b * T + t) * V + v]! - row[v]!));
+    }
+  }
+  return worst;
+}
+
+for (const name of ['llama', 'gpt2', 'qwen2']) {
+  describe(`tiny-${name} + PEFT LoRA adapter vs peft`, () => {
+    const base = join(fixtures, `tiny-${name}`);
+    const adapter = join(fixtures, `tiny-${name}-lora`);
+    const ref = JSON.parse(readFileSync(join(adapter, 'parity.json'), 'utf8')) as LoraParity;
+
+    test('logits with the adapter (atol 1e-5); the adapter directory alone finds its base', async () => {
+      const model = await loadModel(base, { adapter });
+      const worst = await worstLogitsError(model, ref, ref.logits);
+      assert.ok(worst <= 1e-5, `max |logits - peft| = ${worst}`);
+      assert.equal(model.adapter?.modules.length, Object.keys(ref.grads).length / 2);
+      await model.dispose();
+      // base_model_name_or_path is "../tiny-<name>", relative to the adapter directory.
+      const alone = await loadModel(adapter);
+      assert.equal(alone.dir, join(adapter, `../tiny-${name}`));
+      assert.ok((await worstLogitsError(alone, ref, ref.logits)) <= 1e-5);
+      await alone.dispose();
+    });
+
+    test('loss (rel 1e-5) and adapter gradients (rel 1e-4); base weights get no gradient', async () => {
+      const model = await loadModel(base, { adapter });
+      const r = await model.step(batchOf(ref));
+      assert.equal(r.tokens, ref.tokens);
+      assert.ok(Math.abs(r.lossSum - ref.lossSum) <= 1e-5 * Math.abs(ref.lossSum), `loss ${r.lossSum} vs ${ref.lossSum}`);
+      const norms = await model.gradNorms();
+      assert.deepEqual(Object.keys(norms).sort(), Object.keys(ref.grads).sort(), 'gradients exist for the adapters only');
+      let worstRel = 0;
+      for (const [n, g] of Object.entries(ref.grads)) {
+        const got = await model.getGradient(n);
+        assert.ok(got, `${n} has a gradient`);
+        assert.deepEqual(got.shape, g.shape, n);
+        const scale = Math.max(...g.data.map(Math.abs), 1e-12);
+        let worst = 0;
+        for (let i = 0; i < g.data.length; ++i) worst = Math.max(worst, Math.abs(got.data[i]! - g.data[i]!));
+        worstRel = Math.max(worstRel, worst / scale);
+        assert.ok(worst <= 1e-4 * scale, `${n}: max |grad - peft| = ${worst} (largest entry ${scale})`);
+      }
+      for (const n of await model.parameterNames()) {
+        if (!n.includes('.lora_')) assert.equal(await model.getGradient(n), null, `frozen ${n} has no gradient`);
+      }
+      assert.ok(worstRel <= 1e-4);
+      await model.dispose();
+    });
+
+    test('merged weights give the logits of peft merge_and_unload (atol 1e-5); greedy generation with the adapter', async () => {
+      const model = await loadModel(base, { adapter });
+      const [out] = await model.generate([ref.generate.prompt], { maxNewTokens: ref.generate.maxNewTokens, stopIds: [] });
+      assert.deepEqual(Array.from(out!), ref.generate.output);
+      await model.mergeAdapter();
+      assert.equal(model.adapter, null);
+      const worst = await worstLogitsError(model, ref, ref.mergedLogits);
+      assert.ok(worst <= 1e-5, `max |merged logits - peft merged| = ${worst}`);
+      await model.dispose();
+    });
+  });
+}
+
+test('adapters and merged models saved by sftkit load in peft / transformers with sftkit logits (recorded by lora.py)', () => {
+  const rec = JSON.parse(readFileSync(join(fixtures, 'lora-saved-by-sftkit.json'), 'utf8')) as {
+    adapters: Record<string, { maxAbsLogitsDiff: number; loraBNorm: number; modules: number }>;
+    merged: Record<string, { maxAbsLogitsDiff: number }>;
+    allMatch: boolean;
+  };
+  assert.equal(rec.allMatch, true);
+  assert.deepEqual(Object.keys(rec.adapters).sort(), ['gpt2-fresh', 'gpt2-trained', 'llama-fresh', 'llama-trained', 'qwen2-fresh', 'qwen2-trained']);
+  for (const [n, a] of Object.entries(rec.adapters)) {
+    assert.ok(a.maxAbsLogitsDiff <= 1e-5 && a.loraBNorm > 0 && a.modules > 0, n);
+  }
+  for (const [n, m] of Object.entries(rec.merged)) assert.ok(m.maxAbsLogitsDiff <= 1e-5, n);
+});
