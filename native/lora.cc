@@ -109,7 +109,8 @@ LoraLayers::LoraLayers(CausalLM& model, const LoraConfig& config) : dropout_(con
 }
 
 at::Tensor LoraLayers::dropout_input(const at::Tensor& x, size_t index) const {
-  if (!training_ || dropout_ <= 0.0 || !c10::GradMode::is_enabled()) return x;
+  // Not conditioned on grad mode: a checkpointed layer's forward runs without a graph and must draw the same masks.
+  if (!training_ || dropout_ <= 0.0) return x;
   const uint64_t seed = splitmix64(seed_ ^ splitmix64(calls_ * 0x100000001B3ULL + index));
   at::Generator gen = x.is_cuda() ? at::detail::getCUDAHooks().getNewGenerator(x.device().index())
                                   : at::make_generator<at::CPUGeneratorImpl>(seed);

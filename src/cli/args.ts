@@ -1,6 +1,9 @@
 // Small argument readers shared by the commands: numbers and enums from parseArgs strings, validated with
 // invalidParameterError so a bad flag names itself.
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
 import { invalidParameterError } from '../errors.ts';
+import { resolveModelDirs, type LoadModelOptions, type ModelDevice } from '../native/model.ts';
 
 export function intFlag(name: string, v: string | undefined, min = 0): number | undefined {
   if (v === undefined) return undefined;
@@ -77,3 +80,30 @@ export const SAMPLING_HELP = `  --max-new-tokens N     most tokens to generate (
   --top-p X              nucleus sampling threshold in (0, 1] (1 = off)
   --seed N               seed of the sampler (reproducible)
 `;
+
+/** How eval, generate and chat load their model: --adapter, --device, --threads. */
+export const modelLoadFlags = {
+  adapter: { type: 'string' },
+  device: { type: 'string' },
+  threads: { type: 'string' },
+} as const;
+
+export const MODEL_LOAD_HELP = `  --adapter DIR          apply a LoRA adapter (PEFT directory: adapter_config.json + adapter_model.safetensors);
+                         --model may also be an adapter directory alone (its base_model_name_or_path is loaded)
+  --device D             auto (default: cuda when available), cpu or cuda
+  --threads N            CPU threads (default: all cores)
+`;
+
+export function modelLoadOptions(values: Record<string, unknown>): LoadModelOptions {
+  const threads = intFlag('threads', values.threads as string | undefined, 0);
+  const device = enumFlag<ModelDevice>('device', values.device as string | undefined, ['auto', 'cpu', 'cuda']) ?? 'auto';
+  const adapter = values.adapter as string | undefined;
+  if (adapter === '') throw invalidParameterError('--adapter', 'an adapter directory', adapter);
+  return { device, ...(threads ? { threads } : {}), ...(adapter !== undefined ? { adapter } : {}) };
+}
+
+/** Where the tokenizer of --model is: DIR itself, or for an adapter directory without one, its base model. */
+export function tokenizerDir(modelDir: string): string {
+  if (existsSync(join(modelDir, 'tokenizer.json'))) return modelDir;
+  return resolveModelDirs(modelDir).base;
+}

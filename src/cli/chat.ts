@@ -5,7 +5,7 @@ import type { Message } from '../data/types.ts';
 import { chatPrompter, streamReply } from '../generate/chat-prompter.ts';
 import { loadModel } from '../native/model.ts';
 import { loadTokenizer } from '../tokenize/tokenizer.ts';
-import { intFlag, requiredFlag, SAMPLING_HELP, samplingFlags, samplingOptions } from './args.ts';
+import { MODEL_LOAD_HELP, modelLoadFlags, modelLoadOptions, requiredFlag, tokenizerDir, SAMPLING_HELP, samplingFlags, samplingOptions } from './args.ts';
 import type { CliIo, Command } from './command.ts';
 
 const HELP = `Usage: sftkit chat --model DIR [--template T] [--system TEXT] [sampling flags]
@@ -18,8 +18,7 @@ template each turn. Commands: /reset clears the history, /exit (or Ctrl-D) quits
                          (default: the tokenizer's chat template, else chatml when its tokens exist, else alpaca);
                          none: no template, the text is continued as it is
   --system TEXT          a system prompt
-  --threads N            CPU threads
-${SAMPLING_HELP}`;
+${MODEL_LOAD_HELP}${SAMPLING_HELP}`;
 
 export const chatCommand: Command = {
   name: 'chat',
@@ -33,15 +32,15 @@ export const chatCommand: Command = {
         model: { type: 'string' },
         template: { type: 'string' },
         system: { type: 'string' },
-        threads: { type: 'string' },
+        ...modelLoadFlags,
         ...samplingFlags,
       },
     });
     const modelDir = requiredFlag('model', values.model);
-    const threads = intFlag('threads', values.threads, 0);
-    const tok = await loadTokenizer(modelDir);
+    const loadOptions = modelLoadOptions(values);
+    const tok = await loadTokenizer(tokenizerDir(modelDir));
     const prompter = await chatPrompter(tok, values.template);
-    const model = await loadModel(modelDir, threads ? { threads } : {});
+    const model = await loadModel(modelDir, loadOptions);
     const sampling = { maxNewTokens: 256, temperature: 0, ...samplingOptions(values) };
     const history: Message[] = values.system ? [{ role: 'system', content: values.system, trained: false }] : [];
     const rl = createInterface({ input: process.stdin, output: io.stdout, terminal: io.stdout.isTTY === true });

@@ -10,7 +10,7 @@ import { defaultChatTemplate } from '../generate/prompt.ts';
 import { MASK_MODES, type MaskMode } from '../mask/mask-mode.ts';
 import { loadTokenizer } from '../tokenize/tokenizer.ts';
 import { loadModel } from '../native/model.ts';
-import { dataSelectionFlags, enumFlag, intFlag, requiredFlag, SAMPLING_HELP, samplingFlags, samplingOptions } from './args.ts';
+import { dataSelectionFlags, enumFlag, intFlag, MODEL_LOAD_HELP, modelLoadFlags, modelLoadOptions, requiredFlag, tokenizerDir, SAMPLING_HELP, samplingFlags, samplingOptions } from './args.ts';
 import type { CliIo, Command } from './command.ts';
 
 const HELP = `Usage: sftkit eval --model DIR --data FILE [data flags] [--json]
@@ -30,14 +30,13 @@ token) and saves [{instruction, input, output, model_response}]; with a judge, s
   --batch-size N         examples per forward / generation batch (default 8)
   --limit N              only the first N records
   --field-map F=KEY,...  read fields from other keys, e.g. instruction=question,output=answer
-  --threads N            CPU threads (default: all cores)
   --add-special-tokens   add template tokens the tokenizer lacks
   --json                 print the result as one JSON object
   --responses FILE       write generated responses to FILE (JSON array)
   --judge-url URL        OpenAI-compatible chat API of a judge (e.g. a local Ollama or llama.cpp server)
   --judge-model NAME     model name for --judge-url
   --judge-model-dir DIR  use a local sftkit model as the judge instead
-${SAMPLING_HELP}`;
+${MODEL_LOAD_HELP}${SAMPLING_HELP}`;
 
 export const evalCommand: Command = {
   name: 'eval',
@@ -49,8 +48,8 @@ export const evalCommand: Command = {
       strict: true,
       options: {
         ...dataSelectionFlags,
+        ...modelLoadFlags,
         'batch-size': { type: 'string' },
-        threads: { type: 'string' },
         json: { type: 'boolean', default: false },
         responses: { type: 'string' },
         'judge-url': { type: 'string' },
@@ -60,6 +59,7 @@ export const evalCommand: Command = {
       },
     });
     const modelDir = requiredFlag('model', values.model);
+    const tokDir = tokenizerDir(modelDir);
     const format = enumFlag<RecordFormat | 'auto'>('format', values.format, ['auto', ...RECORD_FORMATS]);
     const mask = enumFlag<MaskMode>('mask', values.mask, MASK_MODES);
     const maxLength = intFlag('max-length', values['max-length'], 2);
@@ -77,10 +77,10 @@ export const evalCommand: Command = {
     const batchSize = intFlag('batch-size', values['batch-size'], 1) ?? 8;
     const threads = intFlag('threads', values.threads, 0);
     if (values['judge-url'] !== undefined && values['judge-model'] === undefined) requiredFlag('judge-model', undefined);
-    const model = await loadModel(modelDir, threads ? { threads } : {});
+    const model = await loadModel(modelDir, modelLoadOptions(values));
     try {
       if (values.responses === undefined) {
-        const r = await evaluateLoss(model, modelDir, sel, batchSize);
+        const r = await evaluateLoss(model, tokDir, sel, batchSize);
         const report = { loss: r.loss, perplexity: r.perplexity, tokens: r.tokens, examples: r.examples };
         io.stdout.write(
           values.json
@@ -90,7 +90,7 @@ export const evalCommand: Command = {
         );
         return 0;
       }
-      const generated = await generateResponses(model, modelDir, { ...sel, batchSize, generation: samplingOptions(values) });
+      const generated = await generateResponses(model, tokDir, { ...sel, batchSize, generation: samplingOptions(values) });
       const records: ResponseRecord[] = generated.map((g) => ({
         instruction: String(g.record.instruction ?? g.record.instruct ?? g.record.prompt ?? ''),
         input: String(g.record.input ?? ''),

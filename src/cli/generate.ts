@@ -5,7 +5,7 @@ import { promptIds, stopIdsFor } from '../generate/prompt.ts';
 import { replyText, streamText } from '../generate/stream-text.ts';
 import { loadModel } from '../native/model.ts';
 import { loadTokenizer } from '../tokenize/tokenizer.ts';
-import { intFlag, requiredFlag, SAMPLING_HELP, samplingFlags, samplingOptions } from './args.ts';
+import { MODEL_LOAD_HELP, modelLoadFlags, modelLoadOptions, requiredFlag, tokenizerDir, SAMPLING_HELP, samplingFlags, samplingOptions } from './args.ts';
 import type { CliIo, Command } from './command.ts';
 
 const HELP = `Usage: sftkit generate --model DIR --prompt TEXT [--template T] [--input TEXT] [sampling flags] [--json]
@@ -18,9 +18,8 @@ it the prompt is encoded as it is (with BOS where the tokenizer adds one).
   --prompt TEXT          the prompt
   --template T           wrap the prompt with this prompt style
   --input TEXT           the optional input of an instruction (alpaca / instruct style)
-  --threads N            CPU threads (default: all cores)
   --json                 print {"text": ..., "token_ids": [...]} for the generated tokens only
-${SAMPLING_HELP}`;
+${MODEL_LOAD_HELP}${SAMPLING_HELP}`;
 
 export const generateCommand: Command = {
   name: 'generate',
@@ -35,20 +34,21 @@ export const generateCommand: Command = {
         prompt: { type: 'string' },
         template: { type: 'string' },
         input: { type: 'string' },
-        threads: { type: 'string' },
+        ...modelLoadFlags,
         json: { type: 'boolean', default: false },
         ...samplingFlags,
       },
     });
     const modelDir = requiredFlag('model', values.model);
+    const tokDir = tokenizerDir(modelDir);
     const prompt = values.prompt;
     if (prompt === undefined) requiredFlag('prompt', prompt);
-    const threads = intFlag('threads', values.threads, 0);
+    const loadOptions = modelLoadOptions(values);
     const sampling = { maxNewTokens: 256, temperature: 0, ...samplingOptions(values) };
     const tokenizer = values.template
-      ? (await createPipeline('alpaca', { tokenizer: modelDir, template: values.template })).pipeline
-      : { tokenizer: await loadTokenizer(modelDir), template: undefined };
-    const model = await loadModel(modelDir, threads ? { threads } : {});
+      ? (await createPipeline('alpaca', { tokenizer: tokDir, template: values.template })).pipeline
+      : { tokenizer: await loadTokenizer(tokDir), template: undefined };
+    const model = await loadModel(modelDir, loadOptions);
     try {
       const message = { role: 'user' as const, content: prompt as string, trained: false, ...(values.input ? { input: values.input } : {}) };
       const ids = promptIds([message], tokenizer.tokenizer, tokenizer.template);

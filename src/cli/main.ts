@@ -9,6 +9,7 @@ import { dpoCommand } from './dpo.ts';
 import { evalCommand } from './eval.ts';
 import { generateCommand } from './generate.ts';
 import { inspectCommand } from './inspect.ts';
+import { mergeCommand } from './merge.ts';
 import { quickstartCommand } from './quickstart.ts';
 import { trainCommand } from './train.ts';
 import { uiCommand } from './ui.ts';
@@ -19,6 +20,7 @@ const commands: Command[] = [
   generateCommand,
   chatCommand,
   dpoCommand,
+  mergeCommand,
   inspectCommand,
   uiCommand,
   convertCommand,

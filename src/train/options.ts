@@ -61,6 +61,16 @@ export interface TrainOptions {
   groupByLength: boolean;
   dropLast: boolean;
   gradientCheckpointing: boolean;
+  /** 'auto': CUDA when available, else the CPU. */
+  device: 'auto' | 'cpu' | 'cuda';
+  /** bf16 autocast of the forward passes (fp32 master weights, fp32 loss). */
+  autocast: boolean;
+  /** LoRA rank; 0 = full fine-tuning (no adapters). */
+  loraR: number;
+  loraAlpha: number;
+  loraDropout: number;
+  /** Comma-separated module names (PEFT matching), or all-linear; undefined: PEFT's default for the architecture. */
+  loraTargets?: string;
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -164,6 +174,17 @@ export const trainOptionSchema: OptionSchema<TrainOptions> = {
   groupByLength: { kind: 'boolean', default: false, description: 'batch examples of similar length together (less padding)' },
   dropLast: { kind: 'boolean', default: false, description: 'drop the last incomplete training batch of each epoch' },
   gradientCheckpointing: { kind: 'boolean', default: false, description: 'recompute each layer in backward instead of keeping its activations (less memory, ~1/3 more compute)' },
+  device: { kind: 'enum', values: ['auto', 'cpu', 'cuda'], default: 'auto', description: 'where to train (auto: cuda when this libtorch has CUDA and a GPU is visible, else cpu)' },
+  autocast: { kind: 'boolean', default: false, description: 'bf16 autocast of the forward passes over fp32 weights (meant for cuda; the loss stays fp32)' },
+  loraR: { kind: 'integer', min: 0, max: 65536, default: 0, description: 'LoRA rank: train low-rank adapters on a frozen base and save them in the PEFT layout (0: full fine-tuning)' },
+  loraAlpha: { kind: 'number', min: 0, default: 8, expected: 'a number > 0', validate: (v) => (v > 0 ? undefined : 'a number > 0'), description: 'LoRA scaling numerator: adapters scaled by alpha / r (PEFT default 8)' },
+  loraDropout: { kind: 'number', min: 0, below: 1, default: 0, expected: 'a number in [0, 1)', description: 'dropout on the LoRA adapter inputs in training' },
+  loraTargets: {
+    kind: 'string',
+    placeholder: 'NAME,...',
+    defaultText: 'q_proj,v_proj (llama, qwen2, qwen3); c_attn (gpt2)',
+    description: 'modules that get adapters (HF names, matched by suffix as PEFT does, e.g. q_proj,k_proj,v_proj,o_proj or c_attn,c_proj,c_fc), or all-linear',
+  },
 };
 
 export const TRAIN_OPTION_KEYS = Object.keys(trainOptionSchema) as (keyof TrainOptions)[];
@@ -364,6 +385,11 @@ function finalize(given: Partial<TrainOptions>, source: Source): TrainOptions {
       'SFTKIT_BAD_ARGUMENT',
       `${name('epochs')} and ${name('maxSteps')} are mutually exclusive (received ${given.epochs} and ${given.maxSteps})`,
     );
+  }
+  if (given.loraR === undefined || given.loraR === 0) {
+    for (const k of ['loraAlpha', 'loraDropout', 'loraTargets'] as const) {
+      if (given[k] !== undefined) throw new SftkitError('SFTKIT_BAD_ARGUMENT', `${name(k)} needs ${name('loraR')} >= 1 (LoRA is off)`);
+    }
   }
   for (const [file, split] of [['valData', 'valSplit'], ['testData', 'testSplit']] as const) {
     if (given[file] !== undefined && given[split] !== undefined) {

@@ -35,6 +35,7 @@ import {
   type TrainerState,
 } from './checkpoint.ts';
 import { openMetricsWriter, readMetrics, type MetricRecord, type MetricsWriter } from './metrics.ts';
+import { checkLoraResume, loraFromTrainOptions } from './lora.ts';
 import { validateTrainOptions, type TrainOptions } from './options.ts';
 import { writeLossPlots } from './plot.ts';
 import { ProgressReporter, type ProgressStream } from './progress.ts';
@@ -246,9 +247,35 @@ export async function train(input: unknown, hooks: TrainHooks = {}): Promise<Tra
 
     // ---- model --------------------------------------------------------------------------------------------------
     const threads = o.threads > 0 ? o.threads : Math.max(1, Math.floor(availableParallelism() / (group ? Math.min(world, availableParallelism()) : 1)));
-    const model = await loadModel(resumeFrom ? resumeFrom.path : o.model, { dtype: o.dtype, threads, gradientCheckpointing: o.gradientCheckpointing });
+    // LoRA: adapters on the frozen base; a LoRA checkpoint holds the adapter, so a resume loads the base and the
+    // checkpoint's adapter weights into adapters attached with the same options.
+    const lora = loraFromTrainOptions(o);
+    if (state && resumeFrom) checkLoraResume(state.options, o, resumeFrom.path);
+    const model = await loadModel(resumeFrom && !lora ? resumeFrom.path : o.model, {
+      dtype: o.dtype,
+      threads,
+      gradientCheckpointing: o.gradientCheckpointing,
+      device: o.device,
+      autocast: o.autocast,
+      ...(lora ? { lora } : {}),
+    });
     try {
+      if (lora) {
+        if (resumeFrom) await model.loadAdapterWeights(resumeFrom.path);
+        const trainable = model.numTrainableParameters();
+        log(
+          `sftkit train: LoRA r=${o.loraR} alpha=${o.loraAlpha} on ${model.adapter!.modules.length} modules: ` +
+            `${trainable} trainable parameters of ${trainable + model.numParameters()} (${((100 * trainable) / (trainable + model.numParameters())).toFixed(3)}%)`,
+        );
+      }
       if (!resumeFrom && prepared.tokenizer.vocabSize > model.spec.vocabSize) {
+        if (lora) {
+          throw new SftkitError(
+            'SFTKIT_UNSUPPORTED',
+            `--add-special-tokens needs ${prepared.tokenizer.vocabSize - model.spec.vocabSize} new embedding rows, which a LoRA adapter (--lora-r) ` +
+              'neither trains nor saves; fine-tune fully or use a template whose tokens the tokenizer has',
+          );
+        }
         log(`sftkit train: resizing the token embeddings ${model.spec.vocabSize} -> ${prepared.tokenizer.vocabSize} for the added tokens`);
         await model.resizeTokenEmbeddings(prepared.tokenizer.vocabSize);
       }
