@@ -45,7 +45,9 @@ struct ChunkedSequenceLogprobs : public torch::autograd::Function<ChunkedSequenc
     at::Tensor g = grad_out[0].to(at::kFloat).index_select(0, row);  // [N]: d out[row_n] for each labelled row
     const int64_t n = hf.size(0);
     at::Tensor gh = at::empty_like(hf);
-    at::Tensor gw = at::zeros_like(wf);
+    // A frozen head (LoRA) needs no [V, C] gradient: skip its buffer and the matmul per chunk.
+    const bool need_w = ctx->needs_input_grad(1);
+    at::Tensor gw = need_w ? at::zeros_like(wf) : at::Tensor();
     for (int64_t start = 0; start < n; start += chunk) {
       const int64_t rows = std::min(chunk, n - start);
       at::Tensor hc = hf.narrow(0, start, rows);
@@ -56,9 +58,9 @@ struct ChunkedSequenceLogprobs : public torch::autograd::Function<ChunkedSequenc
       d.mul_(g.narrow(0, start, rows).unsqueeze(1));
       at::Tensor ghc = gh.narrow(0, start, rows);
       at::mm_out(ghc, d, wf);
-      gw.addmm_(d.t(), hc);
+      if (need_w) gw.addmm_(d.t(), hc);
     }
-    return {gh.to(h.scalar_type()), gw.to(w.scalar_type()), at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor()};
+    return {gh.to(h.scalar_type()), need_w ? gw.to(w.scalar_type()) : at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor()};
   }
 };
 

@@ -2,6 +2,7 @@
 // prompt and 10% padding, timed forward (incl. the fused loss) / backward / optimizer (clip + AdamW).
 import { availableParallelism } from 'node:os';
 import { invalidParameterError } from '../errors.ts';
+import type { LoraOptions } from '../native/lora.ts';
 import { loadModel } from '../native/model.ts';
 
 export interface TrainBenchOptions {
@@ -13,6 +14,8 @@ export interface TrainBenchOptions {
   threads?: number;
   dtype?: 'float32' | 'bfloat16';
   gradientCheckpointing?: boolean;
+  /** Train LoRA adapters on the frozen model instead of every weight. */
+  lora?: LoraOptions;
 }
 
 /** Exactly the keys other tools read (issue 6). */
@@ -56,7 +59,7 @@ export async function benchTrain(o: TrainBenchOptions): Promise<TrainBenchResult
     if (!Number.isInteger(v) || v < min) throw invalidParameterError(k, `an integer >= ${min}`, v);
   }
   const threads = o.threads && o.threads > 0 ? o.threads : availableParallelism();
-  const model = await loadModel(o.model, { threads, ...(o.dtype ? { dtype: o.dtype } : {}), ...(o.gradientCheckpointing ? { gradientCheckpointing: true } : {}) });
+  const model = await loadModel(o.model, { threads, ...(o.dtype ? { dtype: o.dtype } : {}), ...(o.gradientCheckpointing ? { gradientCheckpointing: true } : {}), ...(o.lora ? { lora: o.lora } : {}) });
   try {
     const vocab = model.spec.vocabSize;
     const runs: { f: number; b: number; o: number; total: number }[] = [];

@@ -12,7 +12,8 @@ import { enumFlag, intFlag, requiredFlag } from './args.ts';
 import type { CliIo, Command } from './command.ts';
 
 const HELP = `Usage: sftkit bench train --model DIR|${BENCH_SHAPES.join('|')} --batch-size B --seq-len T --steps N
-                         [--warmup N] [--threads N] [--dtype float32|bfloat16] [--gradient-checkpointing] [--json]
+                         [--warmup N] [--threads N] [--dtype float32|bfloat16] [--gradient-checkpointing]
+                         [--lora-r R [--lora-targets NAME,...]] [--json]
        sftkit bench matmul [--size 2048] [--reps 5] [--threads N] [--json]
 
 Times training steps (forward with the fused loss, backward, clip + AdamW) on random token batches with 40% of each
@@ -20,7 +21,8 @@ row masked as prompt and 10% padding. --model takes a model directory or a shape
 (gpt2-124m; qwen2-0.5b: vocab 151936, hidden 896, 24 layers, 14 heads, 2 KV heads, tied; built in a child process
 with \`sftkit bench build-model --shape S --out DIR\`, so it does not count in peak_rss_mib). tokens_per_s counts all
 B x T positions per step. --json prints {"tokens_per_s", "ms_per_step", "ms_forward", "ms_backward",
-"ms_optimizer", "peak_rss_mib", "threads"}.
+"ms_optimizer", "peak_rss_mib", "threads"}. --lora-r trains rank-R LoRA adapters (alpha 2R) on the frozen model
+(--lora-targets: module names, default PEFT's for the architecture, or all-linear).
 
 bench matmul: the fp32 matmul ceiling of this machine through libtorch (best of --reps N x N matmuls);
 --json prints {"gflops", "ms", "size", "threads"}. bench/compare quotes MFU against it.
@@ -67,10 +69,15 @@ export const benchCommand: Command = {
         threads: { type: 'string' },
         dtype: { type: 'string' },
         'gradient-checkpointing': { type: 'boolean', default: false },
+        'lora-r': { type: 'string' },
+        'lora-targets': { type: 'string' },
         json: { type: 'boolean', default: false },
       },
     });
     const model = requiredFlag('model', values.model);
+    const loraR = intFlag('lora-r', values['lora-r'], 1);
+    if (values['lora-targets'] !== undefined && loraR === undefined) requiredFlag('lora-r', undefined);
+    const loraTargets = values['lora-targets']?.split(',').map((t) => t.trim()).filter(Boolean);
     let dir = model;
     let tmp: string | undefined;
     if ((BENCH_SHAPES as readonly string[]).includes(model)) {
@@ -88,6 +95,7 @@ export const benchCommand: Command = {
         warmup: intFlag('warmup', values.warmup, 0) ?? 1,
         ...(values.threads ? { threads: intFlag('threads', values.threads, 1) as number } : {}),
         ...(values['gradient-checkpointing'] ? { gradientCheckpointing: true } : {}),
+        ...(loraR !== undefined ? { lora: { r: loraR, alpha: 2 * loraR, ...(loraTargets ? { targets: loraTargets } : {}) } } : {}),
         ...(values.dtype ? { dtype: enumFlag('dtype', values.dtype, ['float32', 'bfloat16'] as const) as 'float32' | 'bfloat16' } : {}),
       });
       io.stdout.write(
