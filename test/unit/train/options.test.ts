@@ -37,10 +37,13 @@ test('defaults: every key of the issue is in the schema, with the documented def
   assert.equal(o.valSplit, 0.05);
   assert.equal(o.testSplit, 0.1);
   assert.equal(o.dtype, 'float32');
-  assert.equal(o.packing, false);
+  assert.equal(o.packing, undefined); // decided by the mask: on for pretraining
+  assert.equal(o.kdAlpha, 0.5);
+  assert.equal(o.kdTemperature, 1);
+  assert.equal(o.teacher, undefined);
   assert.equal(o.resume, false);
   assert.equal(o.maxLength, undefined);
-  const issueKeys = 'model data out format template mask maxLength epochs maxSteps batchSize gradAccum lr schedule warmup weightDecay maxGradNorm packing valSplit testSplit evalEvery saveEvery saveTotalLimit seed threads resume logEvery addSpecialTokens valData testData fieldMap nproc dtype groupByLength dropLast'.split(' ');
+  const issueKeys = 'model data out format template mask maxLength epochs maxSteps batchSize gradAccum lr schedule warmup weightDecay maxGradNorm packing valSplit testSplit evalEvery saveEvery saveTotalLimit seed threads resume logEvery addSpecialTokens valData testData fieldMap nproc dtype groupByLength dropLast teacher kdAlpha kdTemperature'.split(' ');
   assert.deepEqual([...TRAIN_OPTION_KEYS].sort(), [...issueKeys].sort());
 });
 
