@@ -11,12 +11,17 @@ import type { TextTokenizer } from '../tokenize/tokenizer.ts';
 export interface PreferencePair {
   chosen: TokenizedExample;
   rejected: TokenizedExample;
+  /** 0-based index of the source record (to write the split a run used). */
+  record?: number;
 }
 
 export interface PreferenceData {
   pairs: PreferencePair[];
   tokenizer: TextTokenizer;
   dropped: number;
+  /** The local file the pairs were read from (a URL's cached copy). */
+  path: string;
+  templateId: string;
 }
 
 export interface PreferenceDataOptions {
@@ -47,11 +52,11 @@ export async function preparePreferencePairs(o: PreferenceDataOptions): Promise<
     if (!e.rejected) throw new SftkitError('SFTKIT_DATA', `${e.where.file}:${e.where.line} (record ${e.where.record}): no rejected answer`);
     const c = prepareExample(e, pipeline).result;
     const r = prepareExample({ ...e, messages: e.rejected }, pipeline).result;
-    if (c.kept && r.kept) pairs.push({ chosen: c.example, rejected: r.example });
+    if (c.kept && r.kept) pairs.push({ chosen: c.example, rejected: r.example, record: e.where.record });
     else dropped++;
   }
   if (pairs.length === 0) throw new SftkitError('SFTKIT_DATA', `${opened.displayName}: no preference pair has a trained token on both sides`);
-  return { pairs, tokenizer: pipeline.tokenizer, dropped };
+  return { pairs, tokenizer: pipeline.tokenizer, dropped, path: opened.path, templateId: pipeline.template.id };
 }
 
 /** Rows chosen_0, rejected_0, chosen_1, rejected_1, ... padded to the longest. */
