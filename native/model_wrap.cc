@@ -570,9 +570,10 @@ class NativeModel : public Napi::ObjectWrap<NativeModel> {
     ModelState* s = &lease->state();
     ModelState* t = &teacher_lease->state();
     auto out = std::make_shared<DistillResult>();
+    auto loss = std::make_shared<double>(0);
     return (new FnWorker(
                 env, "sftkit.distillStep", s->threads, lease,
-                [s, t, batch, out, alpha, tau, scale, teacher_lease]() {
+                [s, t, batch, out, loss, alpha, tau, scale, teacher_lease]() {
                   at::Tensor th;
                   {
                     c10::NoGradGuard no_grad;
@@ -582,13 +583,14 @@ class NativeModel : public Napi::ObjectWrap<NativeModel> {
                   PreparedBatch pb = prepare_batch(*s->model, batch->input, /*trim=*/true);
                   at::Tensor h = s->model->hidden_states(pb.ids, pb.pos, pb.plan, nullptr);
                   *out = fused_distill_loss(h, s->model->lm_head_weight(), th, t->model->lm_head_weight(), pb.labels, alpha, tau);
+                  *loss = out->count > 0 ? out->loss_sum.item<double>() : 0.0;
                   if (out->count > 0 && out->loss_sum.requires_grad()) {
                     if (scale == 1.0) out->loss_sum.backward();
                     else (out->loss_sum * scale).backward();
                   }
                 },
-                [out](Napi::Env env) -> Napi::Value {
-                  Napi::Object r = loss_object(env, out->count > 0 ? out->loss_sum.item<double>() : 0.0, out->count);
+                [out, loss](Napi::Env env) -> Napi::Value {
+                  Napi::Object r = loss_object(env, *loss, out->count);
                   r.Set("ceSum", out->ce_sum);
                   r.Set("klSum", out->kl_sum);
                   return r;
