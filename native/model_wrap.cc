@@ -527,11 +527,9 @@ class NativeModel : public Napi::ObjectWrap<NativeModel> {
                   at::Tensor total = losses.sum();
                   if (total.requires_grad()) (scale == 1.0 ? total : total * scale).backward();
                   c10::NoGradGuard no_grad;
+                  // Rewards are beta * (policy - reference) log-prob sums for every loss type (TRL >= 1.0; IPO
+                  // averages over tokens inside its loss only).
                   at::Tensor dc = pc.detach() - rc, dr = pr.detach() - rr;
-                  if (type == PreferenceLoss::Ipo) {
-                    dc = dc / ct.to(at::kFloat).clamp_min(1);
-                    dr = dr / rt.to(at::kFloat).clamp_min(1);
-                  }
                   out->loss_sum = total.item<double>();
                   out->chosen_rewards = (dc * beta).to(at::kDouble).cpu();
                   out->rejected_rewards = (dr * beta).to(at::kDouble).cpu();

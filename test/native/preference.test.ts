@@ -111,5 +111,5 @@ test('sftkit dpo --eval-only --json: the fixed keys; a policy against itself has
   assert.match(mm.stderr, /needs the tokens <\|im_start\|>/);
   const training = spawnSync(process.execPath, ['bin/sftkit.js', 'dpo', '--model', MODEL, '--data', 'x.json'], { cwd: root, encoding: 'utf8' });
   assert.notEqual(training.status, 0);
-  assert.match(training.stderr, /not implemented yet/);
+  assert.match(training.stderr, /Missing required dpo option --out/);
 });
