@@ -35,6 +35,13 @@ function realTokens(b: Batch): number {
   return n;
 }
 
+/** What the model is given: packed rows carry positions and document lengths instead of the attention mask. */
+function modelBatch(b: Batch): Batch {
+  if (b.positionIds === undefined) return b;
+  const { attentionMask: _mask, ...packed } = b;
+  return packed as Batch;
+}
+
 function fingerprint(examples: readonly TokenizedExample[], o: TrainOptions, packing: boolean): string {
   const h = createHash('sha256');
   for (const e of examples) {
@@ -80,7 +87,7 @@ function crossEntropyObjective(val: readonly TokenizedExample[], batchSize: numb
     units: (b) => b.labelTokens,
     inputTokens: realTokens,
     async step(model, b, lossScale) {
-      const r = await model.step(b, { lossScale });
+      const r = await model.step(modelBatch(b), { lossScale });
       return { lossSum: r.lossSum, units: r.tokens, sums: [] };
     },
     validate: (model, rank, world) => evalSums(model, rankShare(val, rank, world), batchSize, padId),
@@ -98,7 +105,7 @@ function distillObjective(teacher: Model, alpha: number, temperature: number, ba
     ...base,
     sumKeys: ['ce', 'kl'],
     async step(model, b, lossScale) {
-      const r = await model.distillStep(b, teacher, { alpha, temperature, lossScale });
+      const r = await model.distillStep(modelBatch(b), teacher, { alpha, temperature, lossScale });
       return { lossSum: r.lossSum, units: r.tokens, sums: [r.ceSum, r.klSum] };
     },
   };
