@@ -10,7 +10,7 @@ const TOKENIZER_FILES = ['tokenizer.json', 'tokenizer_config.json', 'special_tok
 /** The decoder-layer index in a Hugging Face parameter name (`model.layers.3.`, GPT-2's `transformer.h.3.`). */
 const LAYER = /(?:^|\.)(?:layers|h)\.(\d+)\./;
 
-export async function truncateLayers(from: string, to: string, layers: number): Promise<{ layers: number; parameters: number }> {
+export async function truncateLayers(from: string, to: string, layers: number): Promise<{ layers: number; parameters: number; sourceParameters: number }> {
   const config = JSON.parse(readFileSync(join(from, 'config.json'), 'utf8')) as Record<string, unknown>;
   const key = 'num_hidden_layers' in config ? 'num_hidden_layers' : 'n_layer' in config ? 'n_layer' : undefined;
   if (key === undefined) throw new SftkitError('SFTKIT_UNSUPPORTED', `${join(from, 'config.json')}: no num_hidden_layers or n_layer`);
@@ -19,7 +19,9 @@ export async function truncateLayers(from: string, to: string, layers: number): 
   const { tensors, metadata } = await loadSafetensorsDir(from);
   const kept: TensorToSave[] = [];
   let parameters = 0;
+  let sourceParameters = 0;
   for (const [name, t] of Object.entries(tensors)) {
+    sourceParameters += t.data.length;
     const m = LAYER.exec(name);
     if (m && Number(m[1]) >= layers) continue;
     kept.push({ name, data: t.data, shape: t.shape, dtype: t.dtype });
@@ -29,5 +31,5 @@ export async function truncateLayers(from: string, to: string, layers: number): 
   await saveSafetensors(join(to, 'model.safetensors'), kept, { ...metadata, format: 'pt' });
   writeFileSync(join(to, 'config.json'), `${JSON.stringify({ ...config, [key]: layers }, null, 2)}\n`);
   for (const f of TOKENIZER_FILES) if (existsSync(join(from, f))) copyFileSync(join(from, f), join(to, f));
-  return { layers, parameters };
+  return { layers, parameters, sourceParameters };
 }
