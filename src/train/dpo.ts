@@ -11,12 +11,11 @@ import { parseFieldMap } from '../data/formats.ts';
 import { SftkitError } from '../errors.ts';
 import { loadModel } from '../native/model.ts';
 import { readModelConfig } from '../native/model-config.ts';
-import { epochPlan, type Objective, type StepStats, type TrainHooks, type TrainResult } from './loop.ts';
+import { epochPlan, rankShare, realTokens, type Objective, type StepStats, type TrainHooks, type TrainResult } from './loop.ts';
 import { validateDpoOptions, type DpoOptions } from './options.ts';
 import { pairBatch, pairLogps, preferenceMetrics, preparePreferencePairs, type PreferencePair } from './preference.ts';
 import { runTraining, takeDistributed, type PreparedTask, type TaskContext } from './run.ts';
 import { writeSplitFiles } from './split-files.ts';
-import { rankShare } from './trainer.ts';
 
 /** A micro-batch of pairs: rows chosen_0, rejected_0, ... and the reference log-prob sums of those rows. */
 export interface PairBatch {
@@ -47,12 +46,6 @@ export function modelFingerprint(dir: string): string {
     h.update(`${f}:${st.size}:${st.mtimeMs}\n`);
   }
   return h.digest('hex');
-}
-
-function realTokens(b: Batch): number {
-  let n = 0;
-  for (let i = 0; i < b.attentionMask.length; i++) n += b.attentionMask[i] as number;
-  return n;
 }
 
 interface RefCache {

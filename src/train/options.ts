@@ -558,9 +558,12 @@ type ParseArgsOptions = Record<string, { type: 'string' | 'boolean'; default?: s
 // `sftkit train` and `sftkit dpo`
 
 export const trainOptions = new OptionParser<TrainOptions>(trainOptionSchema, 'train', (given, name) => {
+  // A distillation setting without a teacher is a mistake (validated options, defaults applied, pass again).
   if (given.teacher === undefined) {
     for (const k of ['kdAlpha', 'kdTemperature'] as const) {
-      if (given[k] !== undefined) throw new SftkitError('SFTKIT_BAD_ARGUMENT', `${name(k)} needs --teacher DIR (logit-level distillation)`);
+      if (given[k] !== undefined && given[k] !== trainOptionSchema[k].default) {
+        throw new SftkitError('SFTKIT_BAD_ARGUMENT', `${name(k)} needs --teacher DIR (logit-level distillation)`);
+      }
     }
   }
 });

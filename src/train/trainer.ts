@@ -21,19 +21,13 @@ import type { MaskMode } from '../mask/mask-mode.ts';
 import { SftkitError } from '../errors.ts';
 import { loadModel, type Model } from '../native/model.ts';
 import { readModelConfig } from '../native/model-config.ts';
-import { epochPlan, type EpochPlan, type Objective, type StepStats, type TrainHooks, type TrainResult } from './loop.ts';
+import { epochPlan, rankShare, realTokens, type EpochPlan, type Objective, type StepStats, type TrainHooks, type TrainResult } from './loop.ts';
 import { resolvePacking, validateTrainOptions, type TrainOptions } from './options.ts';
 import { runTraining, takeDistributed, type TaskContext, type PreparedTask } from './run.ts';
 import { writeSplitFiles } from './split-files.ts';
 
 export { OPTIMIZER_FILE, type StopReason, type TrainHooks, type TrainResult } from './loop.ts';
 export { RUN_FILE } from './run.ts';
-
-function realTokens(b: Batch): number {
-  let n = 0;
-  for (let i = 0; i < b.attentionMask.length; i++) n += b.attentionMask[i] as number;
-  return n;
-}
 
 /** What the model is given: packed rows carry positions and document lengths instead of the attention mask. */
 function modelBatch(b: Batch): Batch {
@@ -72,11 +66,6 @@ async function evalSums(model: Model, examples: readonly TokenizedExample[], bat
     units += r.tokens;
   }
   return { lossSum, units, sums: [] };
-}
-
-/** The validation set of this rank: every world-th example. */
-export function rankShare<T>(items: readonly T[], rank: number, world: number): readonly T[] {
-  return world === 1 ? items : items.filter((_, i) => i % world === rank);
 }
 
 /** Cross-entropy on the label tokens; validation loss with perplexity. */

@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import { binding } from '../../src/native/binding.ts';
 import { loadModel } from '../../src/native/model.ts';
+import { batchOf } from './helpers/batches.ts';
 
 const native = binding();
 const root = join(import.meta.dirname, '..', '..');
@@ -89,25 +90,11 @@ test('KL is computed by hand for one position; no label gives zeros; a vocabular
   await assert.rejects(native.distillLoss(p.h, p.hs, p.w, p.ws, p.ht, p.hts, p.wt.subarray(0, 8), [4, 2], p.y, p.ys), { code: 'SFTKIT_BAD_ARGUMENT', message: /vocabulary \(4\) differs from the student's \(5\)/ });
 });
 
-function batchOf(rows: number[][], labelFrom: number) {
-  const T = Math.max(...rows.map((r) => r.length));
-  const B = rows.length;
-  const inputIds = new Int32Array(B * T);
-  const labels = new Int32Array(B * T).fill(-100);
-  const attentionMask = new Uint8Array(B * T);
-  rows.forEach((r, b) => r.forEach((id, t) => {
-    inputIds[b * T + t] = id;
-    attentionMask[b * T + t] = 1;
-    if (t >= labelFrom) labels[b * T + t] = id;
-  }));
-  return { inputIds, labels, attentionMask, shape: [B, T] as [number, number] };
-}
-
 test('Model.distillStep: alpha 1 is the plain step; a teacher equal to the student adds KL 0 and no gradient', async () => {
   const student = await loadModel(MODEL, { threads: 1 });
   const teacher = await loadModel(MODEL, { threads: 1 });
   try {
-    const b = batchOf([[1, 80, 147, 201, 282, 215, 286, 1890], [1, 80, 147, 9, 33]], 2);
+    const b = batchOf([[1, 80, 147, 201, 282, 215, 286, 1890], [1, 80, 147, 9, 33]], [2, 2]);
     const plain = await student.step(b);
     const ce = await student.gradNorms();
     await student.zeroGrad();

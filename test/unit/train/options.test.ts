@@ -137,6 +137,16 @@ test('config files: unknown keys, kebab-case keys and bad values are named', () 
   assert.throws(() => parseTrainArgs(['--config', file('e.yaml', 'epochs: 1\nmaxSteps: 2\n'), ...req]), /mutually exclusive/);
 });
 
+test('distillation options: --teacher with --kd-alpha / --kd-temperature; without a teacher they are an error', () => {
+  const o = parseTrainArgs([...req, '--teacher', 't', '--kd-alpha', '0.3', '--kd-temperature', '2']);
+  assert.deepEqual([o.teacher, o.kdAlpha, o.kdTemperature], ['t', 0.3, 2]);
+  assert.deepEqual(validateTrainOptions(o), o, 'validated options validate again');
+  assert.deepEqual(validateTrainOptions(parseTrainArgs(req)), parseTrainArgs(req));
+  assert.throws(() => parseTrainArgs([...req, '--kd-alpha', '0.3']), /--kd-alpha\/kdAlpha needs --teacher DIR/);
+  assert.throws(() => parseTrainArgs([...req, '--teacher', 't', '--kd-alpha', '1.5']), /a number in \[0, 1\] for --kd-alpha/);
+  assert.throws(() => parseTrainArgs([...req, '--teacher', 't', '--kd-temperature', '0']), /> 0 for --kd-temperature/);
+});
+
 test('validateTrainOptions is the same schema for the library API', () => {
   const o = validateTrainOptions({ model: 'm', data: 'd', out: 'o', maxSteps: 5 });
   assert.equal(o.maxSteps, 5);
