@@ -16,6 +16,7 @@ import { validateDpoOptions, type DpoOptions } from './options.ts';
 import { pairBatch, pairLogps, preferenceMetrics, preparePreferencePairs, type PreferencePair } from './preference.ts';
 import { runTraining, takeDistributed, type PreparedTask, type TaskContext } from './run.ts';
 import { writeSplitFiles } from './split-files.ts';
+import { checkSameTokenizer } from './trainer.ts';
 
 /** A micro-batch of pairs: rows chosen_0, rejected_0, ... and the reference log-prob sums of those rows. */
 export interface PairBatch {
@@ -61,6 +62,7 @@ interface RefCache {
  */
 async function referenceLogps(o: DpoOptions, ctx: TaskContext, train: readonly PreferencePair[], val: readonly PreferencePair[], padId: number): Promise<RefCache> {
   const refDir = o.ref ?? o.model;
+  if (o.ref !== undefined) checkSameTokenizer('--ref', o.ref, readModelConfig(o.ref).spec.vocabSize, o.model, readModelConfig(o.model).spec.vocabSize);
   const h = createHash('sha256');
   h.update(modelFingerprint(refDir));
   h.update(o.dtype);

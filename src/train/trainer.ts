@@ -100,22 +100,25 @@ function distillObjective(teacher: Model, alpha: number, temperature: number, ba
   };
 }
 
-/** Teacher and student must share the tokenizer: the same tokenizer.json and vocabulary size. */
-export function checkSameTokenizer(studentDir: string, student: { vocabSize: number }, teacherDir: string, teacher: { vocabSize: number }): void {
+/**
+ * A second model of a run (`--teacher`, `--ref`) must share the tokenizer of `--model`: the same tokenizer.json and
+ * vocabulary size, since its distributions are compared with the model's token by token.
+ */
+export function checkSameTokenizer(flag: '--teacher' | '--ref', otherDir: string, otherVocab: number, modelDir: string, modelVocab: number): void {
   const read = (dir: string) => {
     try {
       return readFileSync(join(dir, 'tokenizer.json'), 'utf8');
     } catch (e) {
-      throw new SftkitError('SFTKIT_BAD_ARGUMENT', `--teacher: cannot read ${join(dir, 'tokenizer.json')}: ${(e as Error).message}`, { cause: e });
+      throw new SftkitError('SFTKIT_BAD_ARGUMENT', `${flag}: cannot read ${join(dir, 'tokenizer.json')}: ${(e as Error).message}`, { cause: e });
     }
   };
   const same = (a: string, b: string) => a === b || JSON.stringify(JSON.parse(a)) === JSON.stringify(JSON.parse(b));
-  if (student.vocabSize !== teacher.vocabSize || !same(read(studentDir), read(teacherDir))) {
+  if (otherVocab !== modelVocab || !same(read(modelDir), read(otherDir))) {
     throw new SftkitError(
       'SFTKIT_BAD_ARGUMENT',
-      `--teacher ${teacherDir} and --model ${studentDir} do not share the tokenizer (vocabulary ${teacher.vocabSize} vs ${student.vocabSize}` +
-        `${student.vocabSize === teacher.vocabSize ? ', tokenizer.json differs' : ''}); logit-level distillation compares the two distributions ` +
-        'token by token, so both need the same tokenizer (use sequence-level distillation, sftkit distill, otherwise)',
+      `${flag} ${otherDir} and --model ${modelDir} do not share the tokenizer (vocabulary ${otherVocab} vs ${modelVocab}` +
+        `${otherVocab === modelVocab ? ', tokenizer.json differs' : ''}); their distributions are compared token by token, so both need the same tokenizer` +
+        `${flag === '--teacher' ? ' (sequence-level distillation, sftkit distill, works across tokenizers)' : ''}`,
     );
   }
 }
@@ -163,7 +166,7 @@ async function prepareSft(o: TrainOptions, ctx: TaskContext): Promise<PreparedTa
   let teacher: Model | undefined;
   if (o.teacher !== undefined) {
     const { spec: teacherSpec } = readModelConfig(o.teacher);
-    checkSameTokenizer(o.model, { vocabSize: Math.max(spec.vocabSize, prepared.tokenizer.vocabSize) }, o.teacher, teacherSpec);
+    checkSameTokenizer('--teacher', o.teacher, teacherSpec.vocabSize, o.model, Math.max(spec.vocabSize, prepared.tokenizer.vocabSize));
     teacher = await loadModel(o.teacher, { dtype: o.dtype, threads: ctx.threads });
     objective = distillObjective(teacher, o.kdAlpha, o.kdTemperature, objective);
     log(`sftkit train: distilling from ${o.teacher} (alpha ${o.kdAlpha}, temperature ${o.kdTemperature})`);
