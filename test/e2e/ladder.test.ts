@@ -71,6 +71,19 @@ test('DPO: reward accuracy rises, the reference log-probs are cached, and resume
   b.forEach((x, i) => assert.ok(Math.abs(x - (a[i] as number)) < 1e-5, `step ${i + 1}: ${x} vs ${a[i]}`));
 });
 
+test('sftkit dpo --nproc 2 (global batch of 4 pairs) gives the losses of one process', () => {
+  const run = (out: string, extra: string[]) => {
+    const args = ['bin/sftkit.js', 'dpo', '--model', MODEL, '--data', PREFERENCE, '--out', out, '--template', 'alpaca', '--max-steps', '3', '--batch-size', '4', '--lr', '5e-4', '--threads', '1', '--val-split', '0.25', '--test-split', '0', ...extra];
+    const r = spawnSync(process.execPath, args, { cwd: root, encoding: 'utf8' });
+    assert.equal(r.status, 0, r.stderr);
+    return trainRecords(out).map((x) => x.loss as number);
+  };
+  const one = run(join(scratch, 'dpo-1'), []);
+  const two = run(join(scratch, 'dpo-2'), ['--nproc', '2']);
+  assert.equal(two.length, 3);
+  two.forEach((x, i) => assert.ok(Math.abs(x - (one[i] as number)) < 1e-5, `step ${i + 1}: ${x} vs ${one[i]}`));
+});
+
 test('logit-level distillation into a 1-layer student: the KL to the teacher falls; another tokenizer is refused', async () => {
   const student = join(scratch, 'student');
   await truncateLayers(MODEL, student, 1);
