@@ -175,3 +175,20 @@ test('the help table is generated from the schema', () => {
   assert.throws(() => parseTrainArgs([...req, '--format', 'csv']), /one of 'auto', 'alpaca'.* for --format but received "csv"/);
   assert.equal(parseTrainArgs([...req, '--format', 'sharegpt', '--mask', 'last-assistant']).mask, 'last-assistant');
 });
+
+test('the dpo schema: the shared training flags, its own defaults and flags, and none of SFT\'s', async () => {
+  const { dpoOptions, validateDpoOptions } = await import('../../../src/train/options.ts');
+  const o = dpoOptions.parseArgs([...req, '--ref', 'r', '--max-steps', '3']);
+  assert.deepEqual([o.ref, o.beta, o.labelSmoothing, o.lossType, o.lr, o.format, o.maxSteps], ['r', 0.1, 0, 'sigmoid', 1e-6, 'auto', 3]);
+  assert.deepEqual(validateDpoOptions(o), o);
+  assert.equal(dpoOptions.parseArgs([...req, '--loss-type', 'ipo', '--beta', '0.5']).lossType, 'ipo');
+  assert.throws(() => dpoOptions.parseArgs([...req, '--beta', '0']), /> 0 for --beta/);
+  assert.throws(() => dpoOptions.parseArgs([...req, '--label-smoothing', '0.5']), /\[0, 0\.5\) for --label-smoothing/);
+  assert.throws(() => dpoOptions.parseArgs([...req, '--loss-type', 'ipo', '--label-smoothing', '0.1']), /sigmoid loss only/);
+  assert.throws(() => dpoOptions.parseArgs([...req, '--mask', 'all']), (e: Error & { code?: string }) => e.code === 'ERR_PARSE_ARGS_UNKNOWN_OPTION');
+  assert.throws(() => validateDpoOptions({ model: 'm', data: 'd', out: 'o', teacher: 't' }), /Unknown dpo option "teacher"/);
+  assert.throws(() => dpoOptions.parseArgs([...req, '--format', 'alpaca']), /one of 'auto', 'preference' for --format/);
+  const help = dpoOptions.formatHelp();
+  assert.match(help, /--beta X +DPO beta .*\(default: 0\.1\)/);
+  assert.ok(help.split('\n').every((l) => l.length <= 140));
+});
