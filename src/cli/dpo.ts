@@ -1,17 +1,15 @@
 // `sftkit dpo`: DPO training (flags / --config -> the dpo options schema -> trainDpo), and `--eval-only`: DPO loss,
 // rewards and reward accuracy of a policy against a reference on every pair of a preference file, without training.
-import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { parseFieldMap } from '../data/formats.ts';
 import { RECORD_FORMATS, type RecordFormat } from '../data/types.ts';
-import { packageRoot } from '../native/binding.ts';
 import { loadModel, type PreferenceLossType } from '../native/model.ts';
 import { trainDpo } from '../train/dpo.ts';
-import { launchWorkers } from '../train/launch.ts';
 import { dpoOptions } from '../train/options.ts';
 import { pairLogps, preferenceMetrics, preparePreferencePairs } from '../train/preference.ts';
 import { enumFlag, intFlag, numFlag, requiredFlag } from './args.ts';
 import type { CliIo, Command } from './command.ts';
+import { runTrainingCommand } from './train.ts';
 
 const USAGE = `Usage: sftkit dpo --model DIR [--ref DIR] --data FILE --out DIR [training options]   (or --config file)
        sftkit dpo --model DIR [--ref DIR] --data FILE --eval-only [--json] [--beta 0.1] [--label-smoothing X]
@@ -36,16 +34,7 @@ export const dpoCommand: Command = {
     return USAGE + dpoOptions.formatHelp();
   },
   async run(argv: string[], io: CliIo): Promise<number> {
-    if (!argv.includes('--eval-only')) {
-      const options = dpoOptions.parseArgs(argv);
-      if (options.nproc > 1 && process.env.WORLD_SIZE === undefined) {
-        const r = await launchWorkers({ nproc: options.nproc, command: [join(packageRoot, 'bin', 'sftkit.js'), 'dpo', ...argv], stdout: io.stdout, stderr: io.stderr });
-        return r.exitCode;
-      }
-      const result = await trainDpo(options, { progress: io.stderr, log: (m) => io.stderr.write(`${m}\n`) });
-      io.stdout.write(`${JSON.stringify(result)}\n`);
-      return result.stopped === 'completed' ? 0 : 130;
-    }
+    if (!argv.includes('--eval-only')) return runTrainingCommand('dpo', argv, io, dpoOptions.parseArgs(argv), trainDpo);
     const { values } = parseArgs({
       args: argv,
       strict: true,
