@@ -197,7 +197,7 @@ function baseSchema(model: string, lr: number): OptionSchema<Omit<BaseTrainOptio
     dtype: { kind: 'enum', values: ['float32', 'bfloat16'], default: 'float32', description: 'parameter and compute dtype' },
     groupByLength: { kind: 'boolean', default: false, description: 'batch examples of similar length together (less padding)' },
     dropLast: { kind: 'boolean', default: false, description: 'drop the last incomplete training batch of each epoch' },
-    gradientCheckpointing: { kind: 'boolean', default: false, description: 'recompute each layer in backward instead of keeping its activations (less memory, ~1/3 more compute)' },
+    gradientCheckpointing: { kind: 'boolean', default: false, description: 'recompute each layer in backward, keeping only its input (less memory, ~30% more compute)' },
   };
 }
 
