@@ -2,6 +2,7 @@
 #include <napi.h>
 
 #include "diagnostics.h"
+#include "distill_napi.h"
 #include "distributed.h"
 #include "loss_napi.h"
 #include "model_wrap.h"
@@ -25,6 +26,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("NativeProcessGroup", define_native_process_group(env));
   exports.Set("crossEntropy", Napi::Function::New(env, cross_entropy_js, "crossEntropy"));
   exports.Set("adamwSteps", Napi::Function::New(env, adamw_steps_js, "adamwSteps"));
+  exports.Set("distillLoss", Napi::Function::New(env, distill_loss_js, "distillLoss"));
   return exports;
 }
 

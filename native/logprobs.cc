@@ -64,13 +64,10 @@ struct ChunkedSequenceLogprobs : public torch::autograd::Function<ChunkedSequenc
   }
 };
 
-struct Selected {
-  at::Tensor flat_rows;  // [N] indices into hidden viewed as [B*T, C]
-  at::Tensor targets;    // [N]
-  at::Tensor seq;        // [N] row (sequence) index
-};
 
-Selected select_labelled(const at::Tensor& hidden, const at::Tensor& weight, const at::Tensor& labels) {
+}  // namespace
+
+LabelledRows select_labelled(const at::Tensor& hidden, const at::Tensor& weight, const at::Tensor& labels) {
   if (hidden.dim() != 3 || weight.dim() != 2 || labels.dim() != 2) throw_bad_argument("logprobs: hidden [B, T, C], weight [V, C], labels [B, T] expected");
   if (hidden.size(0) != labels.size(0) || hidden.size(1) != labels.size(1) || hidden.size(2) != weight.size(1)) {
     throw_bad_argument("logprobs: shapes of hidden, weight and labels disagree");
@@ -86,8 +83,6 @@ Selected select_labelled(const at::Tensor& hidden, const at::Tensor& weight, con
   return {b * T + t, y, b};
 }
 
-}  // namespace
-
 at::Tensor label_counts(const at::Tensor& labels) {
   const int64_t T = labels.size(1);
   if (T < 2) return at::zeros({labels.size(0)}, labels.options().dtype(at::kLong));
@@ -97,7 +92,7 @@ at::Tensor label_counts(const at::Tensor& labels) {
 at::Tensor sequence_logprobs(const at::Tensor& hidden, const at::Tensor& weight, const at::Tensor& labels, int64_t chunk_rows) {
   const int64_t B = hidden.size(0), T = hidden.size(1), C = hidden.size(2);
   if (T < 2) return (hidden.sum() * 0.0).abs().expand({B}).to(at::kFloat);
-  Selected s = select_labelled(hidden, weight, labels);
+  LabelledRows s = select_labelled(hidden, weight, labels);
   const int64_t n = s.flat_rows.numel();
   if (n == 0) return (hidden.sum() * 0.0).abs().expand({B}).to(at::kFloat);
   at::Tensor h = hidden.reshape({B * T, C}).index_select(0, s.flat_rows);

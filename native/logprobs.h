@@ -17,6 +17,15 @@ at::Tensor sequence_logprobs(const at::Tensor& hidden, const at::Tensor& weight,
 // The same through full logits and log_softmax (reference for tests).
 at::Tensor sequence_logprobs_naive(const at::Tensor& hidden, const at::Tensor& weight, const at::Tensor& labels);
 
+// The labelled positions of hidden [B, T, C] (targets labels[b, t + 1] != -100), validated against weight [V, C]:
+// flat_rows [N] indices into hidden viewed as [B*T, C], targets [N] in [0, V), seq [N] the row b of each.
+struct LabelledRows {
+  at::Tensor flat_rows;
+  at::Tensor targets;
+  at::Tensor seq;
+};
+LabelledRows select_labelled(const at::Tensor& hidden, const at::Tensor& weight, const at::Tensor& labels);
+
 // Number of labelled positions (after the shift) of each row: [B] int64.
 at::Tensor label_counts(const at::Tensor& labels);
 

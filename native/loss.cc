@@ -29,11 +29,15 @@ double ce_chunks(const at::Tensor& hf, const at::Tensor& wf, const at::Tensor& y
     at::Tensor hc = hf.narrow(0, start, rows);                      // [r, C]
     at::Tensor yc = y.narrow(0, start, rows).unsqueeze(1);          // [r, 1]
     at::Tensor logits = at::mm(hc, wf.t());                         // [r, V]
-    at::Tensor lse = at::logsumexp(logits, {1}, /*keepdim=*/true);  // [r, 1]
-    total.add_((lse - logits.gather(1, yc)).sum(at::kDouble));
+    at::Tensor target = logits.gather(1, yc);                       // [r, 1]
+    // logsumexp in place (no second [r, V] buffer): exp(logits - max) overwrites the logits, then its row sums.
+    at::Tensor rmax = std::get<0>(logits.max(1, /*keepdim=*/true));  // [r, 1]
+    at::Tensor e = logits.sub_(rmax).exp_();
+    at::Tensor rsum = e.sum(1, /*keepdim=*/true);                   // [r, 1]
+    total.add_((rmax + rsum.log() - target).sum(at::kDouble));
     if (!grad_h && !grad_w) continue;
-    // d loss / d logits = softmax - onehot, computed in place over the logits buffer.
-    at::Tensor probs = logits.sub_(lse).exp_();
+    // d loss / d logits = softmax - onehot, in place over the same buffer.
+    at::Tensor probs = e.div_(rsum);
     probs.scatter_add_(1, yc, at::full({rows, 1}, -1.0f, probs.options()));
     if (grad_h) {
       at::Tensor gh = grad_h->narrow(0, start, rows);

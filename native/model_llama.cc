@@ -1,23 +1,17 @@
 // Llama family (HF LlamaForCausalLM, Qwen2ForCausalLM, Qwen3ForCausalLM): RMSNorm, RoPE in the rotate_half layout,
 // grouped-query attention, SwiGLU MLP. qwen2 adds q/k/v biases; qwen3 adds per-head q_norm/k_norm and an explicit
-// head_dim. Math follows transformers' modeling_llama/qwen2/qwen3 (fp32 RoPE tables, RMSNorm in fp32). Projections
-// go through CausalLM::project (LoRA adapters, lora.h).
+// head_dim. Math follows transformers' modeling_llama/qwen2/qwen3 (fp32 RoPE tables, RMSNorm in fp32); RMSNorm and
+// SwiGLU are the fused blocks of fused_ops.h. Projections go through CausalLM::project (LoRA adapters, lora.h).
 //
 // Shapes: B batch, T tokens, C hidden, H heads, Hkv kv heads, D head dim, I intermediate, V vocab.
 #include <ATen/ATen.h>
 
 #include "errors.h"
+#include "fused_ops.h"
 #include "model.h"
 
 namespace sft {
 namespace {
-
-// RMSNorm as in HF: fp32 variance, scale, cast back, times weight. x [..., N], w [N].
-at::Tensor rms_norm_forward(const at::Tensor& x, const at::Tensor& w, double eps) {
-  at::Tensor h = x.to(at::kFloat);
-  h = h * at::rsqrt(h.pow(2).mean(-1, /*keepdim=*/true) + eps);
-  return w * h.to(x.scalar_type());
-}
 
 // [..., D] -> cat(-x2, x1)
 at::Tensor rotate_half(const at::Tensor& x) {
@@ -122,13 +116,13 @@ class LlamaModel final : public CausalLM {
     for (size_t li = 0; li < layers_.size(); ++li) {
       const auto& L = layers_[li];
       auto layer = [this, &L, li, B, T, H, Hkv, D, cos, sin, &plan, cache](const at::Tensor& x_in) -> at::Tensor {
-        at::Tensor h = rms_norm_forward(x_in, L.in_norm, spec_.norm_eps);
+        at::Tensor h = rms_norm(x_in, L.in_norm, spec_.norm_eps);
         at::Tensor q = project(h, L.q_w, L.q_b).view({B, T, H, D});
         at::Tensor k = project(h, L.k_w, L.k_b).view({B, T, Hkv, D});
         at::Tensor v = project(h, L.v_w, L.v_b).view({B, T, Hkv, D}).transpose(1, 2);
         if (L.q_norm.defined()) {
-          q = rms_norm_forward(q, L.q_norm, spec_.norm_eps);
-          k = rms_norm_forward(k, L.k_norm, spec_.norm_eps);
+          q = rms_norm(q, L.q_norm, spec_.norm_eps);
+          k = rms_norm(k, L.k_norm, spec_.norm_eps);
         }
         q = q.transpose(1, 2);  // [B, H, T, D]
         k = k.transpose(1, 2);  // [B, Hkv, T, D]
@@ -138,14 +132,14 @@ class LlamaModel final : public CausalLM {
         at::Tensor a = attention_forward(q, k_all, v_all, plan);  // [B, H, T, D]
         a = a.transpose(1, 2).reshape({B, T, H * D});
         at::Tensor y = x_in + project(a, L.o_w, L.o_b);
-        h = rms_norm_forward(y, L.post_norm, spec_.norm_eps);
-        at::Tensor m = at::silu(project(h, L.gate_w, L.gate_b)) * project(h, L.up_w, L.up_b);
+        h = rms_norm(y, L.post_norm, spec_.norm_eps);
+        at::Tensor m = swiglu(project(h, L.gate_w, L.gate_b), project(h, L.up_w, L.up_b));
         return y + project(m, L.down_w, L.down_b);
       };
       // The layer closure captures values and stable references only: a checkpointed layer runs again in backward.
       x = run_layer(layer, x, cache);
     }
-    return rms_norm_forward(x, norm_, spec_.norm_eps);
+    return rms_norm(x, norm_, spec_.norm_eps);
   }
 
  private:

@@ -21,6 +21,7 @@
 #include "generate.h"
 #include "model.h"
 #include "model_batch.h"
+#include "distill_loss.h"
 #include "distributed.h"
 #include "logprobs.h"
 #include "loss.h"
@@ -340,6 +341,9 @@ class GenerateWorker : public Napi::AsyncProgressQueueWorker<int32_t> {
   ErrorInfo error_;
 };
 
+// Marks NativeModel objects so a model passed as an argument (a teacher) is recognised safely.
+constexpr napi_type_tag kNativeModelTag = {0x5f7a1c3e9b2d4a61ULL, 0x8c0e3f5a7b9d1e24ULL};
+
 class NativeModel : public Napi::ObjectWrap<NativeModel> {
  public:
   static Napi::Function Define(Napi::Env env) {
@@ -350,6 +354,7 @@ class NativeModel : public Napi::ObjectWrap<NativeModel> {
                            InstanceMethod<&NativeModel::EvalLoss>("evalLoss"),
                            InstanceMethod<&NativeModel::SequenceLogps>("sequenceLogps"),
                            InstanceMethod<&NativeModel::PreferenceStep>("preferenceStep"),
+                           InstanceMethod<&NativeModel::DistillStep>("distillStep"),
                            InstanceMethod<&NativeModel::Forward>("forward"),
                            InstanceMethod<&NativeModel::OptimizerStep>("optimizerStep"),
                            InstanceMethod<&NativeModel::ZeroGrad>("zeroGrad"),
@@ -377,7 +382,15 @@ class NativeModel : public Napi::ObjectWrap<NativeModel> {
                        });
   }
 
-  explicit NativeModel(const Napi::CallbackInfo& info) : Napi::ObjectWrap<NativeModel>(info), state_(std::make_shared<ModelState>()) {}
+  explicit NativeModel(const Napi::CallbackInfo& info) : Napi::ObjectWrap<NativeModel>(info), state_(std::make_shared<ModelState>()) {
+    info.This().As<Napi::Object>().TypeTag(&kNativeModelTag);
+  }
+
+  // The NativeModel behind a JS value (a teacher passed to distillStep), checked by type tag.
+  static StatePtr state_of(const Napi::Value& v, const char* what) {
+    if (!v.IsObject() || !v.As<Napi::Object>().CheckTypeTag(&kNativeModelTag)) throw_bad_argument(std::string(what) + " must be a NativeModel");
+    return Unwrap(v.As<Napi::Object>())->state_;
+  }
 
  private:
   // load(dir, spec, { dtype: 'float32'|'bfloat16', device: 'auto'|'cpu'|'cuda', autocast, threads,
@@ -566,11 +579,9 @@ class NativeModel : public Napi::ObjectWrap<NativeModel> {
                   at::Tensor total = losses.sum();
                   if (total.requires_grad()) (scale == 1.0 ? total : total * scale).backward();
                   c10::NoGradGuard no_grad;
+                  // Rewards are beta * (policy - reference) log-prob sums for every loss type (TRL >= 1.0; IPO
+                  // averages over tokens inside its loss only).
                   at::Tensor dc = pc.detach() - rc, dr = pr.detach() - rr;
-                  if (type == PreferenceLoss::Ipo) {
-                    dc = dc / ct.to(at::kFloat).clamp_min(1);
-                    dr = dr / rt.to(at::kFloat).clamp_min(1);
-                  }
                   out->loss_sum = total.item<double>();
                   out->chosen_rewards = (dc * beta).to(at::kDouble).cpu();
                   out->rejected_rewards = (dr * beta).to(at::kDouble).cpu();
@@ -584,6 +595,55 @@ class NativeModel : public Napi::ObjectWrap<NativeModel> {
                   r.Set("chosenRewards", tensor_to_typed_array(env, out->chosen_rewards));
                   r.Set("rejectedRewards", tensor_to_typed_array(env, out->rejected_rewards));
                   r.Set("policyLogps", tensor_to_typed_array(env, out->logps));
+                  return r;
+                }))
+        ->start();
+    SFT_NAPI_CATCH(env)
+  }
+
+  // distillStep(batch, teacher: NativeModel, { alpha, temperature, lossScale }) -> Promise<{ lossSum, ceSum, klSum,
+  //   tokens }>: the teacher's hidden states without gradients, this model's with them, the fused distillation loss
+  // (alpha CE + (1 - alpha) T^2 KL(teacher || student), chunked) and backward of loss_sum * lossScale.
+  Napi::Value DistillStep(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    SFT_NAPI_TRY
+    auto batch = batch_arg(info, 0, /*with_labels=*/true);
+    StatePtr teacher_state = state_of(info.Length() > 1 ? info[1] : env.Undefined(), "distillStep: teacher");
+    if (teacher_state == state_) throw_bad_argument("distillStep: the teacher must be another model than the student");
+    Napi::Object o = object_arg(info, 2, "options", true);
+    const double alpha = num_field(o, "alpha", 0.5), tau = num_field(o, "temperature", 1.0), scale = num_field(o, "lossScale", 1.0);
+    if (!(alpha >= 0 && alpha <= 1)) throw_bad_argument("distillStep: alpha must be in [0, 1]");
+    if (!(tau > 0)) throw_bad_argument("distillStep: temperature must be > 0");
+    if (!(scale >= 0)) throw_bad_argument("distillStep: lossScale must be >= 0");
+    auto lease = std::make_shared<Lease>(state_);
+    auto teacher_lease = std::make_shared<Lease>(teacher_state);
+    ModelState* s = &lease->state();
+    ModelState* t = &teacher_lease->state();
+    auto out = std::make_shared<DistillResult>();
+    auto loss = std::make_shared<double>(0);
+    return (new FnWorker(
+                env, "sftkit.distillStep", s->threads, lease,
+                [s, t, batch, out, loss, alpha, tau, scale, teacher_lease]() {
+                  at::Tensor th;
+                  {
+                    c10::NoGradGuard no_grad;
+                    PreparedBatch tb = prepare_batch(*t->model, batch->input, /*trim=*/true);
+                    th = forward_hidden(*t, tb);
+                  }
+                  PreparedBatch pb = prepare_batch(*s->model, batch->input, /*trim=*/true);
+                  LoraLayers::Mode lora_mode(s->model->lora(), /*training=*/true, /*enabled=*/true);
+                  at::Tensor h = forward_hidden(*s, pb);
+                  *out = fused_distill_loss(h, s->model->lm_head_weight(), th, t->model->lm_head_weight(), pb.labels, alpha, tau);
+                  *loss = out->count > 0 ? out->loss_sum.item<double>() : 0.0;
+                  if (out->count > 0 && out->loss_sum.requires_grad()) {
+                    if (scale == 1.0) out->loss_sum.backward();
+                    else (out->loss_sum * scale).backward();
+                  }
+                },
+                [out, loss](Napi::Env env) -> Napi::Value {
+                  Napi::Object r = loss_object(env, *loss, out->count);
+                  r.Set("ceSum", out->ce_sum);
+                  r.Set("klSum", out->kl_sum);
                   return r;
                 }))
         ->start();

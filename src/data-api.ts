@@ -15,6 +15,7 @@ import { applyMaskMode, applySegmentMode, defaultMaskMode, validateMaskMode, typ
 import { addToSummary, emptySummary, formatSummary, type MaskSummary } from './mask/mask-summary.ts';
 import { maskedPieces, type MaskedPiece } from './mask/masked-pieces.ts';
 import {
+  splitLongExample,
   tokenizeWithMask,
   validateMaskOptions,
   type MaskResult,
@@ -64,7 +65,8 @@ export interface PipelineOptions {
   /** Default: by format (completion / assistant / pretrain). */
   mask?: MaskMode | undefined;
   maxLength?: number | undefined;
-  truncation?: Truncation | undefined;
+  /** `auto`: `split` for pretraining masks (pretrain, all: long texts become several examples), `cut` otherwise. */
+  truncation?: Truncation | 'auto' | undefined;
   /** Add tokens the template needs but the tokenizer lacks (e.g. ChatML on GPT-2); otherwise that is an error. */
   addSpecialTokens?: boolean | undefined;
 }
@@ -90,8 +92,11 @@ export async function createPipeline(
 ): Promise<{ pipeline: Pipeline; addedTokens: AddedTokenInfo[] }> {
   let tokenizer = typeof options.tokenizer === 'string' ? await loadTokenizer(options.tokenizer) : options.tokenizer;
   if (!(tokenizer instanceof TextTokenizer)) throw invalidParameterError('tokenizer', 'a TextTokenizer or a directory', tokenizer);
-  const { maxLength, truncation } = validateMaskOptions({ maxLength: options.maxLength, truncation: options.truncation });
   const mask = options.mask === undefined ? defaultMaskMode(format) : validateMaskMode(options.mask);
+  const { maxLength, truncation } = validateMaskOptions({
+    maxLength: options.maxLength,
+    truncation: options.truncation === 'auto' ? (mask === 'pretrain' || mask === 'all' ? 'split' : 'cut') : options.truncation,
+  });
   if (options.addSpecialTokens !== undefined && typeof options.addSpecialTokens !== 'boolean') {
     throw invalidParameterError('addSpecialTokens', 'a boolean', options.addSpecialTokens);
   }
@@ -305,6 +310,11 @@ export async function prepareDataset(options: PrepareOptions): Promise<PreparedD
     ...(options.dataCacheDir !== undefined ? { cacheDir: options.dataCacheDir } : {}),
   };
   const main = await tokenizeFile(options.data, openOptions, options, cache);
+  // Truncation `split` (pretraining): long documents become pieces after the split, so one document never feeds both
+  // train and validation.
+  const { maxLength, truncation } = main.pipeline;
+  const pieces = (xs: TokenizedExample[]): TokenizedExample[] =>
+    truncation === 'split' && maxLength !== undefined ? xs.flatMap((e) => splitLongExample(e, maxLength)) : xs;
   const base = {
     tokenizer: main.pipeline.tokenizer,
     addedTokens: main.addedTokens,
@@ -324,16 +334,16 @@ export async function prepareDataset(options: PrepareOptions): Promise<PreparedD
     return {
       ...base,
       sources: { data: main.path, ...(val ? { valData: val.path } : {}), ...(test ? { testData: test.path } : {}) },
-      train: main.examples,
-      val: val?.examples ?? [],
-      test: test?.examples ?? [],
+      train: pieces(main.examples),
+      val: pieces(val?.examples ?? []),
+      test: pieces(test?.examples ?? []),
       ...(val ? { valSummary: val.summary } : {}),
       ...(test ? { testSummary: test.summary } : {}),
     };
   }
-  if (options.split === false) return { ...base, train: main.examples, val: [], test: [] };
+  if (options.split === false) return { ...base, train: pieces(main.examples), val: [], test: [] };
   const parts = splitIndices(main.examples.length, options.split ?? {});
-  const pick = (idx: number[]) => idx.map((i) => main.examples[i] as TokenizedExample);
+  const pick = (idx: number[]) => pieces(idx.map((i) => main.examples[i] as TokenizedExample));
   return { ...base, train: pick(parts.train), val: pick(parts.val), test: pick(parts.test) };
 }
 

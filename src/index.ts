@@ -13,10 +13,19 @@ export {
   type LossSum,
   type OptimizerStepOptions,
   type StepOptions,
+  type DistillStepOptions,
+  type DistillStepResult,
+  type PreferenceLossType,
+  type PreferenceStepOptions,
+  type PreferenceStepResult,
 } from './native/model.ts';
 export { readModelConfig, type ModelSpec } from './native/model-config.ts';
 export { train, type TrainHooks, type TrainResult } from './train/trainer.ts';
-export { validateTrainOptions, parseTrainArgs, loadConfigFile, type TrainOptions } from './train/options.ts';
+export { trainDpo } from './train/dpo.ts';
+export { validateTrainOptions, validateDpoOptions, parseTrainArgs, loadConfigFile, type TrainOptions, type DpoOptions } from './train/options.ts';
+export { preparePreferencePairs, preferenceMetrics, type PreferencePair, type PreferenceMetrics } from './train/preference.ts';
+export { distillDataset, type DistillDataOptions, type DistillDataResult } from './generate/distill-data.ts';
+export { truncateLayers } from './convert/truncate-layers.ts';
 export { lrAt, warmupSteps, type ScheduleName } from './train/schedule.ts';
 export { readMetrics, type MetricRecord } from './train/metrics.ts';
 export { evaluateLoss, generateResponses, LocalModelJudge, type LossReport } from './eval/evaluate.ts';

@@ -2,7 +2,7 @@
 // SFTTrainer) in ONE run on this machine, then a JSON + Markdown table of ratios, MFU and peak memory.
 //
 //   node --import tsx bench/compare/run.ts [--steps 3] [--warmup 1] [--threads 2] [--records 400]
-//        [--only steps|sft|all] [--python PY] [--skip-python] [--out bench/results] [--update-readme]
+//        [--only steps|sft|all] [--python PY] [--skip-python] [--setup-only] [--out bench/results] [--update-readme]
 //
 // Every measurement runs in a process of its own (peak RSS is per process), one at a time. The models are random
 // (built once by `sftkit bench build-model` into the cache) and both sides load the same files. The Python side
@@ -31,6 +31,7 @@ const { values: args } = parseArgs({
     'skip-python': { type: 'boolean', default: false },
     out: { type: 'string', default: join(root, 'bench', 'results') },
     'update-readme': { type: 'boolean', default: false },
+    'setup-only': { type: 'boolean', default: false },
   },
 });
 const steps = Number(args.steps), warmup = Number(args.warmup), threads = Number(args.threads), records = Number(args.records);
@@ -118,6 +119,10 @@ interface SftRow {
 const started = new Date();
 const { python, why } = findPython();
 if (!python) log(`the Python columns are skipped: ${why}`);
+if (args['setup-only']) {
+  log(python ? `Python ready: ${python}` : 'no Python side');
+  process.exit(python ? 0 : 1);
+}
 const torchVersion = python ? spawnSync(python, ['-c', 'import torch, transformers, trl; print(torch.__version__, transformers.__version__, trl.__version__)'], { encoding: 'utf8' }).stdout.trim() : null;
 
 const matmulSftkit = runJson(process.execPath, [sftkitBin, 'bench', 'matmul', '--size', '2048', '--reps', '10', '--threads', String(threads), '--json'], 'matmul (sftkit/libtorch)');

@@ -1,30 +1,40 @@
-// `sftkit dpo --eval-only`: DPO loss, rewards and reward accuracy of a policy against a reference on every pair of
-// a preference file, without training. (DPO training itself is not wired into the trainer yet.)
+// `sftkit dpo`: DPO training (flags / --config -> the dpo options schema -> trainDpo), and `--eval-only`: DPO loss,
+// rewards and reward accuracy of a policy against a reference on every pair of a preference file, without training.
 import { parseArgs } from 'node:util';
 import { parseFieldMap } from '../data/formats.ts';
 import { RECORD_FORMATS, type RecordFormat } from '../data/types.ts';
-import { SftkitError } from '../errors.ts';
 import { loadModel, type PreferenceLossType } from '../native/model.ts';
+import { trainDpo } from '../train/dpo.ts';
+import { dpoOptions } from '../train/options.ts';
 import { pairLogps, preferenceMetrics, preparePreferencePairs } from '../train/preference.ts';
 import { enumFlag, intFlag, numFlag, requiredFlag } from './args.ts';
 import type { CliIo, Command } from './command.ts';
+import { runTrainingCommand } from './train.ts';
 
-const HELP = `Usage: sftkit dpo --model DIR [--ref DIR] --data FILE --eval-only [--beta 0.1] [--label-smoothing X]
-                  [--loss-type sigmoid|ipo] [--template T] [--max-length N] [--limit N] [--json]
+const USAGE = `Usage: sftkit dpo --model DIR [--ref DIR] --data FILE --out DIR [training options]   (or --config file)
+       sftkit dpo --model DIR [--ref DIR] --data FILE --eval-only [--json] [--beta 0.1] [--label-smoothing X]
+                  [--loss-type sigmoid|ipo] [--template T] [--max-length N] [--limit N] [--batch-size N]
 
-Evaluates Direct Preference Optimization on every {prompt?, chosen, rejected} pair of FILE (strings or message
-lists; ch7's {instruction, input, output, chosen, rejected} and MiniMind's {chosen: [...], rejected: [...]} work):
-log-probabilities are summed over the answer tokens only, chosen and rejected share the prompt tokens exactly.
---json prints {"loss", "rewards_chosen", "rewards_rejected", "accuracy", "pairs"} averaged over the pairs.
---ref defaults to --model (the starting policy). Training with DPO (sftkit dpo without --eval-only) is not
-implemented yet.
+Direct Preference Optimization on {prompt?, chosen, rejected} pairs (strings or message lists; ch7's {instruction,
+input, output, chosen, rejected} and MiniMind's {chosen: [...], rejected: [...]} work): log-probabilities are summed
+over the answer tokens only, chosen and rejected share the prompt tokens exactly. The reference (--ref, default the
+starting policy) is run once over every pair before training and freed; its log-probs are cached in OUT and reused
+on --resume. --batch-size counts pairs. metrics.jsonl and the curves carry loss, rewards/chosen, rewards/rejected,
+rewards/accuracies and rewards/margins (TRL's names); OUT is laid out like sftkit train's.
+--eval-only trains nothing: --json prints {"loss", "rewards_chosen", "rewards_rejected", "accuracy", "pairs"}
+averaged over every pair of FILE (no split).
+
+Training options:
 `;
 
 export const dpoCommand: Command = {
   name: 'dpo',
-  summary: 'DPO evaluation of a policy against a reference on preference pairs (--eval-only)',
-  help: HELP,
+  summary: 'DPO training on preference pairs against a frozen reference (--eval-only: metrics only)',
+  get help() {
+    return USAGE + dpoOptions.formatHelp();
+  },
   async run(argv: string[], io: CliIo): Promise<number> {
+    if (!argv.includes('--eval-only')) return runTrainingCommand('dpo', argv, io, dpoOptions.parseArgs(argv), trainDpo);
     const { values } = parseArgs({
       args: argv,
       strict: true,
@@ -46,9 +56,6 @@ export const dpoCommand: Command = {
         json: { type: 'boolean', default: false },
       },
     });
-    if (!values['eval-only']) {
-      throw new SftkitError('SFTKIT_UNSUPPORTED', 'DPO training is not implemented yet; use --eval-only to evaluate a policy against a reference');
-    }
     const modelDir = requiredFlag('model', values.model);
     const refDir = values.ref ?? modelDir;
     const threads = intFlag('threads', values.threads, 1);

@@ -4,6 +4,7 @@ import type { CliIo, Command } from './command.ts';
 import { benchCommand } from './bench.ts';
 import { chatCommand } from './chat.ts';
 import { convertCommand } from './convert.ts';
+import { distillCommand } from './distill.ts';
 import { doctorCommand } from './doctor.ts';
 import { dpoCommand } from './dpo.ts';
 import { evalCommand } from './eval.ts';
@@ -20,6 +21,7 @@ const commands: Command[] = [
   generateCommand,
   chatCommand,
   dpoCommand,
+  distillCommand,
   mergeCommand,
   inspectCommand,
   uiCommand,

@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { packageRoot } from '../native/binding.ts';
 import { launchWorkers } from '../train/launch.ts';
 import { formatTrainOptionsHelp, parseTrainArgs } from '../train/options.ts';
-import { train } from '../train/trainer.ts';
+import { train, type TrainHooks, type TrainResult } from '../train/trainer.ts';
 import type { CliIo, Command } from './command.ts';
 
 export const trainCommand: Command = {
@@ -21,15 +21,26 @@ process per rank with MASTER_ADDR, MASTER_PORT, WORLD_SIZE, RANK (and LOCAL_RANK
 
 ${formatTrainOptionsHelp()}`;
   },
-  async run(argv: string[], io: CliIo): Promise<number> {
-    const options = parseTrainArgs(argv);
-    if (options.nproc > 1 && process.env.WORLD_SIZE === undefined) {
-      // The launcher: N workers of this same command, each finding its place in the group from the environment.
-      const r = await launchWorkers({ nproc: options.nproc, command: [join(packageRoot, 'bin', 'sftkit.js'), 'train', ...argv], stdout: io.stdout, stderr: io.stderr });
-      return r.exitCode;
-    }
-    const result = await train(options, { progress: io.stderr, log: (m) => io.stderr.write(`${m}\n`) });
-    io.stdout.write(`${JSON.stringify(result)}\n`);
-    return result.stopped === 'completed' ? 0 : 130;
-  },
+  run: (argv: string[], io: CliIo) => runTrainingCommand('train', argv, io, parseTrainArgs(argv), train),
 };
+
+/**
+ * A training command (train, dpo) once its options are parsed: with --nproc N (and no torchrun environment) the
+ * launcher of N workers of this same command, else the run itself; the result as one JSON line, exit 130 when stopped.
+ */
+export async function runTrainingCommand<O extends { nproc: number }>(
+  name: string,
+  argv: string[],
+  io: CliIo,
+  options: O,
+  run: (options: O, hooks: TrainHooks) => Promise<TrainResult>,
+): Promise<number> {
+  if (options.nproc > 1 && process.env.WORLD_SIZE === undefined) {
+    // The launcher: N workers of this same command, each finding its place in the group from the environment.
+    const r = await launchWorkers({ nproc: options.nproc, command: [join(packageRoot, 'bin', 'sftkit.js'), name, ...argv], stdout: io.stdout, stderr: io.stderr });
+    return r.exitCode;
+  }
+  const result = await run(options, { progress: io.stderr, log: (m) => io.stderr.write(`${m}\n`) });
+  io.stdout.write(`${JSON.stringify(result)}\n`);
+  return result.stopped === 'completed' ? 0 : 130;
+}

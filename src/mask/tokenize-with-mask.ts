@@ -20,9 +20,12 @@ export interface TokenizedExample {
   record?: number;
 }
 
-/** `cut`: keep the first maxLength tokens (default); `drop`: drop examples longer than maxLength. */
-export type Truncation = 'cut' | 'drop';
-export const TRUNCATIONS: readonly Truncation[] = ['cut', 'drop'];
+/**
+ * `cut`: keep the first maxLength tokens (default); `drop`: drop examples longer than maxLength; `split`: keep long
+ * examples whole here and cut them into pieces of maxLength later (splitLongExample: pretraining, nothing is lost).
+ */
+export type Truncation = 'cut' | 'drop' | 'split';
+export const TRUNCATIONS: readonly Truncation[] = ['cut', 'drop', 'split'];
 
 export interface MaskOptions {
   /** Longest example in tokens; undefined = no limit. */
@@ -99,7 +102,7 @@ export function tokenizeWithMask(segments: readonly Segment[], encoder: SegmentE
   if (ids.length === 0) return { kept: false, reason: 'empty', tokens: 0 };
   if (countTrained(labels) === 0) return { kept: false, reason: 'no-trained-tokens', tokens: ids.length };
   let truncated = false;
-  if (maxLength !== undefined && ids.length > maxLength) {
+  if (maxLength !== undefined && ids.length > maxLength && truncation !== 'split') {
     if (truncation === 'drop') return { kept: false, reason: 'too-long', tokens: ids.length };
     ids.length = maxLength;
     labels.length = maxLength;
@@ -108,4 +111,23 @@ export function tokenizeWithMask(segments: readonly Segment[], encoder: SegmentE
   const trainedTokens = countTrained(labels);
   if (trainedTokens === 0) return { kept: false, reason: 'truncated-away', tokens: ids.length };
   return { kept: true, example: { inputIds: Int32Array.from(ids), labels: Int32Array.from(labels) }, truncated, trainedTokens };
+}
+
+/**
+ * Pieces of at most maxLength tokens of a long example, for pretraining: piece k starts at token k * (maxLength - 1),
+ * so consecutive pieces overlap by one token and every target (a token after the first) is trained in exactly one
+ * piece, predicted from the tokens before it in that piece. Pieces left with no trained target are dropped.
+ */
+export function splitLongExample(example: TokenizedExample, maxLength: number): TokenizedExample[] {
+  if (!Number.isInteger(maxLength) || maxLength < 2) throw invalidParameterError('maxLength', 'an integer >= 2', maxLength);
+  const n = example.inputIds.length;
+  if (n <= maxLength) return [example];
+  const out: TokenizedExample[] = [];
+  for (let start = 0; start + 1 < n; start += maxLength - 1) {
+    const end = Math.min(n, start + maxLength);
+    const labels = example.labels.slice(start, end);
+    if (countTrained(labels) === 0) continue;
+    out.push({ inputIds: example.inputIds.slice(start, end), labels, ...(example.record !== undefined ? { record: example.record } : {}) });
+  }
+  return out;
 }

@@ -122,6 +122,23 @@ export interface NativeBinding {
     labelsShape: number[],
     options?: { chunkRows?: number; naive?: boolean; threads?: number },
   ): Promise<{ lossSum: number; count: number; gradHidden: Float32Array; gradWeight: Float32Array }>;
+  /**
+   * Forward + backward of the distillation loss sum alpha * CE + (1 - alpha) * T^2 * KL(teacher || student) over the
+   * labelled positions (fused and chunked, or `naive` through full logits); tests and benches.
+   */
+  distillLoss(
+    hidden: Float32Array,
+    hiddenShape: number[],
+    weight: Float32Array,
+    weightShape: number[],
+    teacherHidden: Float32Array,
+    teacherHiddenShape: number[],
+    teacherWeight: Float32Array,
+    teacherWeightShape: number[],
+    labels: Int32Array,
+    labelsShape: number[],
+    options?: { alpha?: number; temperature?: number; chunkRows?: number; naive?: boolean; threads?: number },
+  ): Promise<{ lossSum: number; ceSum: number; klSum: number; count: number; gradHidden: Float32Array; gradWeight: Float32Array }>;
   /** Runs the AdamW optimizer (with clipping) for grads.length steps on copies of params; tests and benches. */
   adamwSteps(options: {
     params: Float32Array[];

@@ -95,6 +95,24 @@ export interface PreferenceStepResult {
   policyLogps: Float64Array;
 }
 
+export interface DistillStepOptions {
+  /** Weight of the cross-entropy: loss = alpha * CE + (1 - alpha) * T^2 * KL(teacher || student). Default 0.5. */
+  alpha?: number;
+  /** Softmax temperature of both distributions in the KL. Default 1. */
+  temperature?: number;
+  /** Backward runs on lossSum * lossScale (see StepOptions). */
+  lossScale?: number;
+}
+
+export interface DistillStepResult {
+  /** Sum over label tokens of alpha * CE + (1 - alpha) * T^2 * KL. */
+  lossSum: number;
+  /** Sum over label tokens of the cross-entropy (nats) and of KL(teacher || student) at temperature T (unweighted). */
+  ceSum: number;
+  klSum: number;
+  tokens: number;
+}
+
 export interface StepOptions {
   /**
    * Backward runs on lossSum * lossScale (default 1). Gradient accumulation normalised by the label tokens of the
@@ -152,6 +170,7 @@ interface NativeModelHandle {
   sequenceLogps(batch: Batch, options?: { adapter?: boolean }): Promise<{ logps: Float64Array; tokens: Float64Array }>;
   preferenceStep(batch: Batch, options: Required<PreferenceStepOptions> & { refLogps: Float64Array }): Promise<PreferenceStepResult>;
   evalLoss(batch: Batch): Promise<LossSum>;
+  distillStep(batch: Batch, teacher: NativeModelHandle, options: Required<DistillStepOptions>): Promise<DistillStepResult>;
   forward(batch: ForwardBatch): Promise<Logits>;
   optimizerStep(options: OptimizerStepOptions): Promise<{ gradNorm: number }>;
   zeroGrad(): void;
@@ -320,6 +339,29 @@ export class Model {
     if (lossType !== 'sigmoid' && lossType !== 'ipo') throw invalidParameterError('lossType', "'sigmoid' or 'ipo'", lossType);
     if (!(typeof lossScale === 'number' && Number.isFinite(lossScale) && lossScale >= 0)) throw invalidParameterError('lossScale', 'a finite number >= 0', lossScale);
     return this.run(() => this.native.preferenceStep(batch, { refLogps, beta, labelSmoothing, lossType, lossScale }));
+  }
+
+  /**
+   * Logit-level distillation step: the teacher's forward (no gradients) and this model's forward on the same batch,
+   * alpha * CE + (1 - alpha) * T^2 * KL(teacher || student) summed over the label tokens, chunk by chunk (never the
+   * full [N, V] logits of either model), backward included. Both models must have the same vocabulary.
+   */
+  distillStep(batch: Batch, teacher: Model, options: DistillStepOptions = {}): Promise<DistillStepResult> {
+    checkBatch(batch, true);
+    if (!(teacher instanceof Model)) throw invalidParameterError('teacher', 'a Model', teacher);
+    if (teacher === this) throw invalidParameterError('teacher', 'another model than the student', teacher.dir);
+    const { alpha = 0.5, temperature = 1, lossScale = 1 } = options;
+    checkNumber('alpha', alpha, (x) => x >= 0 && x <= 1, 'a number in [0, 1]');
+    checkNumber('temperature', temperature, (x) => x > 0, 'a number > 0');
+    checkNumber('lossScale', lossScale, (x) => x >= 0, 'a finite number >= 0');
+    if (teacher.spec.vocabSize !== this.spec.vocabSize) {
+      throw new SftkitError(
+        'SFTKIT_BAD_ARGUMENT',
+        `distillStep: the teacher ${teacher.dir} has a vocabulary of ${teacher.spec.vocabSize}, the student ${this.dir} of ${this.spec.vocabSize}; they must share the tokenizer`,
+      );
+    }
+    // Both models are busy for the call: it runs in the student's queue and holds the teacher's.
+    return this.run(() => teacher.run(() => this.native.distillStep(batch, teacher.native, { alpha, temperature, lossScale })));
   }
 
   /** Loss sum and label-token count without gradients. */

@@ -4,7 +4,7 @@
 import { mkdir, open, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { SftkitError, dataError, invalidParameterError } from '../errors.ts';
-import type { TrainOptions } from './options.ts';
+import type { BaseTrainOptions } from './options.ts';
 
 export const TRAINER_STATE_FILE = 'trainer_state.json';
 export const CHECKPOINT_PREFIX = 'checkpoint-';
@@ -27,7 +27,7 @@ export interface TrainerState {
   optimizerFile: string;
   /** Hash of the data, tokenizer, template and options that produced the batches (resume refuses a mismatch). */
   dataFingerprint: string;
-  options: TrainOptions;
+  options: BaseTrainOptions;
 }
 
 export interface CheckpointInfo {
@@ -164,7 +164,7 @@ export function validateTrainerState(value: unknown, file = TRAINER_STATE_FILE):
     tokensSeen: v.tokensSeen as number,
     optimizerFile: v.optimizerFile as string,
     dataFingerprint: v.dataFingerprint as string,
-    options: v.options as TrainOptions,
+    options: v.options as BaseTrainOptions,
   };
   if (v.rngState !== undefined) state.rngState = v.rngState as JsonValue;
   if (v.bestValLoss !== undefined) state.bestValLoss = v.bestValLoss as number;

@@ -154,6 +154,8 @@ export function formatTick(value: number, step: number, si = false): string {
 interface Panel {
   title: string;
   xLabel: string;
+  /** Default 'loss'. */
+  yLabel?: string;
   siX: boolean;
   series: Series[];
 }
@@ -198,7 +200,7 @@ function panelItems(panel: Panel, box: { x: number; y: number; width: number; he
   items.push({ kind: 'line', x1: left, y1: py, x2: left, y2: bottom, color: AXIS_COLOR, width: 1 });
   items.push({ kind: 'line', x1: left, y1: bottom, x2: px + pw, y2: bottom, color: AXIS_COLOR, width: 1 });
   items.push({ kind: 'text', x: px + pw / 2, y: py + ph + 40, text: panel.xLabel, anchor: 'middle', color: TEXT_COLOR, size: 12 });
-  items.push({ kind: 'text', x: box.x + 16, y: py + ph / 2, text: 'loss', anchor: 'middle', color: TEXT_COLOR, size: 12, vertical: true });
+  items.push({ kind: 'text', x: box.x + 16, y: py + ph / 2, text: panel.yLabel ?? 'loss', anchor: 'middle', color: TEXT_COLOR, size: 12, vertical: true });
 
   for (const s of panel.series) {
     const pts = decimate(s.points, o.maxPoints).map((p) => ({ x: sx(p.x), y: sy(p.y) }));
@@ -237,6 +239,37 @@ export function buildLossFigure(records: readonly MetricRecord[], options: LossF
   const items: SceneItem[] = [{ kind: 'rect', x: 0, y: 0, width: o.width, height: o.height, fill: '#ffffff' }];
   items.push(...panelItems({ title: 'Loss vs optimizer steps', xLabel: 'optimizer step', siX: false, series: series(bySteps) }, { x: 0, y: 0, width: half, height: o.height }, o));
   items.push(...panelItems({ title: 'Loss vs tokens seen', xLabel: 'tokens seen', siX: true, series: series(byTokens) }, { x: half, y: 0, width: o.width - half, height: o.height }, o));
+  return { width: o.width, height: o.height, items };
+}
+
+/** A metric of train (or val) records against steps, non-finite values dropped. */
+export function metricSeries(records: readonly MetricRecord[], type: 'train' | 'val', key: string): Point[] {
+  return records
+    .filter((r) => r.type === type)
+    .map((r) => ({ x: r.step, y: r[key] }))
+    .filter((p): p is Point => Number.isFinite(p.x) && typeof p.y === 'number' && Number.isFinite(p.y))
+    .sort((a, b) => a.x - b.x);
+}
+
+/**
+ * DPO runs (records with `rewards/chosen`): rewards chosen / rejected / margins (left) and reward accuracy (right)
+ * against optimizer steps, train and validation. Null when the records have no rewards.
+ */
+export function buildRewardsFigure(records: readonly MetricRecord[], options: LossFigureOptions = {}): Scene | null {
+  if (!records.some((r) => typeof r['rewards/chosen'] === 'number')) return null;
+  const o: Required<LossFigureOptions> = { width: 1200, height: 450, maxPoints: 1000, markersUpTo: 60, ...options };
+  const half = Math.floor(o.width / 2);
+  const s = (name: string, color: string, type: 'train' | 'val', key: string): Series => ({ name, color, points: metricSeries(records, type, key) });
+  const rewards: Series[] = [
+    s('chosen', '#2ca02c', 'train', 'rewards/chosen'),
+    s('rejected', '#d62728', 'train', 'rewards/rejected'),
+    s('margin', TRAIN_COLOR, 'train', 'rewards/margins'),
+    s('val margin', VAL_COLOR, 'val', 'rewards/margins'),
+  ];
+  const accuracy: Series[] = [s('train', TRAIN_COLOR, 'train', 'rewards/accuracies'), s('validation', VAL_COLOR, 'val', 'rewards/accuracies')];
+  const items: SceneItem[] = [{ kind: 'rect', x: 0, y: 0, width: o.width, height: o.height, fill: '#ffffff' }];
+  items.push(...panelItems({ title: 'DPO rewards vs optimizer steps', xLabel: 'optimizer step', yLabel: 'reward', siX: false, series: rewards }, { x: 0, y: 0, width: half, height: o.height }, o));
+  items.push(...panelItems({ title: 'Reward accuracy vs optimizer steps', xLabel: 'optimizer step', yLabel: 'accuracy', siX: false, series: accuracy }, { x: half, y: 0, width: o.width - half, height: o.height }, o));
   return { width: o.width, height: o.height, items };
 }
 
@@ -518,14 +551,7 @@ export function renderPng(scene: Scene): Buffer {
   return encodePng(width, height, pixels);
 }
 
-/** Writes OUT/<basename>.svg and OUT/<basename>.png (each via a temp file and rename). Returns the two paths. */
-export async function writeLossPlots(
-  records: readonly MetricRecord[],
-  outDir: string,
-  options: LossFigureOptions & { basename?: string } = {},
-): Promise<{ svg: string; png: string }> {
-  const { basename = 'loss', ...figure } = options;
-  const scene = buildLossFigure(records, figure);
+async function writeScene(scene: Scene, outDir: string, basename: string): Promise<{ svg: string; png: string }> {
   const svg = join(outDir, `${basename}.svg`);
   const png = join(outDir, `${basename}.png`);
   for (const [path, data] of [[svg, renderSvg(scene)], [png, renderPng(scene)]] as const) {
@@ -534,4 +560,20 @@ export async function writeLossPlots(
     await rename(tmp, path);
   }
   return { svg, png };
+}
+
+/**
+ * Writes OUT/<basename>.svg and OUT/<basename>.png (each via a temp file and rename), and for DPO runs also
+ * OUT/rewards.svg and OUT/rewards.png. Returns the loss plot's paths.
+ */
+export async function writeLossPlots(
+  records: readonly MetricRecord[],
+  outDir: string,
+  options: LossFigureOptions & { basename?: string } = {},
+): Promise<{ svg: string; png: string }> {
+  const { basename = 'loss', ...figure } = options;
+  const paths = await writeScene(buildLossFigure(records, figure), outDir, basename);
+  const rewards = buildRewardsFigure(records, figure);
+  if (rewards) await writeScene(rewards, outDir, basename === 'loss' ? 'rewards' : `${basename}-rewards`);
+  return paths;
 }

@@ -11,12 +11,17 @@ import type { TextTokenizer } from '../tokenize/tokenizer.ts';
 export interface PreferencePair {
   chosen: TokenizedExample;
   rejected: TokenizedExample;
+  /** 0-based index of the source record (to write the split a run used). */
+  record?: number;
 }
 
 export interface PreferenceData {
   pairs: PreferencePair[];
   tokenizer: TextTokenizer;
   dropped: number;
+  /** The local file the pairs were read from (a URL's cached copy). */
+  path: string;
+  templateId: string;
 }
 
 export interface PreferenceDataOptions {
@@ -47,11 +52,11 @@ export async function preparePreferencePairs(o: PreferenceDataOptions): Promise<
     if (!e.rejected) throw new SftkitError('SFTKIT_DATA', `${e.where.file}:${e.where.line} (record ${e.where.record}): no rejected answer`);
     const c = prepareExample(e, pipeline).result;
     const r = prepareExample({ ...e, messages: e.rejected }, pipeline).result;
-    if (c.kept && r.kept) pairs.push({ chosen: c.example, rejected: r.example });
+    if (c.kept && r.kept) pairs.push({ chosen: c.example, rejected: r.example, record: e.where.record });
     else dropped++;
   }
   if (pairs.length === 0) throw new SftkitError('SFTKIT_DATA', `${opened.displayName}: no preference pair has a trained token on both sides`);
-  return { pairs, tokenizer: pipeline.tokenizer, dropped };
+  return { pairs, tokenizer: pipeline.tokenizer, dropped, path: opened.path, templateId: pipeline.template.id };
 }
 
 /** Rows chosen_0, rejected_0, chosen_1, rejected_1, ... padded to the longest. */
@@ -90,9 +95,9 @@ export interface PreferenceMetrics {
 
 /**
  * TRL's DPO numbers from policy and reference log-prob sums (rows chosen, rejected, ...): sigmoid loss
- * -(1 - ls) logsigmoid(beta m) - ls logsigmoid(-beta m) with m = (pc - rc) - (pr - rr); IPO (m' - 1/(2 beta))^2 on
- * token-averaged log-probs; rewards beta * (policy - reference); accuracy = share of pairs with chosen reward >
- * rejected reward.
+ * -(1 - ls) logsigmoid(beta m) - ls logsigmoid(-beta m) with m = (pc - rc) - (pr - rr) (label smoothing as
+ * conservative DPO); IPO (m' - 1/(2 beta))^2 with m' from token-averaged log-ratios; rewards beta * (policy -
+ * reference) of the sums (for IPO too, as TRL 1.x); accuracy = share of pairs with chosen reward > rejected reward.
  */
 export function preferenceMetrics(policy: Float64Array, reference: Float64Array, tokens: Float64Array, o: PreferenceLossOptions): PreferenceMetrics {
   if (policy.length !== reference.length || policy.length !== tokens.length || policy.length % 2 !== 0) {
@@ -105,11 +110,15 @@ export function preferenceMetrics(policy: Float64Array, reference: Float64Array,
   let acc = 0;
   let margin = 0;
   for (let i = 0; i < n; i++) {
-    const norm = (k: number) => (o.lossType === 'ipo' ? Math.max(1, tokens[k] as number) : 1);
-    const dc = ((policy[2 * i] as number) - (reference[2 * i] as number)) / norm(2 * i);
-    const dr = ((policy[2 * i + 1] as number) - (reference[2 * i + 1] as number)) / norm(2 * i + 1);
-    const m = dc - dr;
-    loss += o.lossType === 'ipo' ? (m - 1 / (2 * o.beta)) ** 2 : -(1 - o.labelSmoothing) * logSigmoid(o.beta * m) - o.labelSmoothing * logSigmoid(-o.beta * m);
+    const dc = (policy[2 * i] as number) - (reference[2 * i] as number);
+    const dr = (policy[2 * i + 1] as number) - (reference[2 * i + 1] as number);
+    if (o.lossType === 'ipo') {
+      const m = dc / Math.max(1, tokens[2 * i] as number) - dr / Math.max(1, tokens[2 * i + 1] as number);
+      loss += (m - 1 / (2 * o.beta)) ** 2;
+    } else {
+      const m = dc - dr;
+      loss += -(1 - o.labelSmoothing) * logSigmoid(o.beta * m) - o.labelSmoothing * logSigmoid(-o.beta * m);
+    }
     rc += o.beta * dc;
     rr += o.beta * dr;
     acc += o.beta * dc > o.beta * dr ? 1 : 0;

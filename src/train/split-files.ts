@@ -2,7 +2,7 @@
 // line) of the examples in each split, so `sftkit eval --data OUT/data/test.jsonl` evaluates exactly the held-out set.
 import { mkdir, open, rename } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { PreparedDataset, TokenizedExample } from '../data-api.ts';
+import type { PreparedDataset } from '../data-api.ts';
 import { readRecords } from '../data/read-records.ts';
 
 async function recordsByIndex(path: string, wanted: Set<number>): Promise<Map<number, unknown>> {
@@ -26,11 +26,19 @@ async function writeJsonl(path: string, values: readonly unknown[]): Promise<voi
   await rename(tmp, path);
 }
 
-function indices(examples: readonly TokenizedExample[]): number[] {
+/** What the split files are written from: the sources and, per split, items that know their source record. */
+export interface SplitSource {
+  sources: PreparedDataset['sources'];
+  train: readonly { record?: number }[];
+  val: readonly { record?: number }[];
+  test: readonly { record?: number }[];
+}
+
+function indices(examples: readonly { record?: number }[]): number[] {
   return examples.map((e) => e.record).filter((r): r is number => typeof r === 'number' && r >= 0);
 }
 
-export async function writeSplitFiles(dir: string, prepared: PreparedDataset): Promise<void> {
+export async function writeSplitFiles(dir: string, prepared: SplitSource): Promise<void> {
   await mkdir(dir, { recursive: true });
   const parts: [name: 'train' | 'val' | 'test', source: string | undefined][] = [
     ['train', prepared.sources.data],

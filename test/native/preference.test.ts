@@ -5,24 +5,11 @@ import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { loadModel } from '../../src/native/model.ts';
+import { batchOf } from './helpers/batches.ts';
 import { preferenceMetrics } from '../../src/train/preference.ts';
 
 const root = join(import.meta.dirname, '..', '..');
 const MODEL = join(root, 'test', 'fixtures', 'models', 'tinystories-656k');
-
-function batchOf(rows: number[][], labelFrom: number[]) {
-  const T = Math.max(...rows.map((r) => r.length));
-  const B = rows.length;
-  const inputIds = new Int32Array(B * T);
-  const labels = new Int32Array(B * T).fill(-100);
-  const attentionMask = new Uint8Array(B * T);
-  rows.forEach((r, b) => r.forEach((id, t) => {
-    inputIds[b * T + t] = id;
-    attentionMask[b * T + t] = 1;
-    if (t >= (labelFrom[b] as number)) labels[b * T + t] = id;
-  }));
-  return { inputIds, labels, attentionMask, shape: [B, T] as [number, number] };
-}
 
 test('sequenceLogps equals the sum of log-softmax of full logits over the labelled tokens', async () => {
   const model = await loadModel(MODEL, { threads: 1 });
@@ -111,5 +98,5 @@ test('sftkit dpo --eval-only --json: the fixed keys; a policy against itself has
   assert.match(mm.stderr, /needs the tokens <\|im_start\|>/);
   const training = spawnSync(process.execPath, ['bin/sftkit.js', 'dpo', '--model', MODEL, '--data', 'x.json'], { cwd: root, encoding: 'utf8' });
   assert.notEqual(training.status, 0);
-  assert.match(training.stderr, /not implemented yet/);
+  assert.match(training.stderr, /Missing required dpo option --out/);
 });

@@ -9,10 +9,18 @@ import { binding } from '../../src/native/binding.ts';
 const dir = join(import.meta.dirname, '..', 'fixtures', 'loss-optim');
 const native = binding();
 
+/**
+ * Worst relative difference, each element's error taken against max(|b_i|, 1e-3 * max|b|): summed gradients of
+ * rarely seen vocabulary rows cancel to values ~1e-5 of the tensor's scale, where float32 summation order alone moves
+ * the last digits (measured: PyTorch's own log-softmax formula in another chunk order differs from the fixture by
+ * 1.2e-4 under a plain 1e-6 floor, an absolute error of 1e-8 on a gradient whose largest entry is 2.7).
+ */
 function maxRel(a: ArrayLike<number>, b: ArrayLike<number>): number {
+  let scale = 0;
+  for (let i = 0; i < b.length; i++) scale = Math.max(scale, Math.abs(b[i] as number));
   let worst = 0;
   for (let i = 0; i < b.length; i++) {
-    const d = Math.abs((a[i] as number) - (b[i] as number)) / Math.max(Math.abs(b[i] as number), 1e-6);
+    const d = Math.abs((a[i] as number) - (b[i] as number)) / Math.max(Math.abs(b[i] as number), 1e-3 * scale, 1e-12);
     worst = Math.max(worst, d);
   }
   return worst;

@@ -56,7 +56,7 @@ test('drops: empty, nothing trained, too long (drop), truncated away (cut)', () 
   const cut = tokenizeWithMask(long, enc, { maxLength: 7 });
   assert.ok(cut.kept && cut.truncated && cut.example.inputIds.length === 7 && cut.trainedTokens === 1);
   assert.throws(() => tokenizeWithMask(long, enc, { maxLength: 1 }), /Expected an integer >= 2 for maxLength/);
-  assert.throws(() => tokenizeWithMask(long, enc, { truncation: 'left' as never }), /Expected one of cut, drop for truncation/);
+  assert.throws(() => tokenizeWithMask(long, enc, { truncation: 'left' as never }), /Expected one of cut, drop, split for truncation/);
 });
 
 test('countTrained skips labels[0]', () => {

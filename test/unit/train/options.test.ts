@@ -37,10 +37,13 @@ test('defaults: every key of the issue is in the schema, with the documented def
   assert.equal(o.valSplit, 0.05);
   assert.equal(o.testSplit, 0.1);
   assert.equal(o.dtype, 'float32');
-  assert.equal(o.packing, false);
+  assert.equal(o.packing, undefined); // decided by the mask: on for pretraining
+  assert.equal(o.kdAlpha, 0.5);
+  assert.equal(o.kdTemperature, 1);
+  assert.equal(o.teacher, undefined);
   assert.equal(o.resume, false);
   assert.equal(o.maxLength, undefined);
-  const issueKeys = 'model data out format template mask maxLength epochs maxSteps batchSize gradAccum lr schedule warmup weightDecay maxGradNorm packing valSplit testSplit evalEvery saveEvery saveTotalLimit seed threads resume logEvery addSpecialTokens valData testData fieldMap nproc dtype groupByLength dropLast'.split(' ');
+  const issueKeys = 'model data out format template mask maxLength epochs maxSteps batchSize gradAccum lr schedule warmup weightDecay maxGradNorm packing valSplit testSplit evalEvery saveEvery saveTotalLimit seed threads resume logEvery addSpecialTokens valData testData fieldMap nproc dtype groupByLength dropLast gradientCheckpointing teacher kdAlpha kdTemperature'.split(' ');
   assert.deepEqual([...TRAIN_OPTION_KEYS].sort(), [...issueKeys].sort());
 });
 
@@ -134,6 +137,16 @@ test('config files: unknown keys, kebab-case keys and bad values are named', () 
   assert.throws(() => parseTrainArgs(['--config', file('e.yaml', 'epochs: 1\nmaxSteps: 2\n'), ...req]), /mutually exclusive/);
 });
 
+test('distillation options: --teacher with --kd-alpha / --kd-temperature; without a teacher they are an error', () => {
+  const o = parseTrainArgs([...req, '--teacher', 't', '--kd-alpha', '0.3', '--kd-temperature', '2']);
+  assert.deepEqual([o.teacher, o.kdAlpha, o.kdTemperature], ['t', 0.3, 2]);
+  assert.deepEqual(validateTrainOptions(o), o, 'validated options validate again');
+  assert.deepEqual(validateTrainOptions(parseTrainArgs(req)), parseTrainArgs(req));
+  assert.throws(() => parseTrainArgs([...req, '--kd-alpha', '0.3']), /--kd-alpha\/kdAlpha needs --teacher DIR/);
+  assert.throws(() => parseTrainArgs([...req, '--teacher', 't', '--kd-alpha', '1.5']), /a number in \[0, 1\] for --kd-alpha/);
+  assert.throws(() => parseTrainArgs([...req, '--teacher', 't', '--kd-temperature', '0']), /> 0 for --kd-temperature/);
+});
+
 test('validateTrainOptions is the same schema for the library API', () => {
   const o = validateTrainOptions({ model: 'm', data: 'd', out: 'o', maxSteps: 5 });
   assert.equal(o.maxSteps, 5);
@@ -161,4 +174,21 @@ test('the help table is generated from the schema', () => {
   assert.match(help, /--template NAME\|FILE\s+prompt style: plain, alpaca, phi3, chatml, model/);
   assert.throws(() => parseTrainArgs([...req, '--format', 'csv']), /one of 'auto', 'alpaca'.* for --format but received "csv"/);
   assert.equal(parseTrainArgs([...req, '--format', 'sharegpt', '--mask', 'last-assistant']).mask, 'last-assistant');
+});
+
+test('the dpo schema: the shared training flags, its own defaults and flags, and none of SFT\'s', async () => {
+  const { dpoOptions, validateDpoOptions } = await import('../../../src/train/options.ts');
+  const o = dpoOptions.parseArgs([...req, '--ref', 'r', '--max-steps', '3']);
+  assert.deepEqual([o.ref, o.beta, o.labelSmoothing, o.lossType, o.lr, o.format, o.maxSteps], ['r', 0.1, 0, 'sigmoid', 1e-6, 'auto', 3]);
+  assert.deepEqual(validateDpoOptions(o), o);
+  assert.equal(dpoOptions.parseArgs([...req, '--loss-type', 'ipo', '--beta', '0.5']).lossType, 'ipo');
+  assert.throws(() => dpoOptions.parseArgs([...req, '--beta', '0']), /> 0 for --beta/);
+  assert.throws(() => dpoOptions.parseArgs([...req, '--label-smoothing', '0.5']), /\[0, 0\.5\) for --label-smoothing/);
+  assert.throws(() => dpoOptions.parseArgs([...req, '--loss-type', 'ipo', '--label-smoothing', '0.1']), /sigmoid loss only/);
+  assert.throws(() => dpoOptions.parseArgs([...req, '--mask', 'all']), (e: Error & { code?: string }) => e.code === 'ERR_PARSE_ARGS_UNKNOWN_OPTION');
+  assert.throws(() => validateDpoOptions({ model: 'm', data: 'd', out: 'o', teacher: 't' }), /Unknown dpo option "teacher"/);
+  assert.throws(() => dpoOptions.parseArgs([...req, '--format', 'alpaca']), /one of 'auto', 'preference' for --format/);
+  const help = dpoOptions.formatHelp();
+  assert.match(help, /--beta X +DPO beta .*\(default: 0\.1\)/);
+  assert.ok(help.split('\n').every((l) => l.length <= 140));
 });
