@@ -216,8 +216,8 @@ function baseSchema(model: string, lr: number): OptionSchema<Omit<BaseTrainOptio
     loraTargets: {
       kind: 'string',
       placeholder: 'NAME,...',
-      defaultText: 'q_proj,v_proj; gpt2: c_attn',
-      description: 'modules that get adapters, matched by suffix as PEFT does (q_proj,...,down_proj; c_attn,c_proj,c_fc), or all-linear',
+      defaultText: 'q_proj,v_proj; gpt2 c_attn',
+      description: 'LoRA target modules by HF name (suffix match, as PEFT) or all-linear',
     },
   };
 }
@@ -489,8 +489,9 @@ export class OptionParser<O extends BaseTrainOptions> {
       }
     }
     if (g.loraR === undefined || g.loraR === 0) {
+      // Values equal to the defaults pass (validated options validate again).
       for (const k of ['loraAlpha', 'loraDropout', 'loraTargets'] as const) {
-        if (g[k] !== undefined) throw new SftkitError('SFTKIT_BAD_ARGUMENT', `${name(k)} needs ${name('loraR')} >= 1 (LoRA is off)`);
+        if (g[k] !== undefined && g[k] !== this.specOf(k)?.default) throw new SftkitError('SFTKIT_BAD_ARGUMENT', `${name(k)} needs ${name('loraR')} >= 1 (LoRA is off)`);
       }
     }
     this.extraRules(given, name);
