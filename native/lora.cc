@@ -31,9 +31,7 @@ uint64_t splitmix64(uint64_t x) {
 
 std::string shape_str(at::IntArrayRef s) {
   std::ostringstream o;
-  o << "[";
-  for (size_t i = 0; i < s.size(); ++i) o << (i ? ", " : "") << s[i];
-  o << "]";
+  o << s;  // c10::ArrayRef prints "[4, 32]"
   return o.str();
 }
 

@@ -948,23 +948,25 @@ class NativeModel : public Napi::ObjectWrap<NativeModel> {
     SFT_NAPI_CATCH(env)
   }
 
+  // One operation on the attached adapters, run on the compute thread (name: "sftkit.<method>").
+  Napi::Value AdapterOp(Napi::Env env, const char* name, std::function<void(ModelState&, LoraLayers&)> fn) {
+    auto lease = std::make_shared<Lease>(state_);
+    ModelState* s = &lease->state();
+    if (!s->model->lora()) throw_bad_argument(std::string(name).substr(7) + ": the model has no LoRA adapters (attachLora first)");
+    return (new FnWorker(env, name, s->threads, lease, [s, fn]() { fn(*s, *s->model->lora()); }, nullptr))->start();
+  }
+
   // loadAdapter(file) -> Promise<void>: A and B of the attached adapters from a PEFT adapter_model.safetensors.
   Napi::Value LoadAdapter(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     SFT_NAPI_TRY
-    auto lease = std::make_shared<Lease>(state_);
     std::string path = string_arg(info, 0, "path");
-    ModelState* s = &lease->state();
-    if (!s->model->lora()) throw_bad_argument("loadAdapter: attach the adapters first (attachLora)");
-    return (new FnWorker(env, "sftkit.loadAdapter", s->threads, lease,
-                         [s, path]() {
-                           auto file = SafetensorsFile::open(path);
-                           std::map<std::string, at::Tensor> tensors;
-                           for (const auto& n : file->names()) tensors[n] = file->get(n);
-                           s->model->lora()->load(tensors, path);
-                         },
-                         nullptr))
-        ->start();
+    return AdapterOp(env, "sftkit.loadAdapter", [path](ModelState&, LoraLayers& lora) {
+      auto file = SafetensorsFile::open(path);
+      std::map<std::string, at::Tensor> tensors;
+      for (const auto& n : file->names()) tensors[n] = file->get(n);
+      lora.load(tensors, path);
+    });
     SFT_NAPI_CATCH(env)
   }
 
@@ -972,14 +974,10 @@ class NativeModel : public Napi::ObjectWrap<NativeModel> {
   Napi::Value SaveAdapter(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     SFT_NAPI_TRY
-    auto lease = std::make_shared<Lease>(state_);
     std::string path = string_arg(info, 0, "path");
-    ModelState* s = &lease->state();
-    if (!s->model->lora()) throw_bad_argument("saveAdapter: the model has no LoRA adapters");
-    return (new FnWorker(env, "sftkit.saveAdapter", s->threads, lease,
-                         [s, path]() { save_safetensors(path, s->model->lora()->state_for_save(), {{"format", "pt"}}); },
-                         nullptr))
-        ->start();
+    return AdapterOp(env, "sftkit.saveAdapter", [path](ModelState&, LoraLayers& lora) {
+      save_safetensors(path, lora.state_for_save(), {{"format", "pt"}});
+    });
     SFT_NAPI_CATCH(env)
   }
 
@@ -987,17 +985,11 @@ class NativeModel : public Napi::ObjectWrap<NativeModel> {
   Napi::Value MergeAdapter(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     SFT_NAPI_TRY
-    auto lease = std::make_shared<Lease>(state_);
-    ModelState* s = &lease->state();
-    if (!s->model->lora()) throw_bad_argument("mergeAdapter: the model has no LoRA adapters");
-    return (new FnWorker(env, "sftkit.mergeAdapter", s->threads, lease,
-                         [s]() {
-                           s->model->lora()->merge_into(*s->model);
-                           s->model->set_lora(nullptr);
-                           s->optim.reset();
-                         },
-                         nullptr))
-        ->start();
+    return AdapterOp(env, "sftkit.mergeAdapter", [](ModelState& s, LoraLayers& lora) {
+      lora.merge_into(*s.model);
+      s.model->set_lora(nullptr);
+      s.optim.reset();
+    });
     SFT_NAPI_CATCH(env)
   }
 

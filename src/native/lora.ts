@@ -96,6 +96,15 @@ export function resolveLoraTargets(targets: readonly string[] | string, availabl
   return available.filter((m) => targets.some((t) => matches(m, t)));
 }
 
+/**
+ * The target_modules to write for `targets` resolved to `modules`: "all-linear" is written as the distinct module
+ * names it selected (as peft does: its loader takes "all-linear" only as a plain string); anything else as given.
+ */
+export function savedTargets(targets: readonly string[] | string, modules: readonly string[]): string[] | string {
+  const all = targets === 'all-linear' || (Array.isArray(targets) && targets.length === 1 && targets[0] === 'all-linear');
+  return all ? shortNames(modules) : typeof targets === 'string' ? targets : [...targets];
+}
+
 /** PEFT's get_pattern_key: the first pattern key that matches the end of the module name at a "." boundary. */
 function patternValue(pattern: Record<string, number>, module: string, what: string): number | undefined {
   for (const [key, value] of Object.entries(pattern)) {

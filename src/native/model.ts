@@ -15,6 +15,7 @@ import {
   loraModuleSpecs,
   readAdapterConfig,
   resolveLoraTargets,
+  savedTargets,
   type AdapterConfig,
   type LoraModuleSpec,
   type LoraOptions,
@@ -448,6 +449,9 @@ export class Model {
       mkdirSync(dir, { recursive: true });
       const adapter = this.adapterValue;
       if (adapter) {
+        if (resolve(dir) === resolve(this.dir)) {
+          throw new SftkitError('SFTKIT_BAD_ARGUMENT', `save: ${dir} is the base model's directory; write the adapter elsewhere`);
+        }
         await this.native.saveAdapter(join(dir, ADAPTER_WEIGHTS_FILE));
         writeJsonAtomic(join(dir, ADAPTER_CONFIG_FILE), adapterConfigJson(adapter.config, this.specValue.arch));
         // A directory that held a full model before would otherwise look like one.
@@ -682,6 +686,7 @@ export async function loadModel(dir: string, options: LoadModelOptions = {}): Pr
     if (config) {
       const what = fresh ? 'lora.targets' : `${join(dirs.adapter!, ADAPTER_CONFIG_FILE)} target_modules`;
       const modules = resolveLoraTargets(config.targets, native.loraTargetModules(), spec.arch, what);
+      config.targets = savedTargets(config.targets, modules);
       const seed = options.lora?.seed ?? 0;
       await withCallerStack(() => native.attachLora({ modules: loraModuleSpecs(modules, config), dropout: config.dropout, seed }));
       if (saved) {

@@ -1,6 +1,7 @@
 // LoRA end to end on the shipped real model (TinyStories-656K) and ch7 data: `sftkit train --lora-r` learns with the
 // base frozen and writes a PEFT adapter (not merged weights) with the tokenizer; resume with dropout and
-// checkpointing is exact; eval / generate take --adapter; `sftkit merge` writes full weights that evaluate the same.
+// checkpointing is exact; DPO trains adapters too; eval / generate take --adapter; `sftkit merge` writes full weights
+// that evaluate the same.
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
@@ -10,6 +11,7 @@ import { after, test } from 'node:test';
 import { loadModel } from '../../src/native/model.ts';
 import { safetensorsInfo } from '../../src/native/safetensors.ts';
 import { readMetrics } from '../../src/train/metrics.ts';
+import { trainDpo } from '../../src/train/dpo.ts';
 import { parseTrainArgs } from '../../src/train/options.ts';
 import { train } from '../../src/train/trainer.ts';
 
@@ -73,6 +75,22 @@ test('resume of a LoRA run (dropout, checkpointing) gives the losses of an unint
   const b = losses(part);
   assert.equal(b.length, 8);
   a.forEach((x, i) => assert.ok(Math.abs((b[i] as number) - x) <= 1e-6 * x, `loss at step ${i + 1}: ${b[i]} vs ${x}`));
+});
+
+test('DPO with LoRA: the policy starts as the reference (val loss ln 2), the adapters learn, OUT holds the adapter', async () => {
+  const out = join(scratch, 'dpo-lora');
+  const data = join(root, 'test', 'fixtures', 'data', 'instruction-data-with-preference-24.json');
+  const r = await trainDpo(
+    { model: MODEL, data, out, template: 'alpaca', batchSize: 4, lr: 5e-3, threads: 1, valSplit: 0.25, testSplit: 0, maxSteps: 6, seed: 5, loraR: 8, loraAlpha: 16, loraTargets: 'all-linear' },
+    quiet,
+  );
+  assert.equal(r.stopped, 'completed');
+  const val = readMetrics(join(out, 'metrics.jsonl')).filter((m) => m.type === 'val');
+  assert.ok(Math.abs((val[0]?.loss as number) - Math.log(2)) < 1e-6, 'B = 0: the policy is the reference');
+  assert.ok((val.at(-1)?.loss as number) < Math.log(2), `val loss ${val.at(-1)?.loss}`);
+  assert.ok(existsSync(join(out, 'adapter_model.safetensors')) && !existsSync(join(out, 'model.safetensors')));
+  // all-linear is saved as the names it selected, as peft saves it.
+  assert.deepEqual(JSON.parse(readFileSync(join(out, 'adapter_config.json'), 'utf8')).target_modules, ['q_proj', 'k_proj', 'v_proj', 'o_proj', 'gate_proj', 'up_proj', 'down_proj']);
 });
 
 test('LoRA option errors name the option and the valid module names', async () => {

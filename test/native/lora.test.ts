@@ -10,21 +10,14 @@ import { join } from 'node:path';
 import { after, test } from 'node:test';
 import { safetensorsInfo } from '../../src/native/safetensors.ts';
 import { resolveLoraTargets } from '../../src/native/lora.ts';
-import { loadModel, type Batch, type Model } from '../../src/native/model.ts';
+import { loadModel, type Model } from '../../src/native/model.ts';
+import { randomBatch as batch } from './helpers/batches.ts';
 
 const fixtures = join(import.meta.dirname, '..', 'fixtures', 'models');
 const tiny = (name: string) => join(fixtures, `tiny-${name}`);
 const scratch = mkdtempSync(join(tmpdir(), 'sftkit-lora-'));
 after(() => rmSync(scratch, { recursive: true, force: true }));
 
-function batch(B: number, T: number, seed = 1, vocab = 128): Batch {
-  let s = seed;
-  const rnd = () => ((s = (s * 1103515245 + 12345) >>> 0) % (vocab - 3)) + 3;
-  const inputIds = Int32Array.from({ length: B * T }, rnd);
-  const labels = Int32Array.from(inputIds);
-  for (let b = 0; b < B; ++b) labels[b * T] = -100;
-  return { inputIds, labels, shape: [B, T] };
-}
 
 async function gradsOf(model: Model): Promise<Map<string, Float32Array>> {
   const out = new Map<string, Float32Array>();

@@ -9,18 +9,11 @@ import { fileURLToPath } from 'node:url';
 import { binding } from '../../src/native/binding.ts';
 import { parseModelConfig } from '../../src/native/model-config.ts';
 import { loadModel, type Batch } from '../../src/native/model.ts';
+import { randomBatch as batch } from './helpers/batches.ts';
 
 const fixtures = join(fileURLToPath(new URL('.', import.meta.url)), '..', 'fixtures', 'models');
 const tiny = (name: string) => join(fixtures, `tiny-${name}`);
 
-function batch(B: number, T: number, seed = 1, vocab = 128): Batch {
-  let s = seed;
-  const rnd = () => ((s = (s * 1103515245 + 12345) >>> 0) % (vocab - 3)) + 3;
-  const inputIds = Int32Array.from({ length: B * T }, rnd);
-  const labels = Int32Array.from(inputIds);
-  for (let b = 0; b < B; ++b) labels[b * T] = -100;
-  return { inputIds, labels, shape: [B, T] };
-}
 
 function rel(a: number, b: number): number {
   return Math.abs(a - b) / Math.max(Math.abs(b), 1e-12);
