@@ -109,6 +109,8 @@ def generate_fixtures(versions):
         with open(os.path.join(out, "adapter_config.json")) as f:
             cfg = json.load(f)
         cfg["base_model_name_or_path"] = f"../tiny-{name}"
+        if isinstance(cfg["target_modules"], list):
+            cfg["target_modules"] = sorted(cfg["target_modules"])  # peft writes a set: a stable order for the fixture
         with open(os.path.join(out, "adapter_config.json"), "w") as f:
             json.dump(cfg, f, indent=2)
         with torch.no_grad():
