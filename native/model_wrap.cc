@@ -436,7 +436,7 @@ class NativeModel : public Napi::ObjectWrap<NativeModel> {
     return (new FnWorker(
                 env, train ? "sftkit.step" : "sftkit.evalLoss", s->threads, lease,
                 [s, batch, out, train, loss_scale]() {
-                  PreparedBatch pb = prepare_batch(*s->model, batch->input, /*trim=*/true);
+                  PreparedBatch pb = unpad_batch(prepare_batch(*s->model, batch->input, /*trim=*/true));  // no padding computed
                   std::unique_ptr<c10::NoGradGuard> guard;
                   if (!train) guard = std::make_unique<c10::NoGradGuard>();
                   const auto t0 = std::chrono::steady_clock::now();
@@ -591,10 +591,10 @@ class NativeModel : public Napi::ObjectWrap<NativeModel> {
                   at::Tensor th;
                   {
                     c10::NoGradGuard no_grad;
-                    PreparedBatch tb = prepare_batch(*t->model, batch->input, /*trim=*/true);
+                    PreparedBatch tb = unpad_batch(prepare_batch(*t->model, batch->input, /*trim=*/true));
                     th = t->model->hidden_states(tb.ids, tb.pos, tb.plan, nullptr);
                   }
-                  PreparedBatch pb = prepare_batch(*s->model, batch->input, /*trim=*/true);
+                  PreparedBatch pb = unpad_batch(prepare_batch(*s->model, batch->input, /*trim=*/true));
                   at::Tensor h = s->model->hidden_states(pb.ids, pb.pos, pb.plan, nullptr);
                   *out = fused_distill_loss(h, s->model->lm_head_weight(), th, t->model->lm_head_weight(), pb.labels, alpha, tau);
                   *loss = out->count > 0 ? out->loss_sum.item<double>() : 0.0;
