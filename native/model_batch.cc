@@ -160,14 +160,14 @@ PreparedBatch unpad_batch(const PreparedBatch& pb) {
   int64_t* ix = index.data_ptr<int64_t>();
   int64_t* ps = pos.data_ptr<int64_t>();
   PreparedBatch out;
-  out.plan.kind = AttentionPlan::Kind::kPacked;
-  out.plan.segments.resize(1);
+  out.plan.kind = AttentionPlan::Kind::kUnpadded;
+  out.plan.unpad_rows = B;
+  out.plan.unpad_cols = T;
   std::vector<int64_t> starts;
   int64_t at_ = 0;
   for (int64_t b = 0; b < B; ++b) {
     const int64_t n = pb.row_lengths[b];
     if (n == 0) continue;
-    out.plan.segments[0].emplace_back(at_, n);
     starts.push_back(at_);
     for (int64_t t = 0; t < n; ++t) {
       ix[at_ + t] = b * T + t;
@@ -183,7 +183,7 @@ PreparedBatch unpad_batch(const PreparedBatch& pb) {
   out.labels.index_fill_(0, first, kIgnoreIndex);
   out.labels = out.labels.unsqueeze(0);
   out.cols = total;
-  plan_row_masks(out.plan, total, dev);
+  out.plan.unpad_index = index;
   return out;
 }
 

@@ -37,9 +37,10 @@ struct PreparedBatch {
 // every row (exact: padding never influences earlier positions and carries no label).
 PreparedBatch prepare_batch(const CausalLM& model, const BatchInput& in, bool trim);
 
-// Padded rows -> ONE packed row of their real tokens, each row a document (block-diagonal causal attention: exactly
-// what each row attends to under right padding), so that no padding position is computed. The first label of every
-// row becomes -100 (it is never a target: the shift). Only for losses summed over the batch (step, evalLoss,
+// Padded rows -> ONE row of their real tokens [1, N] (AttentionPlan::kUnpadded), so that the projections, MLPs,
+// norms and the loss compute no padding position; attention alone runs on the padded layout, batched (per-row
+// SDPA calls on the packed row were measured slower than the padding they save). The first label of every row
+// becomes -100 (it is never a target: the shift). Only for losses summed over the batch (step, evalLoss,
 // distillation), not for per-row results. Returns `pb` unchanged without padding worth removing (< 5% of the
 // positions), with one row, or without labels.
 PreparedBatch unpad_batch(const PreparedBatch& pb);

@@ -296,7 +296,7 @@ test('gradient checkpointing: the same loss and gradients as keeping activations
   }
 });
 
-test('padded batches are computed unpadded (rows as packed documents): the same loss and gradients as row by row', async () => {
+test('padded batches are computed unpadded (attention on the padded layout, the rest on the real tokens): the same loss and gradients as row by row', async () => {
   // Short rows take the dense block-diagonal mask, long ones one SDPA call per row.
   for (const [name, T, lengths] of [['gpt2', 20, [20, 13, 6, 17]], ['qwen3', 20, [20, 13, 6, 17]], ['llama', 90, [90, 70, 64]]] as const) {
     const padded = await loadModel(tiny(name));
