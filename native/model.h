@@ -33,6 +33,8 @@ struct AttentionPlan {
     kCausal,  // plain causal over the T new tokens (+ everything in the cache); right padding needs nothing more
     kPacked,  // block-diagonal causal: per row, documents [start, start + len) attend only within themselves
     kMasked,  // explicit boolean mask [B, 1, T, S] (true = attend); used by generation with left padding
+    kUnpadded,  // the real tokens of padded rows as one row [1, N]: attention runs on the padded layout
+                // [rows, cols] (batched causal SDPA), everything else on the N real tokens only
   };
   Kind kind = Kind::kCausal;
   std::vector<std::vector<std::pair<int64_t, int64_t>>> segments;  // kPacked: per row (start, length), covering T
@@ -40,6 +42,9 @@ struct AttentionPlan {
   // document costs more than a dense mask below ~64 tokens per document, measured: bench/README.md), else undefined.
   std::vector<at::Tensor> row_masks;
   at::Tensor mask;                                                  // kMasked
+  // kUnpadded: index [N] of every real token in the flattened padded layout [rows * cols] (row-major).
+  at::Tensor unpad_index;
+  int64_t unpad_rows = 0, unpad_cols = 0;
 };
 
 // Preallocated per-layer key/value buffers [B, Hkv, capacity, D]; `length` tokens are filled.

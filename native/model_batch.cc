@@ -22,6 +22,24 @@ void check_2d(const at::Tensor& x, int64_t B, int64_t T, at::ScalarType st, cons
   }
 }
 
+// Short documents: one dense block-diagonal causal mask per row beats one SDPA call per document (measured:
+// bench/README.md). Fills plan.row_masks for rows whose documents average fewer than 64 tokens.
+void plan_row_masks(AttentionPlan& plan, int64_t T, const at::Device& dev) {
+  constexpr int64_t kMinSegmentForSplit = 64;
+  plan.row_masks.assign(plan.segments.size(), at::Tensor());
+  for (size_t b = 0; b < plan.segments.size(); ++b) {
+    const auto& segs = plan.segments[b];
+    if (segs.size() <= 1 || T / static_cast<int64_t>(segs.size()) >= kMinSegmentForSplit) continue;
+    at::Tensor seg_id = at::empty({T}, at::TensorOptions().dtype(at::kLong));
+    int64_t* sid = seg_id.data_ptr<int64_t>();
+    for (size_t i = 0; i < segs.size(); ++i)
+      for (int64_t t = segs[i].first; t < segs[i].first + segs[i].second; ++t) sid[t] = static_cast<int64_t>(i);
+    seg_id = to_device(seg_id, dev);
+    at::Tensor causal = at::ones({T, T}, at::TensorOptions().dtype(at::kBool).device(dev)).tril();
+    plan.row_masks[b] = (seg_id.unsqueeze(1) == seg_id.unsqueeze(0)).logical_and(causal).view({1, 1, T, T});
+  }
+}
+
 }  // namespace
 
 PreparedBatch prepare_batch(const CausalLM& model, const BatchInput& in, bool trim) {
@@ -113,6 +131,7 @@ PreparedBatch prepare_batch(const CausalLM& model, const BatchInput& in, bool tr
           if (labels && labels[b * T + t] != kIgnoreIndex) throw_bad_argument(at_pos("labels", b, t) + " must be -100 (padding)");
         }
         longest = std::max(longest, n);
+        out.row_lengths.push_back(n);
       }
       if (trim) used = std::max<int64_t>(longest, 1);
     }
@@ -122,27 +141,51 @@ PreparedBatch prepare_batch(const CausalLM& model, const BatchInput& in, bool tr
     out.pos = at::arange(used, at::TensorOptions().dtype(at::kLong)).unsqueeze(0).expand({B, used});
   }
   const at::Device dev = model.options().device;
-  if (out.plan.kind == AttentionPlan::Kind::kPacked) {
-    // Short documents: one dense block-diagonal causal mask per row beats one SDPA call per document.
-    constexpr int64_t kMinSegmentForSplit = 64;
-    out.plan.row_masks.resize(B);
-    for (int64_t b = 0; b < B; ++b) {
-      const auto& segs = out.plan.segments[b];
-      if (segs.size() <= 1 || T / static_cast<int64_t>(segs.size()) >= kMinSegmentForSplit) continue;
-      at::Tensor seg_id = at::empty({T}, at::TensorOptions().dtype(at::kLong));
-      int64_t* sid = seg_id.data_ptr<int64_t>();
-      for (size_t i = 0; i < segs.size(); ++i)
-        for (int64_t t = segs[i].first; t < segs[i].first + segs[i].second; ++t) sid[t] = static_cast<int64_t>(i);
-      seg_id = to_device(seg_id, dev);
-      at::Tensor causal = at::ones({T, T}, at::TensorOptions().dtype(at::kBool).device(dev)).tril();
-      out.plan.row_masks[b] = (seg_id.unsqueeze(1) == seg_id.unsqueeze(0)).logical_and(causal).view({1, 1, T, T});
-    }
-  }
+  if (out.plan.kind == AttentionPlan::Kind::kPacked) plan_row_masks(out.plan, T, dev);
   out.cols = used;
   // On CUDA through pinned host memory with non-blocking copies (to_device).
   out.ids = to_device(in.input_ids.narrow(1, 0, used).to(at::kLong), dev);
   out.pos = to_device(out.pos.narrow(1, 0, used).contiguous(), dev);
   if (labels) out.labels = to_device(in.labels.narrow(1, 0, used).to(at::kLong), dev);
+  return out;
+}
+
+PreparedBatch unpad_batch(const PreparedBatch& pb) {
+  const int64_t B = pb.ids.size(0), T = pb.cols;
+  if (pb.plan.kind != AttentionPlan::Kind::kCausal || pb.row_lengths.empty() || B < 2 || !pb.labels.defined()) return pb;
+  int64_t total = 0;
+  for (int64_t n : pb.row_lengths) total += n;
+  if (total == 0 || (B * T - total) * 20 < B * T) return pb;  // less than 5% padding: not worth a packed plan
+  const at::Device dev = pb.ids.device();
+  at::Tensor index = at::empty({total}, at::TensorOptions().dtype(at::kLong));
+  at::Tensor pos = at::empty({total}, at::TensorOptions().dtype(at::kLong));
+  int64_t* ix = index.data_ptr<int64_t>();
+  int64_t* ps = pos.data_ptr<int64_t>();
+  PreparedBatch out;
+  out.plan.kind = AttentionPlan::Kind::kUnpadded;
+  out.plan.unpad_rows = B;
+  out.plan.unpad_cols = T;
+  std::vector<int64_t> starts;
+  int64_t at_ = 0;
+  for (int64_t b = 0; b < B; ++b) {
+    const int64_t n = pb.row_lengths[b];
+    if (n == 0) continue;
+    starts.push_back(at_);
+    for (int64_t t = 0; t < n; ++t) {
+      ix[at_ + t] = b * T + t;
+      ps[at_ + t] = t;
+    }
+    at_ += n;
+  }
+  index = to_device(index, dev);
+  out.ids = pb.ids.reshape({-1}).index_select(0, index).unsqueeze(0);
+  out.pos = to_device(pos, dev).unsqueeze(0);
+  out.labels = pb.labels.reshape({-1}).index_select(0, index);
+  at::Tensor first = to_device(at::tensor(starts, at::TensorOptions().dtype(at::kLong)), dev);
+  out.labels.index_fill_(0, first, kIgnoreIndex);
+  out.labels = out.labels.unsqueeze(0);
+  out.cols = total;
+  out.plan.unpad_index = index;
   return out;
 }
 

@@ -30,10 +30,19 @@ struct PreparedBatch {
   at::Tensor labels;  // [B, T'] int64 (undefined without labels)
   AttentionPlan plan;
   int64_t cols = 0;   // T' (<= T: trailing all-padding columns dropped when trimming)
+  std::vector<int64_t> row_lengths;  // padded rows (attention mask given): real tokens per row; else empty
 };
 
 // Throws SFTKIT_BAD_ARGUMENT naming the first offending element. `trim`: drop trailing columns that are padding in
 // every row (exact: padding never influences earlier positions and carries no label).
 PreparedBatch prepare_batch(const CausalLM& model, const BatchInput& in, bool trim);
+
+// Padded rows -> ONE row of their real tokens [1, N] (AttentionPlan::kUnpadded), so that the projections, MLPs,
+// norms and the loss compute no padding position; attention alone runs on the padded layout, batched (per-row
+// SDPA calls on the packed row were measured slower than the padding they save). The first label of every row
+// becomes -100 (it is never a target: the shift). Only for losses summed over the batch (step, evalLoss,
+// distillation), not for per-row results. Returns `pb` unchanged without padding worth removing (< 5% of the
+// positions), with one row, or without labels.
+PreparedBatch unpad_batch(const PreparedBatch& pb);
 
 }  // namespace sft

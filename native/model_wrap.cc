@@ -467,7 +467,7 @@ class NativeModel : public Napi::ObjectWrap<NativeModel> {
     return (new FnWorker(
                 env, train ? "sftkit.step" : "sftkit.evalLoss", s->threads, lease,
                 [s, batch, out, train, loss_scale]() {
-                  PreparedBatch pb = prepare_batch(*s->model, batch->input, /*trim=*/true);
+                  PreparedBatch pb = unpad_batch(prepare_batch(*s->model, batch->input, /*trim=*/true));  // no padding computed
                   std::unique_ptr<c10::NoGradGuard> guard;
                   if (!train) guard = std::make_unique<c10::NoGradGuard>();
                   LoraLayers::Mode lora_mode(s->model->lora(), /*training=*/train, /*enabled=*/true);
@@ -627,10 +627,10 @@ class NativeModel : public Napi::ObjectWrap<NativeModel> {
                   at::Tensor th;
                   {
                     c10::NoGradGuard no_grad;
-                    PreparedBatch tb = prepare_batch(*t->model, batch->input, /*trim=*/true);
+                    PreparedBatch tb = unpad_batch(prepare_batch(*t->model, batch->input, /*trim=*/true));
                     th = forward_hidden(*t, tb);
                   }
-                  PreparedBatch pb = prepare_batch(*s->model, batch->input, /*trim=*/true);
+                  PreparedBatch pb = unpad_batch(prepare_batch(*s->model, batch->input, /*trim=*/true));
                   LoraLayers::Mode lora_mode(s->model->lora(), /*training=*/true, /*enabled=*/true);
                   at::Tensor h = forward_hidden(*s, pb);
                   *out = fused_distill_loss(h, s->model->lm_head_weight(), th, t->model->lm_head_weight(), pb.labels, alpha, tau);
