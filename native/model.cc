@@ -237,49 +237,29 @@ at::Tensor attention_forward(const at::Tensor& q, const at::Tensor& k_in, const 
       }
     case AttentionPlan::Kind::kMasked:
       return at::scaled_dot_product_attention(q, k, v, plan.mask);
-    case AttentionPlan::Kind::kUnpadded: {
-      // q/k/v [1, H, N, D] of the real tokens -> the padded layout [B, H, T, D] (zeros at padding: right padding is
-      // never attended to by a real token) -> one batched causal SDPA -> back to the real tokens [1, H, N, D].
-      if (s != t) throw_bad_argument("unpadded attention does not combine with a KV cache");
-      const int64_t B = plan.unpad_rows, T = plan.unpad_cols, H = q.size(1), D = q.size(3);
-      auto to_padded = [&](const at::Tensor& x) {
-        at::Tensor real = x.squeeze(0).transpose(0, 1);  // [N, H, D]
-        return at::zeros({B * T, H, D}, x.options()).index_copy(0, plan.unpad_index, real).view({B, T, H, D}).transpose(1, 2);
-      };
-      at::Tensor out = at::scaled_dot_product_attention(to_padded(q), to_padded(k), to_padded(v), {}, 0.0, /*is_causal=*/true);
-      return out.transpose(1, 2).reshape({B * T, H, D}).index_select(0, plan.unpad_index).transpose(0, 1).unsqueeze(0);
-    }
-    case AttentionPlan::Kind::kPacked: {
-      // Block-diagonal causal attention without a [T, T] mask: one causal SDPA per document segment. Rows and
-      // documents are taken with split (whose backward is one concatenation), not narrow (whose backward would
-      // write each document's gradient into a zero tensor of the whole row: quadratic in the documents).
-      if (s != t) throw_bad_argument("packed attention does not combine with a KV cache");
-      const auto qr = q.split(1, 0), kr = k.split(1, 0), vr = v.split(1, 0);
-      std::vector<at::Tensor> rows;
-      rows.reserve(qr.size());
-      for (size_t b = 0; b < qr.size(); ++b) {
-        const auto& segs = plan.segments[b];
-        if (b < plan.row_masks.size() && plan.row_masks[b].defined()) {
-          rows.push_back(at::scaled_dot_product_attention(qr[b], kr[b], vr[b], plan.row_masks[b]));
-          continue;
+    case AttentionPlan::Kind::kVarlen: {
+      // Each bucket: its tokens gathered into the zero-padded layout [seqs, H, len, D] (zeros at padding, which no
+      // real token attends to: padding follows every sequence), one batched causal SDPA, the outputs scattered back.
+      if (s != t) throw_bad_argument("varlen attention does not combine with a KV cache");
+      const int64_t B = q.size(0), H = q.size(1), D = q.size(3), N = q.size(0) * q.size(2);
+      auto flat = [&](const at::Tensor& x) { return x.transpose(1, 2).reshape({N, H, D}); };
+      const at::Tensor qf = flat(q), kf = flat(k), vf = flat(v);
+      at::Tensor out;
+      for (const VarlenBucket& bk : plan.buckets) {
+        auto padded = [&](const at::Tensor& xf) {
+          at::Tensor x = bk.identity ? xf : at::zeros({bk.seqs * bk.len, H, D}, xf.options()).index_copy(0, bk.slots, xf.index_select(0, bk.tokens));
+          return x.view({bk.seqs, bk.len, H, D}).transpose(1, 2);
+        };
+        at::Tensor o = at::scaled_dot_product_attention(padded(qf), padded(kf), padded(vf), {}, 0.0, /*is_causal=*/true);
+        o = o.transpose(1, 2).reshape({bk.seqs * bk.len, H, D});
+        if (bk.identity && plan.buckets.size() == 1) {
+          out = o;
+          break;
         }
-        if (segs.size() == 1) {
-          rows.push_back(at::scaled_dot_product_attention(qr[b], kr[b], vr[b], {}, 0.0, true));
-          continue;
-        }
-        std::vector<int64_t> sizes;
-        sizes.reserve(segs.size());
-        for (const auto& seg : segs) sizes.push_back(seg.second);
-        const auto qd = qr[b].split_with_sizes(sizes, 2), kd = kr[b].split_with_sizes(sizes, 2),
-                   vd = vr[b].split_with_sizes(sizes, 2);
-        std::vector<at::Tensor> parts;
-        parts.reserve(segs.size());
-        for (size_t i = 0; i < segs.size(); ++i) {
-          parts.push_back(at::scaled_dot_product_attention(qd[i], kd[i], vd[i], {}, 0.0, true));
-        }
-        rows.push_back(at::cat(parts, 2));
+        if (!bk.identity) o = o.index_select(0, bk.slots);
+        out = (out.defined() ? out : at::zeros({N, H, D}, q.options())).index_copy(0, bk.tokens, o);
       }
-      return rows.size() == 1 ? rows[0] : at::cat(rows, 0);
+      return out.view({B, t, H, D}).transpose(1, 2);
     }
   }
   throw_bad_argument("unknown attention plan");

@@ -27,24 +27,26 @@ struct ModelSpec {
   bool tie_word_embeddings = false, qkv_bias = false, o_bias = false, mlp_bias = false, qk_norm = false;
 };
 
+// One bucket of a kVarlen plan: `seqs` sequences of at most `len` tokens run as one batched causal SDPA over the
+// zero-padded layout [seqs, H, len, D]; tokens [n] are the flat indices (into the call's B * T tokens, row-major) of
+// the bucket's tokens and slots [n] their places in the [seqs * len] layout. identity: tokens == slots == 0..n-1.
+struct VarlenBucket {
+  at::Tensor tokens, slots;
+  int64_t seqs = 0, len = 0;
+  bool identity = false;
+};
+
 // How the tokens of one forward call attend to each other.
 struct AttentionPlan {
   enum class Kind {
     kCausal,  // plain causal over the T new tokens (+ everything in the cache); right padding needs nothing more
-    kPacked,  // block-diagonal causal: per row, documents [start, start + len) attend only within themselves
     kMasked,  // explicit boolean mask [B, 1, T, S] (true = attend); used by generation with left padding
-    kUnpadded,  // the real tokens of padded rows as one row [1, N]: attention runs on the padded layout
-                // [rows, cols] (batched causal SDPA), everything else on the N real tokens only
+    kVarlen,  // sequences that attend causally within themselves only: the documents of packed rows, the rows of an
+              // unpadded batch (its real tokens as one row [1, N]); sequences of similar length share a bucket
   };
   Kind kind = Kind::kCausal;
-  std::vector<std::vector<std::pair<int64_t, int64_t>>> segments;  // kPacked: per row (start, length), covering T
-  // kPacked: per row, a block-diagonal causal mask [1, 1, T, T] when the row's documents are short (one SDPA call per
-  // document costs more than a dense mask below ~64 tokens per document, measured: bench/README.md), else undefined.
-  std::vector<at::Tensor> row_masks;
-  at::Tensor mask;                                                  // kMasked
-  // kUnpadded: index [N] of every real token in the flattened padded layout [rows * cols] (row-major).
-  at::Tensor unpad_index;
-  int64_t unpad_rows = 0, unpad_cols = 0;
+  at::Tensor mask;                    // kMasked
+  std::vector<VarlenBucket> buckets;  // kVarlen: every token of the call in exactly one bucket
 };
 
 // Preallocated per-layer key/value buffers [B, Hkv, capacity, D]; `length` tokens are filled.

@@ -37,10 +37,9 @@ struct PreparedBatch {
 // every row (exact: padding never influences earlier positions and carries no label).
 PreparedBatch prepare_batch(const CausalLM& model, const BatchInput& in, bool trim);
 
-// Padded rows -> ONE row of their real tokens [1, N] (AttentionPlan::kUnpadded), so that the projections, MLPs,
-// norms and the loss compute no padding position; attention alone runs on the padded layout, batched (per-row
-// SDPA calls on the packed row were measured slower than the padding they save). The first label of every row
-// becomes -100 (it is never a target: the shift). Only for losses summed over the batch (step, evalLoss,
+// Padded rows -> ONE row of their real tokens [1, N] with a kVarlen plan (each row a sequence), so that no padding
+// position is computed anywhere (attention runs on the rows' real lengths in buckets of similar length). The first
+// label of every row becomes -100 (it is never a target: the shift). Only for losses summed over the batch (step, evalLoss,
 // distillation), not for per-row results. Returns `pb` unchanged without padding worth removing (< 5% of the
 // positions), with one row, or without labels.
 PreparedBatch unpad_batch(const PreparedBatch& pb);

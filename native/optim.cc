@@ -5,6 +5,7 @@
 #include <c10/core/GradMode.h>
 
 #include <cmath>
+#include <optional>
 
 #include "errors.h"
 
@@ -26,13 +27,12 @@ double AdamW::clip_grad_norm(double max_norm) {
   for (const auto& e : params_) {
     if (e.param.grad().defined()) grads.push_back(e.param.grad());
   }
+  clip_coef_ = 1.0;
   if (grads.empty()) return 0.0;
   // Shapes: per-tensor norms [P] -> global norm (fp32 per tensor, combined in fp64).
   std::vector<at::Tensor> norms = at::_foreach_norm(grads, 2, at::kFloat);
   const double norm = at::stack(norms).to(at::kDouble).norm().item<double>();
-  if (max_norm > 0 && std::isfinite(norm) && norm > max_norm) {
-    at::_foreach_mul_(grads, max_norm / (norm + 1e-6));
-  }
+  if (max_norm > 0 && std::isfinite(norm) && norm > max_norm) clip_coef_ = max_norm / (norm + 1e-6);
   return norm;
 }
 
@@ -53,9 +53,14 @@ void AdamW::step(double lr) {
       s.push_back(steps_[i]);
     }
     if (p.empty()) continue;
+    // Clipping: the kernel divides each gradient by grad_scale (as it unscales AMP gradients).
+    std::optional<at::Tensor> grad_scale;
+    if (clip_coef_ != 1.0) grad_scale = at::scalar_tensor(1.0 / clip_coef_, p[0].options().dtype(at::kFloat));
     at::_fused_adamw_(p, g, m, v, /*max_exp_avg_sqs=*/{}, s, lr, options_.beta1, options_.beta2,
-                      decay ? options_.weight_decay : 0.0, options_.eps, /*amsgrad=*/false, /*maximize=*/false);
+                      decay ? options_.weight_decay : 0.0, options_.eps, /*amsgrad=*/false, /*maximize=*/false,
+                      grad_scale);
   }
+  clip_coef_ = 1.0;
 }
 
 std::vector<std::pair<std::string, at::Tensor>> AdamW::state_tensors() const {

@@ -26,10 +26,11 @@ struct ParamEntry {
 class AdamW {
  public:
   AdamW(std::vector<ParamEntry> params, AdamWOptions options);
-  // Global L2 norm over all gradients (fp32 accumulation per tensor); scales them in place to max_norm when larger.
-  // Returns the pre-clip norm; max_norm <= 0 only measures.
+  // Global L2 norm over all gradients (fp32 accumulation per tensor). When larger than max_norm, the next step()
+  // scales the gradients to max_norm inside the fused kernel (its grad_scale), which saves a pass over every
+  // gradient. Returns the pre-clip norm; max_norm <= 0 only measures.
   double clip_grad_norm(double max_norm);
-  // One step at learning rate lr for every parameter that has a gradient.
+  // One step at learning rate lr for every parameter that has a gradient (clipped as the last clip_grad_norm said).
   void step(double lr);
   void set_options(const AdamWOptions& o) { options_ = o; }
   int64_t step_count() const { return step_; }
@@ -42,6 +43,7 @@ class AdamW {
   std::vector<at::Tensor> exp_avg_, exp_avg_sq_, steps_;
   AdamWOptions options_;
   int64_t step_ = 0;
+  double clip_coef_ = 1.0;  // from clip_grad_norm, consumed by the next step
 };
 
 }  // namespace sft

@@ -13,7 +13,8 @@ import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync,
 import { cpus, freemem, homedir, tmpdir, totalmem } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
-import { mfu, trainFlopsPerToken } from '../../src/bench/flops.ts';
+import { executedTrainFlops, mfu, trainFlopsPerToken } from '../../src/bench/flops.ts';
+import { randomBatch } from '../../src/bench/train-bench.ts';
 import { readModelConfig } from '../../src/native/model-config.ts';
 
 const root = resolve(import.meta.dirname, '..', '..');
@@ -106,6 +107,12 @@ interface StepRow {
   batch: number;
   seqLen: number;
   flopsPerToken: number;
+  /** Per step: real (non-padding) tokens, labelled positions, model FLOPs of the real tokens, FLOPs each side runs. */
+  realTokens: number;
+  labelRows: number;
+  modelFlops: number;
+  sftkitFlops: number;
+  torchFlops: number;
   sftkit: Record<string, number> | null;
   torch: Record<string, number> | null;
 }
@@ -144,12 +151,23 @@ if (only !== 'sft') {
     const common = ['--batch-size', String(w.batch), '--seq-len', String(w.seqLen), '--steps', String(steps), '--warmup', String(warmup), '--threads', String(threads)];
     const sftkit = runJson(process.execPath, [sftkitBin, 'bench', 'train', '--model', dir, ...common, '--json'], `${name} sftkit`);
     const torch = python ? runJson(python, [join(here, 'torch_bench.py'), '--model', dir, ...common], `${name} PyTorch+transformers`) : null;
+    const spec = readModelConfig(dir).spec;
+    const b = randomBatch(w.batch, w.seqLen, spec.vocabSize, 1000);
+    const realTokens = b.attentionMask.reduce((s, m) => s + m, 0);
+    // Targets after the shift: labels[t + 1] of each row.
+    let labelRows = 0;
+    for (let r = 0; r < w.batch; r++) for (let t = 1; t < w.seqLen; t++) labelRows += b.labels[r * w.seqLen + t] !== -100 ? 1 : 0;
     stepRows.push({
       name,
       shape: w.shape,
       batch: w.batch,
       seqLen: w.seqLen,
-      flopsPerToken: trainFlopsPerToken(readModelConfig(dir).spec, w.seqLen),
+      flopsPerToken: trainFlopsPerToken(spec, w.seqLen),
+      realTokens,
+      labelRows,
+      modelFlops: realTokens * trainFlopsPerToken(spec, w.seqLen),
+      sftkitFlops: executedTrainFlops(spec, w.seqLen, realTokens, labelRows),
+      torchFlops: executedTrainFlops(spec, w.seqLen, w.batch * w.seqLen, w.batch * w.seqLen),
       sftkit: sftkit as Record<string, number> | null,
       torch: torch as Record<string, number> | null,
     });
@@ -221,8 +239,11 @@ const report = {
     ...r,
     tokensRatio: ratio(r.sftkit?.tokens_per_s, r.torch?.tokens_per_s),
     rssRatio: ratio(r.sftkit?.peak_rss_mib, r.torch?.peak_rss_mib),
-    mfuSftkit: r.sftkit && ceiling ? mfu(r.sftkit.tokens_per_s!, r.flopsPerToken, ceiling) : null,
-    mfuTorch: r.torch && ceiling ? mfu(r.torch.tokens_per_s!, r.flopsPerToken, ceiling) : null,
+    // MFU: the model FLOPs of the step's real tokens per second of step; HFU: the FLOPs the engine actually ran.
+    mfuSftkit: r.sftkit && ceiling ? mfu(1000 / r.sftkit.ms_per_step!, r.modelFlops, ceiling) : null,
+    mfuTorch: r.torch && ceiling ? mfu(1000 / r.torch.ms_per_step!, r.modelFlops, ceiling) : null,
+    hfuSftkit: r.sftkit && ceiling ? mfu(1000 / r.sftkit.ms_per_step!, r.sftkitFlops, ceiling) : null,
+    hfuTorch: r.torch && ceiling ? mfu(1000 / r.torch.ms_per_step!, r.torchFlops, ceiling) : null,
   })),
   sft: sftRows.map((r) => ({ ...r, tokensRatio: ratio(r.sftkit?.unpadded_tokens_per_s, r.trl?.unpadded_tokens_per_s as number | undefined) })),
 };
@@ -233,13 +254,15 @@ const x = (v: number | null | undefined) => (v === null || v === undefined ? 'â€
 const md: string[] = [
   `Run ${report.date.slice(0, 16).replace('T', ' ')} UTC on ${machine.cpu}, ${machine.cores} cores (${machine.isa}), ${machine.memGiB} GiB; ` +
     `${threads} threads; libtorch ${machine.libtorch}${machine.python ? `; Python: ${machine.python}` : '; Python side skipped'}. ` +
-    `fp32 matmul ceiling (2048^3, best of 10): ${f(Number(matmulSftkit?.gflops), 1)} GFLOP/s through sftkit, ${f(Number(matmulTorch?.gflops), 1)} through PyTorch.`,
+    `fp32 matmul ceiling (2048^3, best of 10): ${f(Number(matmulSftkit?.gflops), 1)} GFLOP/s through sftkit, ${f(Number(matmulTorch?.gflops), 1)} through PyTorch ` +
+    `(MFU and HFU are quoted against the larger). MFU: model FLOPs of the real tokens (6 x matmul parameters incl. the LM head + 12 L H D T per token) per second; ` +
+    `HFU: the FLOPs each engine executes (PyTorch: every position through layers and head; sftkit: the real tokens through the layers, the labelled ones through the head).`,
   '',
-  '| workload | sftkit tokens/s | PyTorch tokens/s | speed ratio | sftkit MFU | PyTorch MFU | sftkit peak RSS | PyTorch peak RSS | memory ratio | sftkit fwd / bwd / optim ms | PyTorch fwd / bwd / optim ms |',
+  '| workload | sftkit tokens/s | PyTorch tokens/s | speed ratio | MFU sftkit / PyTorch | HFU sftkit / PyTorch | sftkit peak RSS | PyTorch peak RSS | memory ratio | sftkit fwd / bwd / optim ms | PyTorch fwd / bwd / optim ms |',
   '|---|---:|---:|---:|---:|---:|---:|---:|---:|---|---|',
   ...report.steps.map(
     (r) =>
-      `| ${r.name} | ${f(r.sftkit?.tokens_per_s, 1)} | ${f(r.torch?.tokens_per_s, 1)} | ${x(r.tokensRatio)} | ${pct(r.mfuSftkit)} | ${pct(r.mfuTorch)} | ` +
+      `| ${r.name} | ${f(r.sftkit?.tokens_per_s, 1)} | ${f(r.torch?.tokens_per_s, 1)} | ${x(r.tokensRatio)} | ${pct(r.mfuSftkit)} / ${pct(r.mfuTorch)} | ${pct(r.hfuSftkit)} / ${pct(r.hfuTorch)} | ` +
       `${f((r.sftkit?.peak_rss_mib ?? NaN) / 1024, 2)} GiB | ${f((r.torch?.peak_rss_mib ?? NaN) / 1024, 2)} GiB | ${x(r.rssRatio)} | ` +
       `${f(r.sftkit?.ms_forward)} / ${f(r.sftkit?.ms_backward)} / ${f(r.sftkit?.ms_optimizer)} | ${f(r.torch?.ms_forward)} / ${f(r.torch?.ms_backward)} / ${f(r.torch?.ms_optimizer)} |`,
   ),

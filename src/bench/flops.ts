@@ -11,9 +11,23 @@ export function matmulParameters(spec: ModelSpec): number {
   return spec.numLayers * (attention + mlp) + spec.vocabSize * C;
 }
 
+/** The LM head's parameters (V x C), part of matmulParameters. */
+export function headParameters(spec: ModelSpec): number {
+  return spec.vocabSize * spec.hiddenSize;
+}
+
 /** Training FLOPs per token at sequence length T: 6 N_matmul + 12 L H D T. */
 export function trainFlopsPerToken(spec: ModelSpec, seqLen: number): number {
   return 6 * matmulParameters(spec) + 12 * spec.numLayers * spec.numHeads * spec.headDim * seqLen;
+}
+
+/**
+ * FLOPs a training step executes when `tokens` positions run through the layers and `headRows` of them through the
+ * LM head (an engine that computes every position has headRows = tokens).
+ */
+export function executedTrainFlops(spec: ModelSpec, seqLen: number, tokens: number, headRows: number): number {
+  const perToken = trainFlopsPerToken(spec, seqLen) - 6 * headParameters(spec);
+  return tokens * perToken + 6 * headParameters(spec) * headRows;
 }
 
 /** Model FLOP utilisation: achieved training FLOP/s over a measured ceiling (GFLOP/s). */
