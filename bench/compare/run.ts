@@ -141,14 +141,19 @@ const ceiling = Math.max(Number(matmulSftkit?.gflops ?? 0), Number(matmulTorch?.
 const stepRows: StepRow[] = [];
 if (only !== 'sft') {
   const workloads = [
-    { shape: 'gpt2-124m', batch: 4, seqLen: 256 },
-    { shape: 'gpt2-124m', batch: 8, seqLen: 128 },
-    { shape: 'qwen2-0.5b', batch: 2, seqLen: 256 },
+    { shape: 'gpt2-124m', batch: 4, seqLen: 256, checkpointing: false },
+    { shape: 'gpt2-124m', batch: 8, seqLen: 128, checkpointing: false },
+    { shape: 'qwen2-0.5b', batch: 2, seqLen: 256, checkpointing: false },
+    // Both sides with activation checkpointing (transformers' gradient_checkpointing_enable, non-reentrant).
+    { shape: 'qwen2-0.5b', batch: 2, seqLen: 256, checkpointing: true },
   ] as const;
   for (const w of workloads) {
     const dir = benchModel(w.shape);
-    const name = `${w.shape} B${w.batch} T${w.seqLen}`;
-    const common = ['--batch-size', String(w.batch), '--seq-len', String(w.seqLen), '--steps', String(steps), '--warmup', String(warmup), '--threads', String(threads)];
+    const name = `${w.shape} B${w.batch} T${w.seqLen}${w.checkpointing ? ', both with gradient checkpointing' : ''}`;
+    const common = [
+      '--batch-size', String(w.batch), '--seq-len', String(w.seqLen), '--steps', String(steps), '--warmup', String(warmup), '--threads', String(threads),
+      ...(w.checkpointing ? ['--gradient-checkpointing'] : []),
+    ];
     const sftkit = runJson(process.execPath, [sftkitBin, 'bench', 'train', '--model', dir, ...common, '--json'], `${name} sftkit`);
     const torch = python ? runJson(python, [join(here, 'torch_bench.py'), '--model', dir, ...common], `${name} PyTorch+transformers`) : null;
     const spec = readModelConfig(dir).spec;

@@ -45,6 +45,7 @@ def main():
     p.add_argument("--steps", type=int, required=True)
     p.add_argument("--warmup", type=int, default=1)
     p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--gradient-checkpointing", action="store_true")
     a = p.parse_args()
     torch.set_num_threads(a.threads)
     torch.manual_seed(0)
@@ -53,6 +54,8 @@ def main():
         if hasattr(config, k):
             setattr(config, k, 0.0)
     model = AutoModelForCausalLM.from_pretrained(a.model, config=config, dtype=torch.float32, attn_implementation="sdpa")
+    if a.gradient_checkpointing:
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
     model.train()
     opt = torch.optim.AdamW(model.parameters(), lr=1e-5, weight_decay=0.01)
     vocab = model.config.vocab_size
