@@ -2,9 +2,12 @@
 // SFTTrainer) in ONE run on this machine, then a JSON + Markdown table of ratios, MFU and peak memory.
 //
 //   node --import tsx bench/compare/run.ts [--steps 3] [--warmup 1] [--threads 2] [--records 400]
-//        [--only steps|sft|all] [--python PY] [--skip-python] [--setup-only] [--out bench/results] [--update-readme]
+//        [--repeats 1] [--sft-repeats 1] [--only steps|sft|all] [--python PY] [--skip-python] [--setup-only]
+//        [--out bench/results] [--update-readme]
 //
-// Every measurement runs in a process of its own (peak RSS is per process), one at a time. The models are random
+// Every measurement runs in a process of its own (peak RSS is per process), one at a time. With --repeats N the two
+// sides of a workload run alternately N times (A B A B ...) and each side's best run is reported: the shared host
+// drifts by ~10% over minutes and noise only ever slows a run down; every run is kept in the JSON. The models are random
 // (built once by `sftkit bench build-model` into the cache) and both sides load the same files. The Python side
 // runs in its own venv (SFTKIT_BENCH_VENV, default ~/.cache/sftkit/bench-venv) created from the configured pip index;
 // when Python or the wheels are missing its columns are skipped with a message, the sftkit columns still run.
@@ -27,6 +30,8 @@ const { values: args } = parseArgs({
     warmup: { type: 'string', default: '1' },
     threads: { type: 'string', default: '2' },
     records: { type: 'string', default: '400' },
+    repeats: { type: 'string', default: '1' },
+    'sft-repeats': { type: 'string', default: '1' },
     only: { type: 'string', default: 'all' },
     python: { type: 'string' },
     'skip-python': { type: 'boolean', default: false },
@@ -37,6 +42,23 @@ const { values: args } = parseArgs({
 });
 const steps = Number(args.steps), warmup = Number(args.warmup), threads = Number(args.threads), records = Number(args.records);
 const only = args.only as 'steps' | 'sft' | 'all';
+const repeats = Number(args.repeats), sftRepeats = Number(args['sft-repeats']);
+for (const [k, v] of [['--repeats', repeats], ['--sft-repeats', sftRepeats]] as const) {
+  if (!Number.isInteger(v) || v < 1) throw new Error(`${k}: expected an integer >= 1, got ${v}`);
+}
+
+/** Runs `sides` alternately `n` times; per side the run with the highest `key`, and every run. */
+function alternate<S extends string>(n: number, key: string, sides: Record<S, () => Record<string, unknown> | null>) {
+  const runs = Object.fromEntries(Object.keys(sides).map((k) => [k, [] as Record<string, unknown>[]])) as Record<S, Record<string, unknown>[]>;
+  for (let i = 0; i < n; i++) {
+    for (const side of Object.keys(sides) as S[]) {
+      const r = sides[side]();
+      if (r) runs[side].push(r);
+    }
+  }
+  const best = (rs: Record<string, unknown>[]) => (rs.length ? rs.reduce((a, b) => (Number(b[key]) > Number(a[key]) ? b : a)) : null);
+  return { best: Object.fromEntries(Object.keys(sides).map((k) => [k, best(runs[k as S])])) as Record<S, Record<string, unknown> | null>, runs };
+}
 /** The cache root of scripts/libtorch.mjs (SFTKIT_CACHE_DIR, else $XDG_CACHE_HOME/sftkit or ~/.cache/sftkit). */
 const cacheRoot = () => (process.env.SFTKIT_CACHE_DIR ? resolve(process.env.SFTKIT_CACHE_DIR) : join(process.env.XDG_CACHE_HOME ? resolve(process.env.XDG_CACHE_HOME) : join(homedir(), '.cache'), 'sftkit'));
 const log = (m: string) => process.stderr.write(`compare: ${m}\n`);
@@ -115,12 +137,14 @@ interface StepRow {
   torchFlops: number;
   sftkit: Record<string, number> | null;
   torch: Record<string, number> | null;
+  runs: Record<'sftkit' | 'torch', Record<string, unknown>[]>;
 }
 interface SftRow {
   name: string;
   sftkit: Record<string, number> | null;
   trl: Record<string, unknown> | null;
   trlMode: string;
+  runs: Record<'sftkit' | 'trl', Record<string, unknown>[]>;
 }
 
 const started = new Date();
@@ -137,6 +161,17 @@ const matmulTorch = python
   ? runJson(python, ['-c', `import torch,time,json\ntorch.set_num_threads(${threads})\na=torch.randn(2048,2048);b=torch.randn(2048,2048);c=a@b\nbest=1e9\nfor _ in range(10):\n  t=time.perf_counter();c=a@b;best=min(best,time.perf_counter()-t)\nprint(json.dumps({"gflops":2*2048**3/best/1e9,"ms":best*1e3}))`], 'matmul (PyTorch)')
   : null;
 const ceiling = Math.max(Number(matmulSftkit?.gflops ?? 0), Number(matmulTorch?.gflops ?? 0));
+/**
+ * The host's speed drifts (its matmul ceiling measured 92-141 GFLOP/s within two hours), so each training run is
+ * preceded by a matmul measurement of its own, kept in the run's record as ceiling_gflops.
+ */
+function withCeiling(run: () => Record<string, unknown> | null): () => Record<string, unknown> | null {
+  return () => {
+    const m = runJson(process.execPath, [sftkitBin, 'bench', 'matmul', '--size', '2048', '--reps', '10', '--threads', String(threads), '--json'], 'matmul beside the next run');
+    const r = run();
+    return r ? { ...r, ceiling_gflops: Number(m?.gflops ?? 0) } : null;
+  };
+}
 
 const stepRows: StepRow[] = [];
 if (only !== 'sft') {
@@ -154,8 +189,11 @@ if (only !== 'sft') {
       '--batch-size', String(w.batch), '--seq-len', String(w.seqLen), '--steps', String(steps), '--warmup', String(warmup), '--threads', String(threads),
       ...(w.checkpointing ? ['--gradient-checkpointing'] : []),
     ];
-    const sftkit = runJson(process.execPath, [sftkitBin, 'bench', 'train', '--model', dir, ...common, '--json'], `${name} sftkit`);
-    const torch = python ? runJson(python, [join(here, 'torch_bench.py'), '--model', dir, ...common], `${name} PyTorch+transformers`) : null;
+    const { best, runs } = alternate(repeats, 'tokens_per_s', {
+      sftkit: withCeiling(() => runJson(process.execPath, [sftkitBin, 'bench', 'train', '--model', dir, ...common, '--json'], `${name} sftkit`)),
+      torch: withCeiling(() => (python ? runJson(python, [join(here, 'torch_bench.py'), '--model', dir, ...common], `${name} PyTorch+transformers`) : null)),
+    });
+    const { sftkit, torch } = best;
     const spec = readModelConfig(dir).spec;
     const b = randomBatch(w.batch, w.seqLen, spec.vocabSize, 1000);
     const realTokens = b.attentionMask.reduce((s, m) => s + m, 0);
@@ -175,6 +213,7 @@ if (only !== 'sft') {
       torchFlops: executedTrainFlops(spec, w.seqLen, w.batch * w.seqLen, w.batch * w.seqLen),
       sftkit: sftkit as Record<string, number> | null,
       torch: torch as Record<string, number> | null,
+      runs,
     });
   }
 }
@@ -186,8 +225,9 @@ if (only !== 'steps') {
   const work = mkdtempSync(join(tmpdir(), 'sftkit-compare-'));
   const subset = join(work, 'instruction-data.json');
   writeFileSync(subset, JSON.stringify((JSON.parse(readFileSync(data, 'utf8')) as unknown[]).slice(0, records)));
+  let runNo = 0;
   const sftkitSft = (extra: string[], tag: string) => {
-    const out = join(work, `run-${tag}`);
+    const out = join(work, `run-${tag}-${runNo++}`); // a fresh directory each run: an existing one would resume
     const flags = ['train', '--model', dir, '--data', subset, '--out', out, '--epochs', '1', '--lr', '5e-5', '--val-split', '0', '--test-split', '0', '--threads', String(threads), '--log-every', '1000', ...extra];
     const r = spawnSync(process.execPath, [sftkitBin, ...flags], { cwd: root, encoding: 'utf8', env: { ...process.env, OMP_NUM_THREADS: String(threads) } });
     log(`SFT sftkit ${tag}: sftkit ${flags.join(' ')}`);
@@ -205,8 +245,12 @@ if (only !== 'steps') {
   };
   const trlRun = (mode: 'padded' | 'packed', batch: number) =>
     python ? runJson(python, [join(here, 'trl_sft.py'), '--model', dir, '--data', subset, '--records', String(records), '--batch-size', String(batch), '--mode', mode, '--threads', String(threads)], `SFT TRL ${mode}`) : null;
-  sftRows.push({ name: `SFT ${records} alpaca records, B8, grouped by length vs TRL padded`, sftkit: sftkitSft(['--batch-size', '8', '--group-by-length'], 'grouped'), trl: trlRun('padded', 8), trlMode: 'padded' });
-  sftRows.push({ name: `SFT ${records} alpaca records, packed rows of 1024, B2 vs TRL packing`, sftkit: sftkitSft(['--batch-size', '2', '--packing', '--max-length', '1024'], 'packed'), trl: trlRun('packed', 2), trlMode: 'packed' });
+  const sftRow = (name: string, trlMode: 'padded' | 'packed', sftkitFlags: string[], tag: string, batch: number) => {
+    const { best, runs } = alternate(sftRepeats, 'unpadded_tokens_per_s', { sftkit: () => sftkitSft(sftkitFlags, tag), trl: () => trlRun(trlMode, batch) });
+    sftRows.push({ name, sftkit: best.sftkit as Record<string, number> | null, trl: best.trl, trlMode, runs });
+  };
+  sftRow(`SFT ${records} alpaca records, B8, grouped by length vs TRL padded`, 'padded', ['--batch-size', '8', '--group-by-length'], 'grouped', 8);
+  sftRow(`SFT ${records} alpaca records, packed rows of 1024, B2 vs TRL packing`, 'packed', ['--batch-size', '2', '--packing', '--max-length', '1024'], 'packed', 2);
   rmSync(work, { recursive: true, force: true });
 }
 
@@ -240,34 +284,40 @@ const report = {
   date: started.toISOString(),
   machine,
   matmul: { sftkit: matmulSftkit, torch: matmulTorch, ceilingGflops: ceiling },
-  steps: stepRows.map((r) => ({
+  steps: stepRows.map(rowReport),
+  sft: sftRows.map((r) => ({ ...r, tokensRatio: ratio(r.sftkit?.unpadded_tokens_per_s, r.trl?.unpadded_tokens_per_s as number | undefined) })),
+};
+/** Each side's MFU and HFU against the matmul ceiling measured just before its reported run. */
+function rowReport(r: StepRow) {
+  const cs = Number(r.sftkit?.ceiling_gflops) || ceiling, ct = Number(r.torch?.ceiling_gflops) || ceiling;
+  return {
     ...r,
+    ceilingGflops: { sftkit: cs, torch: ct },
     tokensRatio: ratio(r.sftkit?.tokens_per_s, r.torch?.tokens_per_s),
     rssRatio: ratio(r.sftkit?.peak_rss_mib, r.torch?.peak_rss_mib),
     // MFU: the model FLOPs of the step's real tokens per second of step; HFU: the FLOPs the engine actually ran.
-    mfuSftkit: r.sftkit && ceiling ? mfu(1000 / r.sftkit.ms_per_step!, r.modelFlops, ceiling) : null,
-    mfuTorch: r.torch && ceiling ? mfu(1000 / r.torch.ms_per_step!, r.modelFlops, ceiling) : null,
-    hfuSftkit: r.sftkit && ceiling ? mfu(1000 / r.sftkit.ms_per_step!, r.sftkitFlops, ceiling) : null,
-    hfuTorch: r.torch && ceiling ? mfu(1000 / r.torch.ms_per_step!, r.torchFlops, ceiling) : null,
-  })),
-  sft: sftRows.map((r) => ({ ...r, tokensRatio: ratio(r.sftkit?.unpadded_tokens_per_s, r.trl?.unpadded_tokens_per_s as number | undefined) })),
-};
+    mfuSftkit: r.sftkit && cs ? mfu(1000 / r.sftkit.ms_per_step!, r.modelFlops, cs) : null,
+    mfuTorch: r.torch && ct ? mfu(1000 / r.torch.ms_per_step!, r.modelFlops, ct) : null,
+    hfuSftkit: r.sftkit && cs ? mfu(1000 / r.sftkit.ms_per_step!, r.sftkitFlops, cs) : null,
+    hfuTorch: r.torch && ct ? mfu(1000 / r.torch.ms_per_step!, r.torchFlops, ct) : null,
+  };
+}
 
 const f = (v: number | null | undefined, d = 0) => (v === null || v === undefined || !Number.isFinite(v) ? '—' : v.toFixed(d));
 const pct = (v: number | null | undefined) => (v === null || v === undefined ? '—' : `${(v * 100).toFixed(0)}%`);
 const x = (v: number | null | undefined) => (v === null || v === undefined ? '—' : `${v.toFixed(2)}x`);
 const md: string[] = [
   `Run ${report.date.slice(0, 16).replace('T', ' ')} UTC on ${machine.cpu}, ${machine.cores} cores (${machine.isa}), ${machine.memGiB} GiB; ` +
-    `${threads} threads; libtorch ${machine.libtorch}${machine.python ? `; Python: ${machine.python}` : '; Python side skipped'}. ` +
-    `fp32 matmul ceiling (2048^3, best of 10): ${f(Number(matmulSftkit?.gflops), 1)} GFLOP/s through sftkit, ${f(Number(matmulTorch?.gflops), 1)} through PyTorch ` +
-    `(MFU and HFU are quoted against the larger). MFU: model FLOPs of the real tokens (6 x matmul parameters incl. the LM head + 12 L H D T per token) per second; ` +
+    `${threads} threads; libtorch ${machine.libtorch}; ${repeats === 1 ? 'one run per side' : `best of ${repeats} alternating runs per side`} (SFT: ${sftRepeats === 1 ? 'one run' : `best of ${sftRepeats}`})${machine.python ? `; Python: ${machine.python}` : '; Python side skipped'}. ` +
+    `fp32 matmul ceiling (2048^3, best of 10) at the start: ${f(Number(matmulSftkit?.gflops), 1)} GFLOP/s through sftkit, ${f(Number(matmulTorch?.gflops), 1)} through PyTorch; ` +
+    `measured again (through sftkit) just before every training run, and each run's MFU and HFU are quoted against the ceiling measured before it (the host's speed drifts). MFU: model FLOPs of the real tokens (6 x matmul parameters incl. the LM head + 12 L H D T per token) per second; ` +
     `HFU: the FLOPs each engine executes (PyTorch: every position through layers and head; sftkit: the real tokens through the layers, the labelled ones through the head).`,
   '',
-  '| workload | sftkit tokens/s | PyTorch tokens/s | speed ratio | MFU sftkit / PyTorch | HFU sftkit / PyTorch | sftkit peak RSS | PyTorch peak RSS | memory ratio | sftkit fwd / bwd / optim ms | PyTorch fwd / bwd / optim ms |',
-  '|---|---:|---:|---:|---:|---:|---:|---:|---:|---|---|',
+  '| workload | sftkit tokens/s | PyTorch tokens/s | speed ratio | matmul ceiling before the runs GFLOP/s sftkit / PyTorch | MFU sftkit / PyTorch | HFU sftkit / PyTorch | sftkit peak RSS | PyTorch peak RSS | memory ratio | sftkit fwd / bwd / optim ms | PyTorch fwd / bwd / optim ms |',
+  '|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---|',
   ...report.steps.map(
     (r) =>
-      `| ${r.name} | ${f(r.sftkit?.tokens_per_s, 1)} | ${f(r.torch?.tokens_per_s, 1)} | ${x(r.tokensRatio)} | ${pct(r.mfuSftkit)} / ${pct(r.mfuTorch)} | ${pct(r.hfuSftkit)} / ${pct(r.hfuTorch)} | ` +
+      `| ${r.name} | ${f(r.sftkit?.tokens_per_s, 1)} | ${f(r.torch?.tokens_per_s, 1)} | ${x(r.tokensRatio)} | ${f(r.ceilingGflops.sftkit)} / ${f(r.ceilingGflops.torch)} | ${pct(r.mfuSftkit)} / ${pct(r.mfuTorch)} | ${pct(r.hfuSftkit)} / ${pct(r.hfuTorch)} | ` +
       `${f((r.sftkit?.peak_rss_mib ?? NaN) / 1024, 2)} GiB | ${f((r.torch?.peak_rss_mib ?? NaN) / 1024, 2)} GiB | ${x(r.rssRatio)} | ` +
       `${f(r.sftkit?.ms_forward)} / ${f(r.sftkit?.ms_backward)} / ${f(r.sftkit?.ms_optimizer)} | ${f(r.torch?.ms_forward)} / ${f(r.torch?.ms_backward)} / ${f(r.torch?.ms_optimizer)} |`,
   ),
