@@ -5,12 +5,10 @@
 // Prints one JSON object per document length.
 //   node --import tsx bench/packed.ts [--model gpt2-124m|DIR] [--batch 2] [--seq 1024] [--doc-lens 32,64,256,1024]
 //                                     [--steps 2] [--warmup 1] [--threads 2]
-import { spawnSync } from 'node:child_process';
-import { existsSync } from 'node:fs';
-import { homedir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { loadModel, type Batch } from '../src/native/model.ts';
+import { BENCH_MODEL_SHAPES, benchModel, type BenchModelShape } from './bench-models.ts';
 
 const { values } = parseArgs({
   options: {
@@ -24,18 +22,6 @@ const { values } = parseArgs({
   },
 });
 const B = Number(values.batch), T = Number(values.seq), steps = Number(values.steps), warmup = Number(values.warmup), threads = Number(values.threads);
-
-/** A named shape is built once into the cache by `sftkit bench build-model` (the same files bench/compare uses). */
-function modelDir(m: string): string {
-  if (m !== 'gpt2-124m' && m !== 'qwen2-0.5b') return resolve(m);
-  const cache = process.env.SFTKIT_CACHE_DIR ? resolve(process.env.SFTKIT_CACHE_DIR) : join(process.env.XDG_CACHE_HOME ?? join(homedir(), '.cache'), 'sftkit');
-  const dir = join(cache, 'bench-models', `${m}-v1`);
-  if (!existsSync(join(dir, 'config.json'))) {
-    const r = spawnSync(process.execPath, [join(import.meta.dirname, '..', 'bin', 'sftkit.js'), 'bench', 'build-model', '--shape', m, '--out', dir], { stdio: 'inherit' });
-    if (r.status !== 0) throw new Error(`sftkit bench build-model --shape ${m} failed (${r.status})`);
-  }
-  return dir;
-}
 
 /** n documents of L random tokens; each document's first token unlabelled (nothing before it to predict it from). */
 function documents(n: number, L: number, vocab: number, seed: number): Int32Array {
@@ -57,7 +43,8 @@ function separate(ids: Int32Array, L: number): Batch {
   return { inputIds: ids, labels, attentionMask: new Uint8Array(ids.length).fill(1), shape: [ids.length / L, L] };
 }
 
-const model = await loadModel(modelDir(values.model), { threads });
+const named = (BENCH_MODEL_SHAPES as readonly string[]).includes(values.model);
+const model = await loadModel(named ? benchModel(values.model as BenchModelShape) : resolve(values.model), { threads });
 try {
   for (const L of values['doc-lens'].split(',').map(Number)) {
     if (!Number.isInteger(L) || L < 2 || T % L !== 0) throw new Error(`--doc-lens: ${L} does not divide --seq ${T}`);

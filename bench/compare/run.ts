@@ -12,17 +12,17 @@
 // runs in its own venv (SFTKIT_BENCH_VENV, default ~/.cache/sftkit/bench-venv) created from the configured pip index;
 // when Python or the wheels are missing its columns are skipped with a message, the sftkit columns still run.
 import { spawnSync } from 'node:child_process';
-import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { cpus, freemem, homedir, tmpdir, totalmem } from 'node:os';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { cpus, freemem, tmpdir, totalmem } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { executedTrainFlops, mfu, trainFlopsPerToken } from '../../src/bench/flops.ts';
 import { randomBatch } from '../../src/bench/train-bench.ts';
 import { readModelConfig } from '../../src/native/model-config.ts';
+import { benchModel, cacheRoot, sftkitBin } from '../bench-models.ts';
 
 const root = resolve(import.meta.dirname, '..', '..');
 const here = import.meta.dirname;
-const sftkitBin = join(root, 'bin', 'sftkit.js');
 
 const { values: args } = parseArgs({
   options: {
@@ -59,8 +59,6 @@ function alternate<S extends string>(n: number, key: string, sides: Record<S, ()
   const best = (rs: Record<string, unknown>[]) => (rs.length ? rs.reduce((a, b) => (Number(b[key]) > Number(a[key]) ? b : a)) : null);
   return { best: Object.fromEntries(Object.keys(sides).map((k) => [k, best(runs[k as S])])) as Record<S, Record<string, unknown> | null>, runs };
 }
-/** The cache root of scripts/libtorch.mjs (SFTKIT_CACHE_DIR, else $XDG_CACHE_HOME/sftkit or ~/.cache/sftkit). */
-const cacheRoot = () => (process.env.SFTKIT_CACHE_DIR ? resolve(process.env.SFTKIT_CACHE_DIR) : join(process.env.XDG_CACHE_HOME ? resolve(process.env.XDG_CACHE_HOME) : join(homedir(), '.cache'), 'sftkit'));
 const log = (m: string) => process.stderr.write(`compare: ${m}\n`);
 
 // ---- processes ------------------------------------------------------------------------------------------------
@@ -102,23 +100,6 @@ function findPython(): { python: string | null; why: string } {
   const pip = spawnSync(py, ['-m', 'pip', 'install', '--quiet', 'torch==2.13.0+cpu', 'transformers', 'trl', 'datasets', 'accelerate', ...extra], { stdio: 'inherit' });
   if (pip.status !== 0 || !probe(py)) return { python: null, why: 'pip could not install torch==2.13.0+cpu, transformers, trl, datasets from the configured index' };
   return { python: py, why: '' };
-}
-
-// ---- models ---------------------------------------------------------------------------------------------------
-
-function benchModel(shape: 'gpt2-124m' | 'qwen2-0.5b'): string {
-  const dir = join(cacheRoot(), 'bench-models', `${shape}-v1`);
-  if (!existsSync(join(dir, 'model.safetensors'))) {
-    log(`building the random ${shape} model in ${dir} (once)`);
-    rmSync(dir, { recursive: true, force: true });
-    const r = spawnSync(process.execPath, [sftkitBin, 'bench', 'build-model', '--shape', shape, '--out', dir], { stdio: 'inherit' });
-    if (r.status !== 0) throw new Error(`could not build ${shape}`);
-  }
-  if (shape === 'gpt2-124m') {
-    // The GPT-2 tokenizer, for the SFT workload (bench train ignores it).
-    for (const f of ['tokenizer.json', 'tokenizer_config.json']) copyFileSync(join(root, 'test', 'fixtures', 'tokenizers', 'gpt2', f), join(dir, f));
-  }
-  return dir;
 }
 
 // ---- the run --------------------------------------------------------------------------------------------------
@@ -183,7 +164,7 @@ if (only !== 'sft') {
     { shape: 'qwen2-0.5b', batch: 2, seqLen: 256, checkpointing: true },
   ] as const;
   for (const w of workloads) {
-    const dir = benchModel(w.shape);
+    const dir = benchModel(w.shape, log);
     const name = `${w.shape} B${w.batch} T${w.seqLen}${w.checkpointing ? ', both with gradient checkpointing' : ''}`;
     const common = [
       '--batch-size', String(w.batch), '--seq-len', String(w.seqLen), '--steps', String(steps), '--warmup', String(warmup), '--threads', String(threads),
@@ -220,7 +201,7 @@ if (only !== 'sft') {
 
 const sftRows: SftRow[] = [];
 if (only !== 'steps') {
-  const dir = benchModel('gpt2-124m');
+  const dir = benchModel('gpt2-124m', log);
   const data = join(root, 'test', 'fixtures', 'data', 'instruction-data.json');
   const work = mkdtempSync(join(tmpdir(), 'sftkit-compare-'));
   const subset = join(work, 'instruction-data.json');
