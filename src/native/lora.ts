@@ -73,6 +73,11 @@ function fullMatch(pattern: string, name: string, what: string): boolean {
   return re.test(name);
 }
 
+/** PEFT's "all-linear" shorthand, as a string or as the only entry of a list. */
+function isAllLinear(targets: readonly string[] | string): boolean {
+  return targets === 'all-linear' || (Array.isArray(targets) && targets.length === 1 && targets[0] === 'all-linear');
+}
+
 /**
  * The modules (full HF names, in the model's order) that `targets` selects among `available` (the modules that can
  * take an adapter). A list entry that matches nothing, or a pattern that matches nothing, is an error listing the
@@ -80,14 +85,13 @@ function fullMatch(pattern: string, name: string, what: string): boolean {
  */
 export function resolveLoraTargets(targets: readonly string[] | string, available: readonly string[], arch: string, what = 'loraTargets'): string[] {
   const valid = `valid module names of this ${arch} model: ${shortNames(available).join(', ')} (or "all-linear")`;
+  if (isAllLinear(targets)) return [...available];
   if (typeof targets === 'string') {
-    if (targets === 'all-linear') return [...available];
     const hit = available.filter((m) => fullMatch(targets, m, what));
     if (hit.length === 0) throw new SftkitError('SFTKIT_BAD_ARGUMENT', `${what}: the pattern ${JSON.stringify(targets)} matches no module (${valid})`);
     return hit;
   }
   if (targets.length === 0) throw invalidParameterError(what, 'at least one module name', targets);
-  if (targets.length === 1 && targets[0] === 'all-linear') return [...available];
   const matches = (m: string, t: string) => m === t || m.endsWith(`.${t}`);
   const unknown = targets.filter((t) => !available.some((m) => matches(m, t)));
   if (unknown.length > 0) {
@@ -101,8 +105,7 @@ export function resolveLoraTargets(targets: readonly string[] | string, availabl
  * names it selected (as peft does: its loader takes "all-linear" only as a plain string); anything else as given.
  */
 export function savedTargets(targets: readonly string[] | string, modules: readonly string[]): string[] | string {
-  const all = targets === 'all-linear' || (Array.isArray(targets) && targets.length === 1 && targets[0] === 'all-linear');
-  return all ? shortNames(modules) : typeof targets === 'string' ? targets : [...targets];
+  return isAllLinear(targets) ? shortNames(modules) : typeof targets === 'string' ? targets : [...targets];
 }
 
 /** PEFT's get_pattern_key: the first pattern key that matches the end of the module name at a "." boundary. */
