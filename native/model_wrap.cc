@@ -952,7 +952,11 @@ class NativeModel : public Napi::ObjectWrap<NativeModel> {
   Napi::Value AdapterOp(Napi::Env env, const char* name, std::function<void(ModelState&, LoraLayers&)> fn) {
     auto lease = std::make_shared<Lease>(state_);
     ModelState* s = &lease->state();
-    if (!s->model->lora()) throw_bad_argument(std::string(name).substr(7) + ": the model has no LoRA adapters (attachLora first)");
+    if (!s->model->lora()) {
+      std::string method(name);
+      method.erase(0, method.find('.') + 1);  // "sftkit.loadAdapter" -> "loadAdapter"
+      throw_bad_argument(method + ": the model has no LoRA adapters (attachLora first)");
+    }
     return (new FnWorker(env, name, s->threads, lease, [s, fn]() { fn(*s, *s->model->lora()); }, nullptr))->start();
   }
 

@@ -185,3 +185,20 @@ test('bf16 autocast (CPU here; the CUDA path is the same code): loss within bf16
   assert.ok(Object.values(norms).every((n) => Number.isFinite(n) && n > 0));
   await m.dispose();
 });
+
+test('the native adapter operations refuse a model without adapters, naming the method', async () => {
+  const model = await loadModel(tiny('llama'), { threads: 1 });
+  try {
+    // Past Model's own guards: the addon's check is the last line of defence for other callers of the binding.
+    const native = (model as unknown as { native: Record<'saveAdapter' | 'loadAdapter' | 'mergeAdapter', (path?: string) => Promise<void>> }).native;
+    for (const method of ['saveAdapter', 'loadAdapter', 'mergeAdapter'] as const) {
+      await assert.rejects(async () => native[method](join(scratch, 'none.safetensors')), (e: Error & { code?: string }) => {
+        assert.equal(e.code, 'SFTKIT_BAD_ARGUMENT');
+        assert.match(e.message, new RegExp(`^${method}: the model has no LoRA adapters`));
+        return true;
+      });
+    }
+  } finally {
+    await model.dispose();
+  }
+});
