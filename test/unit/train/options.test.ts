@@ -192,3 +192,14 @@ test('the dpo schema: the shared training flags, its own defaults and flags, and
   assert.match(help, /--beta X +DPO beta .*\(default: 0\.1\)/);
   assert.ok(help.split('\n').every((l) => l.length <= 140));
 });
+
+test('LoRA options need --lora-r >= 1; options that were validated once validate again', () => {
+  assert.throws(() => parseTrainArgs([...req, '--lora-alpha', '16']), /--lora-alpha\/loraAlpha needs --lora-r\/loraR >= 1 \(LoRA is off\)/);
+  assert.throws(() => parseTrainArgs([...req, '--lora-targets', 'q_proj']), /loraTargets needs .*loraR >= 1/);
+  assert.throws(() => validateTrainOptions({ model: 'm', data: 'd.json', out: 'o', loraR: 0, loraDropout: 0.1 }), /loraDropout needs loraR >= 1/);
+  // A resolved set (defaults filled in, as handed to --nproc workers and kept for --resume) is accepted as is.
+  const resolved = parseTrainArgs(req);
+  assert.deepEqual(validateTrainOptions({ ...resolved }), resolved);
+  const lora = parseTrainArgs([...req, '--lora-r', '4', '--lora-alpha', '16']);
+  assert.deepEqual(validateTrainOptions({ ...lora }), lora);
+});
