@@ -5,6 +5,8 @@
 #include <c10/core/GradMode.h>
 #include <torch/csrc/autograd/custom_function.h>
 
+#include <functional>
+
 namespace sft {
 namespace {
 
@@ -62,7 +64,71 @@ struct SwigluFn : public torch::autograd::Function<SwigluFn> {
   }
 };
 
+// Backward of y = a @ w^T for an activation a recomputed here (autograd Function inputs must be defined tensors, so
+// the bias is added outside the Function). Shapes: dy [..., C], w [C, I] -> dw [C, I] (when w needs it) and
+// da [..., I] shaped as `like` (when the activation's inputs need it).
+std::pair<at::Tensor, at::Tensor> down_projection_grads(const at::Tensor& dy_in, const at::Tensor& w, const at::Tensor& like,
+                                                        bool need_input, const std::function<at::Tensor()>& recompute) {
+  const int64_t C = w.size(0), I = w.size(1);
+  at::Tensor dy = dy_in.reshape({-1, C});                                           // [N, C]
+  at::Tensor dw = w.requires_grad() ? at::mm(dy.t(), recompute().reshape({-1, I})) : at::Tensor();  // [C, I]
+  at::Tensor da = need_input ? at::mm(dy, w).view(like.sizes()) : at::Tensor();   // [..., I]
+  return {dw, da};
+}
+
+// Shapes: pre [..., I], w [C, I] -> [..., C] = gelu_tanh(pre) @ w^T; keeps pre (not the activation) for backward.
+struct GeluTanhLinearFn : public torch::autograd::Function<GeluTanhLinearFn> {
+  static at::Tensor forward(AutogradContext* ctx, const at::Tensor& pre, const at::Tensor& w) {
+    ctx->save_for_backward({pre, w});
+    return at::linear(at::gelu(pre, "tanh"), w);
+  }
+  static variable_list backward(AutogradContext* ctx, variable_list grads) {
+    auto saved = ctx->get_saved_variables();
+    const at::Tensor &pre = saved[0], &w = saved[1];
+    auto [dw, da] = down_projection_grads(grads[0], w, pre, pre.requires_grad(), [&] { return at::gelu(pre, "tanh"); });
+    return {da.defined() ? at::gelu_backward(da, pre, "tanh") : at::Tensor(), dw};
+  }
+};
+
+// Shapes: gate [..., I], up [..., I], w [C, I] -> [..., C] = (silu(gate) * up) @ w^T; keeps gate and up.
+struct SwigluLinearFn : public torch::autograd::Function<SwigluLinearFn> {
+  static at::Tensor forward(AutogradContext* ctx, const at::Tensor& gate, const at::Tensor& up, const at::Tensor& w) {
+    ctx->save_for_backward({gate, up, w});
+    return at::linear(at::silu(gate) * up, w);
+  }
+  // d up = da * silu(gate); d gate = silu'(gate) * da * up.
+  static variable_list backward(AutogradContext* ctx, variable_list grads) {
+    auto saved = ctx->get_saved_variables();
+    const at::Tensor &gate = saved[0], &up = saved[1], &w = saved[2];
+    const bool need_gate = gate.requires_grad(), need_up = up.requires_grad();
+    auto [dw, da] = down_projection_grads(grads[0], w, gate, need_gate || need_up, [&] { return at::silu(gate) * up; });
+    at::Tensor dgate = need_gate ? at::silu_backward(da * up, gate) : at::Tensor();
+    at::Tensor dup = need_up ? da * at::silu(gate) : at::Tensor();
+    return {dgate, dup, dw};
+  }
+};
+
+bool needs_graph(std::initializer_list<at::Tensor> ts) {
+  if (!c10::GradMode::is_enabled()) return false;
+  for (const at::Tensor& t : ts) {
+    if (t.defined() && t.requires_grad()) return true;
+  }
+  return false;
+}
+
+at::Tensor plus_bias(at::Tensor y, const at::Tensor& b) { return b.defined() ? y.add_(b) : y; }
+
 }  // namespace
+
+at::Tensor gelu_tanh_linear(const at::Tensor& pre, const at::Tensor& w, const at::Tensor& b) {
+  if (!needs_graph({pre, w, b})) return at::linear(at::gelu(pre, "tanh"), w, b);
+  return plus_bias(GeluTanhLinearFn::apply(pre, w), b);
+}
+
+at::Tensor swiglu_linear(const at::Tensor& gate, const at::Tensor& up, const at::Tensor& w, const at::Tensor& b) {
+  if (!needs_graph({gate, up, w, b})) return at::linear(at::silu(gate) * up, w, b);
+  return plus_bias(SwigluLinearFn::apply(gate, up, w), b);
+}
 
 at::Tensor rms_norm(const at::Tensor& x, const at::Tensor& w, double eps) {
   if (!c10::GradMode::is_enabled() || !(x.requires_grad() || w.requires_grad())) {

@@ -12,6 +12,7 @@
 #include <sstream>
 
 #include "errors.h"
+#include "fused_ops.h"
 
 namespace sft {
 namespace {
@@ -54,6 +55,16 @@ std::string valid_names(const std::vector<std::string>& modules) {
 at::Tensor CausalLM::project(const at::Tensor& x, const at::Tensor& w, const at::Tensor& b) const {
   at::Tensor y = at::linear(x, w, b);
   return lora_ ? lora_->add_delta(x, w, y) : y;
+}
+
+at::Tensor CausalLM::project_gelu_tanh(const at::Tensor& pre, const at::Tensor& w, const at::Tensor& b) const {
+  if (lora_ && lora_->adapts(w)) return project(at::gelu(pre, "tanh"), w, b);
+  return gelu_tanh_linear(pre, w, b);
+}
+
+at::Tensor CausalLM::project_swiglu(const at::Tensor& gate, const at::Tensor& up, const at::Tensor& w, const at::Tensor& b) const {
+  if (lora_ && lora_->adapts(w)) return project(swiglu(gate, up), w, b);
+  return swiglu_linear(gate, up, w, b);
 }
 
 void CausalLM::set_lora(std::shared_ptr<LoraLayers> lora) { lora_ = std::move(lora); }

@@ -52,6 +52,8 @@ class LoraLayers {
   // y = project(x, weight, b) without the adapter; returns y plus the adapter's term when `weight` carries one (and
   // adapters are enabled).
   at::Tensor add_delta(const at::Tensor& x, const at::Tensor& weight, const at::Tensor& y) const;
+  // Whether add_delta would add a term for `weight` now.
+  bool adapts(const at::Tensor& weight) const { return enabled_ && by_weight_.count(&weight) > 0; }
 
   // A and B of every module under PEFT's file names: "base_model.model.<module>.lora_A.weight" / "...lora_B.weight".
   std::vector<ParamRef> parameters();

@@ -128,6 +128,10 @@ class CausalLM {
   // A projection: x [..., in] @ w [out, in]^T + b, plus the LoRA adapter attached to the parameter `w` (a member of
   // the architecture, the tensor its ParamRef points to) when there is one. Defined in lora.cc.
   at::Tensor project(const at::Tensor& x, const at::Tensor& w, const at::Tensor& b) const;
+  // project(gelu_tanh(pre), w, b) and project(silu(gate) * up, w, b): the fused forms of fused_ops.h (activation
+  // recomputed in backward) unless `w` carries a LoRA adapter, which needs the activation itself.
+  at::Tensor project_gelu_tanh(const at::Tensor& pre, const at::Tensor& w, const at::Tensor& b) const;
+  at::Tensor project_swiglu(const at::Tensor& gate, const at::Tensor& up, const at::Tensor& w, const at::Tensor& b) const;
 
   ModelSpec spec_;
   ModelOptions options_;

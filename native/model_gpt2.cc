@@ -96,8 +96,7 @@ class Gpt2Model final : public CausalLM {
         at::Tensor a = attention_forward(q, k_all, v_all, plan).transpose(1, 2).reshape({B, T, C});
         at::Tensor y = x_in + project(a, b.proj_w, b.proj_b);
         h = at::layer_norm(y, {C}, b.ln2_w, b.ln2_b, eps);
-        h = at::gelu(project(h, b.fc_w, b.fc_b), "tanh");
-        return y + project(h, b.mlp_proj_w, b.mlp_proj_b);
+        return y + project_gelu_tanh(project(h, b.fc_w, b.fc_b), b.mlp_proj_w, b.mlp_proj_b);
       };
       // The layer closure captures values and stable references only: a checkpointed layer runs again in backward.
       x = run_layer(layer, x, cache);

@@ -133,8 +133,7 @@ class LlamaModel final : public CausalLM {
         a = a.transpose(1, 2).reshape({B, T, H * D});
         at::Tensor y = x_in + project(a, L.o_w, L.o_b);
         h = rms_norm(y, L.post_norm, spec_.norm_eps);
-        at::Tensor m = swiglu(project(h, L.gate_w, L.gate_b), project(h, L.up_w, L.up_b));
-        return y + project(m, L.down_w, L.down_b);
+        return y + project_swiglu(project(h, L.gate_w, L.gate_b), project(h, L.up_w, L.up_b), L.down_w, L.down_b);
       };
       // The layer closure captures values and stable references only: a checkpointed layer runs again in backward.
       x = run_layer(layer, x, cache);
