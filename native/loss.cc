@@ -21,14 +21,23 @@ using torch::autograd::variable_list;
 // scale * d loss / d h and grad_w [V, C] is incremented by scale * d loss / d W. Never more than one chunk of logits
 // [chunk, V] exists at a time; the softmax gradient is formed in place in that buffer.
 double ce_chunks(const at::Tensor& hf, const at::Tensor& wf, const at::Tensor& y, int64_t chunk, double scale,
-                 at::Tensor* grad_h, at::Tensor* grad_w) {
-  const int64_t n = hf.size(0);
+                 at::Tensor* grad_h, at::Tensor* grad_w, at::Tensor* logits_buffer = nullptr) {
+  const int64_t n = hf.size(0), V = wf.size(0);
+  at::Tensor buffer;  // flat fp32 [>= chunk * V], reused by every chunk (and by the next call when given)
+  if (logits_buffer && logits_buffer->defined() && logits_buffer->numel() >= std::min(chunk, n) * V &&
+      logits_buffer->device() == hf.device()) {
+    buffer = *logits_buffer;
+  } else {
+    buffer = at::empty({std::min(chunk, n) * V}, hf.options());
+    if (logits_buffer) *logits_buffer = buffer;
+  }
   at::Tensor total = at::zeros({}, hf.options().dtype(at::kDouble));
   for (int64_t start = 0; start < n; start += chunk) {
     const int64_t rows = std::min(chunk, n - start);
     at::Tensor hc = hf.narrow(0, start, rows);                      // [r, C]
     at::Tensor yc = y.narrow(0, start, rows).unsqueeze(1);          // [r, 1]
-    at::Tensor logits = at::mm(hc, wf.t());                         // [r, V]
+    at::Tensor logits = buffer.narrow(0, 0, rows * V).view({rows, V});  // [r, V]
+    at::mm_out(logits, hc, wf.t());
     at::Tensor target = logits.gather(1, yc);                       // [r, 1]
     // logsumexp in place (no second [r, V] buffer): exp(logits - max) overwrites the logits, then its row sums.
     at::Tensor rmax = std::get<0>(logits.max(1, /*keepdim=*/true));  // [r, 1]
@@ -136,7 +145,7 @@ LossResult fused_masked_cross_entropy(const at::Tensor& hidden, const at::Tensor
 }
 
 LossGradient fused_masked_cross_entropy_grad(const at::Tensor& hidden, const at::Tensor& weight, const at::Tensor& labels,
-                                             double scale, int64_t chunk_rows) {
+                                             double scale, int64_t chunk_rows, LossWorkspace* workspace) {
   check_inputs(hidden, weight, labels);
   if (chunk_rows < 0) throw_bad_argument("loss: chunk_rows must be >= 0");
   if (!weight.is_leaf()) throw_bad_argument("loss: the LM head weight must be a leaf tensor (a parameter)");
@@ -156,10 +165,20 @@ LossGradient fused_masked_cross_entropy_grad(const at::Tensor& hidden, const at:
   // fp32 weights: the head gradient goes straight into weight.grad (no [V, C] buffer beside it).
   at::Tensor& wgrad = weight.mutable_grad();
   const bool direct = need_w && weight.scalar_type() == at::kFloat;
-  if (direct && !wgrad.defined()) wgrad = at::zeros_like(weight);
+  if (direct && !wgrad.defined()) {
+    at::Tensor* spare = workspace ? &workspace->head_grad : nullptr;
+    if (spare && spare->defined() && spare->sizes() == weight.sizes() && spare->scalar_type() == weight.scalar_type() &&
+        spare->device() == weight.device()) {
+      wgrad = std::move(*spare);
+      wgrad.zero_();
+    } else {
+      wgrad = at::zeros_like(weight);
+    }
+    if (workspace) workspace->head_grad_lent = true;
+  }
   at::Tensor buffer = need_w && !direct ? at::zeros_like(wf) : at::Tensor();
   at::Tensor* gw = !need_w ? nullptr : direct ? &wgrad : &buffer;
-  out.loss_sum = ce_chunks(h, wf, y, chunk, scale, &grad_rows, gw);
+  out.loss_sum = ce_chunks(h, wf, y, chunk, scale, &grad_rows, gw, workspace ? &workspace->logits : nullptr);
   if (buffer.defined()) {
     if (wgrad.defined()) wgrad.add_(buffer.to(weight.scalar_type()));
     else wgrad = buffer.to(weight.scalar_type());
@@ -168,6 +187,14 @@ LossGradient fused_masked_cross_entropy_grad(const at::Tensor& hidden, const at:
   out.grad_hidden.index_copy_(0, rows, grad_rows.to(hidden.scalar_type()));
   out.grad_hidden = out.grad_hidden.view({B, T, C});
   return out;
+}
+
+void LossWorkspace::release_head_grad(const at::Tensor& weight) {
+  at::Tensor& g = weight.mutable_grad();
+  // Parked only when weight.grad is the buffer's one owner: a grad someone still holds must never be zeroed later.
+  if (g.defined() && head_grad_lent && g.use_count() == 1) head_grad = std::move(g);
+  g = at::Tensor();
+  head_grad_lent = false;
 }
 
 LossResult naive_masked_cross_entropy(const at::Tensor& hidden, const at::Tensor& weight, const at::Tensor& labels) {

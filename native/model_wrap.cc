@@ -41,6 +41,7 @@ struct ModelState {
   std::unique_ptr<AdamW> optim;
   std::vector<std::string> no_decay_patterns;  // empty: the model's default grouping
   AutocastState autocast;                      // bf16 autocast of the forward passes (load option `autocast`)
+  LossWorkspace loss_ws;                       // the training loss's buffers, reused across steps (loss.h)
   int threads = 0;
   std::atomic<bool> busy{false};
   std::atomic<bool> cancel_generation{false};
@@ -477,7 +478,8 @@ class NativeModel : public Napi::ObjectWrap<NativeModel> {
                   if (train) {
                     // The loss's gradient w.r.t. the head goes straight into its .grad; the body's backward starts
                     // from d(loss_sum * lossScale) / d hidden.
-                    LossGradient g = fused_masked_cross_entropy_grad(h, s->model->lm_head_weight(), pb.labels, loss_scale);
+                    LossGradient g = fused_masked_cross_entropy_grad(h, s->model->lm_head_weight(), pb.labels, loss_scale,
+                                                                                     /*chunk_rows=*/0, &s->loss_ws);
                     out->sum = g.loss_sum;
                     out->count = g.count;
                     t1 = std::chrono::steady_clock::now();
@@ -750,11 +752,12 @@ class NativeModel : public Napi::ObjectWrap<NativeModel> {
     SFT_NAPI_CATCH(env)
   }
 
-  // zeroGrad(): drops every .grad (sync; cheap).
+  // zeroGrad(): drops every .grad (sync; cheap). The LM head's buffer is kept for the next step's loss (loss.h).
   Napi::Value ZeroGrad(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     SFT_NAPI_TRY
     Lease lease(state_);
+    state_->loss_ws.release_head_grad(state_->model->lm_head_weight());
     for (ParamRef& p : trainable(*state_)) p.tensor->mutable_grad() = at::Tensor();
     return env.Undefined();
     SFT_NAPI_CATCH(env)
@@ -846,6 +849,7 @@ class NativeModel : public Napi::ObjectWrap<NativeModel> {
     if (state_->model->lora()) throw_unsupported("resizeTokenEmbeddings: the model has LoRA adapters (the new rows would be frozen and not saved in the adapter)");
     state_->model->resize_token_embeddings(static_cast<int64_t>(n));
     state_->optim.reset();
+    state_->loss_ws = LossWorkspace();
     return env.Undefined();
     SFT_NAPI_CATCH(env)
   }
@@ -1055,6 +1059,7 @@ class NativeModel : public Napi::ObjectWrap<NativeModel> {
     if (state_->disposed) return env.Undefined();
     if (state_->busy.load()) throw_bad_argument("dispose: an operation is still running on this model");
     state_->optim.reset();
+    state_->loss_ws = LossWorkspace();
     state_->model.reset();
     state_->disposed = true;
     return env.Undefined();

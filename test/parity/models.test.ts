@@ -1,6 +1,7 @@
 // Parity with Hugging Face transformers on tiny random models of every architecture (fixtures written by
-// scripts/gen-fixtures/models.py): logits (padded and packed batches), masked loss, per-parameter gradient norms,
-// one AdamW step, greedy generations (single and left-padded batch); save -> reload is bit-identical.
+// scripts/gen-fixtures/models.py): logits (padded and packed batches), masked loss, per-parameter gradient norms
+// (also after zeroGrad and accumulated over two steps), one AdamW step, greedy generations (single and left-padded
+// batch); save -> reload is bit-identical.
 import assert from 'node:assert/strict';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -113,6 +114,21 @@ for (const name of NAMES) {
         relClose(Math.sqrt(sq), p.deltaNorm, 2e-3, `AdamW update norm ${n}`);
         p.deltaHead.forEach((d, i) => assert.ok(Math.abs(after[i]! - b0[i]! - d) <= 2e-6, `AdamW update ${n}[${i}]`));
       }
+      await model.dispose();
+    });
+
+    test('steps after zeroGrad (the loss reuses its buffers) and accumulated steps keep the reference gradients', async () => {
+      const model = await loadModel(dir);
+      for (let i = 0; i < 2; ++i) {
+        await model.step(batchOf(ref.packed));
+        await model.zeroGrad();
+      }
+      await model.step(batchOf(ref.padded));
+      let norms = await model.gradNorms();
+      for (const [n, g] of Object.entries(ref.gradNorms)) relClose(norms[n]!, g, 1e-4, `grad norm ${n} after zeroGrad`);
+      await model.step(batchOf(ref.padded)); // accumulates: every gradient doubles
+      norms = await model.gradNorms();
+      for (const [n, g] of Object.entries(ref.gradNorms)) relClose(norms[n]!, 2 * g, 1e-4, `accumulated grad norm ${n}`);
       await model.dispose();
     });
 
