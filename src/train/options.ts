@@ -489,9 +489,12 @@ export class OptionParser<O extends BaseTrainOptions> {
       }
     }
     if (g.loraR === undefined || g.loraR === 0) {
-      // Values equal to the defaults pass (validated options validate again).
+      // Flags and config files hold only what the user wrote: any LoRA value without a rank is a mistake. A library
+      // object may be a resolved options object validated again (--nproc workers, resume), which carries every
+      // default: there a value equal to its default passes.
+      const strict = source.kind !== 'object';
       for (const k of ['loraAlpha', 'loraDropout', 'loraTargets'] as const) {
-        if (g[k] !== undefined && g[k] !== this.specOf(k)?.default) throw new SftkitError('SFTKIT_BAD_ARGUMENT', `${name(k)} needs ${name('loraR')} >= 1 (LoRA is off)`);
+        if (g[k] !== undefined && (strict || g[k] !== this.specOf(k)?.default)) throw new SftkitError('SFTKIT_BAD_ARGUMENT', `${name(k)} needs ${name('loraR')} >= 1 (LoRA is off)`);
       }
     }
     this.extraRules(given, name);

@@ -195,6 +195,9 @@ test('the dpo schema: the shared training flags, its own defaults and flags, and
 
 test('LoRA options need --lora-r >= 1; options that were validated once validate again', () => {
   assert.throws(() => parseTrainArgs([...req, '--lora-alpha', '16']), /--lora-alpha\/loraAlpha needs --lora-r\/loraR >= 1 \(LoRA is off\)/);
+  // From argv even the default value is a mistake without a rank (nothing there is a resolved default).
+  assert.throws(() => parseTrainArgs([...req, '--lora-alpha', '8']), /--lora-alpha\/loraAlpha needs --lora-r\/loraR >= 1/);
+  assert.throws(() => parseTrainArgs([...req, '--lora-dropout', '0']), /loraDropout needs .*loraR >= 1/);
   assert.throws(() => parseTrainArgs([...req, '--lora-targets', 'q_proj']), /loraTargets needs .*loraR >= 1/);
   assert.throws(() => validateTrainOptions({ model: 'm', data: 'd.json', out: 'o', loraR: 0, loraDropout: 0.1 }), /loraDropout needs loraR >= 1/);
   // A resolved set (defaults filled in, as handed to --nproc workers and kept for --resume) is accepted as is.
