@@ -101,13 +101,15 @@ struct SwigluLinearFn : public torch::autograd::Function<SwigluLinearFn> {
     auto saved = ctx->get_saved_variables();
     const at::Tensor &gate = saved[0], &up = saved[1], &w = saved[2];
     const bool need_gate = gate.requires_grad(), need_up = up.requires_grad();
-    auto [dw, da] = down_projection_grads(grads[0], w, gate, need_gate || need_up, [&] { return at::silu(gate) * up; });
+    at::Tensor sg = at::silu(gate);  // [..., I], for the weight gradient and d up alike
+    auto [dw, da] = down_projection_grads(grads[0], w, gate, need_gate || need_up, [&] { return sg * up; });
     at::Tensor dgate = need_gate ? at::silu_backward(da * up, gate) : at::Tensor();
-    at::Tensor dup = need_up ? da * at::silu(gate) : at::Tensor();
+    at::Tensor dup = need_up ? da * sg : at::Tensor();
     return {dgate, dup, dw};
   }
 };
 
+// Whether autograd records an op over these inputs (undefined ones, e.g. an absent bias, are skipped).
 bool needs_graph(std::initializer_list<at::Tensor> ts) {
   if (!c10::GradMode::is_enabled()) return false;
   for (const at::Tensor& t : ts) {
@@ -131,7 +133,7 @@ at::Tensor swiglu_linear(const at::Tensor& gate, const at::Tensor& up, const at:
 }
 
 at::Tensor rms_norm(const at::Tensor& x, const at::Tensor& w, double eps) {
-  if (!c10::GradMode::is_enabled() || !(x.requires_grad() || w.requires_grad())) {
+  if (!needs_graph({x, w})) {
     at::Tensor xf = x.to(at::kFloat);
     return w * (xf * inverse_rms(xf, eps)).to(x.scalar_type());
   }
@@ -139,7 +141,7 @@ at::Tensor rms_norm(const at::Tensor& x, const at::Tensor& w, double eps) {
 }
 
 at::Tensor swiglu(const at::Tensor& gate, const at::Tensor& up) {
-  if (!c10::GradMode::is_enabled() || !(gate.requires_grad() || up.requires_grad())) return at::silu(gate) * up;
+  if (!needs_graph({gate, up})) return at::silu(gate) * up;
   return SwigluFn::apply(gate, up);
 }
 
