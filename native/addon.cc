@@ -15,6 +15,9 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("info", Napi::Function::New(env, runtime_info, "info"));
   exports.Set("setNumThreads", Napi::Function::New(env, set_num_threads, "setNumThreads"));
   exports.Set("getNumThreads", Napi::Function::New(env, get_num_threads, "getNumThreads"));
+  exports.Set("setCpuPool", Napi::Function::New(env, set_cpu_pool, "setCpuPool"));
+  exports.Set("cpuPoolStats", Napi::Function::New(env, cpu_pool_stats_js, "cpuPoolStats"));
+  exports.Set("releaseCpuPool", Napi::Function::New(env, release_cpu_pool_js, "releaseCpuPool"));
   exports.Set("roundTrip", Napi::Function::New(env, round_trip, "roundTrip"));
   exports.Set("busyWork", Napi::Function::New(env, busy_work, "busyWork"));
   exports.Set("matmulBench", Napi::Function::New(env, matmul_bench, "matmulBench"));

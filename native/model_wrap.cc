@@ -16,6 +16,7 @@
 #include <string>
 #include <vector>
 
+#include "cpu_pool.h"
 #include "device.h"
 #include "errors.h"
 #include "generate.h"
@@ -1052,7 +1053,8 @@ class NativeModel : public Napi::ObjectWrap<NativeModel> {
     return info.Env().Undefined();
   }
 
-  // dispose(): frees the model and optimizer (the object is unusable afterwards).
+  // dispose(): frees the model and optimizer (the object is unusable afterwards) and gives the CPU pool's cached
+  // blocks back to the kernel.
   Napi::Value Dispose(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     SFT_NAPI_TRY
@@ -1062,6 +1064,7 @@ class NativeModel : public Napi::ObjectWrap<NativeModel> {
     state_->loss_ws = LossWorkspace();
     state_->model.reset();
     state_->disposed = true;
+    release_cpu_pool();  // the freed weights, gradients and moments sit in the pool's cache: back to the kernel
     return env.Undefined();
     SFT_NAPI_CATCH(env)
   }

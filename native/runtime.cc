@@ -8,6 +8,7 @@
 
 #include <string>
 
+#include "cpu_pool.h"
 #include "errors.h"
 
 namespace sft {
@@ -77,6 +78,41 @@ Napi::Value get_num_threads(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   SFT_NAPI_TRY
   return Napi::Number::New(env, at::get_num_threads());
+  SFT_NAPI_CATCH(env)
+}
+
+Napi::Value set_cpu_pool(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  SFT_NAPI_TRY
+  if (info.Length() < 1 || !info[0].IsBoolean()) throw_bad_argument("setCpuPool(enabled): enabled must be a boolean");
+  set_cpu_pool_enabled(info[0].As<Napi::Boolean>().Value());
+  return env.Undefined();
+  SFT_NAPI_CATCH(env)
+}
+
+Napi::Value cpu_pool_stats_js(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  SFT_NAPI_TRY
+  CpuPoolStats s = cpu_pool_stats();
+  Napi::Object out = Napi::Object::New(env);
+  auto num = [&](const char* key, std::size_t v) { out.Set(key, Napi::Number::New(env, static_cast<double>(v))); };
+  out.Set("installed", Napi::Boolean::New(env, s.installed));
+  num("liveBytes", s.live_bytes);
+  num("cachedBytes", s.cached_bytes);
+  num("unbackedBytes", s.unbacked_bytes);
+  num("peakBytes", s.peak_bytes);
+  num("reuses", s.reuses);
+  num("remaps", s.remaps);
+  num("remappedBytes", s.remapped_bytes);
+  num("grownBytes", s.grown_bytes);
+  return out;
+  SFT_NAPI_CATCH(env)
+}
+
+Napi::Value release_cpu_pool_js(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  SFT_NAPI_TRY
+  return Napi::Number::New(env, static_cast<double>(release_cpu_pool()));
   SFT_NAPI_CATCH(env)
 }
 

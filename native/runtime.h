@@ -1,4 +1,5 @@
-// Runtime facts and settings of the native engine: libtorch version, CPU capability, threads, CUDA, build flags.
+// Runtime facts and settings of the native engine: libtorch version, CPU capability, threads, CUDA, build flags,
+// the CPU memory pool.
 #pragma once
 
 #include <napi.h>
@@ -8,5 +9,8 @@ namespace sft {
 Napi::Value runtime_info(const Napi::CallbackInfo& info);      // info() -> plain object (sync)
 Napi::Value set_num_threads(const Napi::CallbackInfo& info);   // setNumThreads(n)
 Napi::Value get_num_threads(const Napi::CallbackInfo& info);   // getNumThreads() -> n
+Napi::Value set_cpu_pool(const Napi::CallbackInfo& info);      // setCpuPool(enabled): cpu_pool.h
+Napi::Value cpu_pool_stats_js(const Napi::CallbackInfo& info); // cpuPoolStats() -> plain object
+Napi::Value release_cpu_pool_js(const Napi::CallbackInfo& info); // releaseCpuPool() -> bytes given back
 
 }  // namespace sft

@@ -6,7 +6,7 @@ import { createRequire } from 'node:module';
 import { constants } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { SftkitError } from '../errors.ts';
+import { invalidParameterError, SftkitError } from '../errors.ts';
 import type { NativeModelClass } from './model.ts';
 
 const require = createRequire(import.meta.url);
@@ -99,11 +99,29 @@ export interface NativeProcessGroupHandle {
   close(): void;
 }
 
+/** Counters of the CPU memory pool: blocks of 1 MiB and more, re-mapped between tensor sizes instead of freed. */
+export interface CpuPoolStats {
+  installed: boolean;
+  liveBytes: number;
+  cachedBytes: number;
+  unbackedBytes: number;
+  peakBytes: number;
+  reuses: number;
+  remaps: number;
+  remappedBytes: number;
+  grownBytes: number;
+}
+
 /** Hand-written types of the addon's exports (native/addon.cc). Later issues extend it. */
 export interface NativeBinding {
   info(): RuntimeInfo;
   setNumThreads(n: number): void;
   getNumThreads(): number;
+  /** Makes the CPU memory pool (native/cpu_pool.h) libtorch's allocator for new tensors, or restores glibc's. */
+  setCpuPool(enabled: boolean): void;
+  cpuPoolStats(): CpuPoolStats;
+  /** Unmaps the pool's cached blocks and gives their pages back to the kernel; returns the bytes released. */
+  releaseCpuPool(): number;
   roundTrip<T extends NumericArray>(
     array: T,
     shape: number[],
@@ -194,11 +212,11 @@ let cached: NativeBinding | null = null;
 export function binding(): NativeBinding {
   if (cached) return cached;
   const record = readLibtorchRecord();
+  let loaded: NativeBinding;
   try {
     preloadLibtorch(record);
     const load = require('node-gyp-build') as (dir: string) => unknown;
-    cached = load(packageRoot) as NativeBinding;
-    return cached;
+    loaded = load(packageRoot) as NativeBinding;
   } catch (e) {
     const reason = e instanceof Error ? e.message : String(e);
     throw new SftkitError(
@@ -216,4 +234,18 @@ export function binding(): NativeBinding {
       { cause: e },
     );
   }
+  if (cpuPoolWanted()) loaded.setCpuPool(true);
+  cached = loaded;
+  return loaded;
+}
+
+/**
+ * SFTKIT_CPU_POOL=off keeps glibc's allocator for every tensor (A/B runs, or a kernel without memfd); the default is
+ * the pool on Linux.
+ */
+function cpuPoolWanted(): boolean {
+  const v = process.env.SFTKIT_CPU_POOL;
+  if (v === undefined || v === '' || v === 'on') return process.platform === 'linux';
+  if (v === 'off') return false;
+  throw invalidParameterError('SFTKIT_CPU_POOL', '"on" or "off"', v);
 }
