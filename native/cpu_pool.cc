@@ -125,6 +125,7 @@ class CpuPool final : public c10::Allocator {
     live_.emplace(block->base, block);
     live_bytes_ += bytes;
     stats_.peak_bytes = std::max(stats_.peak_bytes, live_bytes_ + cached_bytes_);
+    stats_.peak_live_bytes = std::max(stats_.peak_live_bytes, live_bytes_);
     return block->base;
   }
 

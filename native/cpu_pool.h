@@ -19,7 +19,8 @@ struct CpuPoolStats {
   std::size_t live_bytes = 0;       // blocks held by tensors
   std::size_t cached_bytes = 0;     // freed blocks kept mapped for reuse
   std::size_t unbacked_bytes = 0;   // memfd ranges whose pages were given back (release); no RSS
-  std::size_t peak_bytes = 0;       // high-water mark of live + cached
+  std::size_t peak_bytes = 0;       // high-water mark of live + cached (the pool's RSS)
+  std::size_t peak_live_bytes = 0;  // high-water mark of live
   std::size_t reuses = 0;           // requests served by a cached block of the same size
   std::size_t remaps = 0;           // requests served by mapping pages taken from other blocks or grown
   std::size_t remapped_bytes = 0;   // bytes mapped by those requests

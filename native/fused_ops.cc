@@ -5,6 +5,7 @@
 #include <c10/core/GradMode.h>
 #include <torch/csrc/autograd/custom_function.h>
 
+#include <array>
 #include <functional>
 
 namespace sft {
@@ -109,6 +110,29 @@ struct SwigluLinearFn : public torch::autograd::Function<SwigluLinearFn> {
   }
 };
 
+// Shapes: x [..., C], g [C], beta [C], w [O, C] -> [..., O] = layer_norm(x) @ w^T; keeps x (not the normalised x).
+struct LayerNormLinearFn : public torch::autograd::Function<LayerNormLinearFn> {
+  static at::Tensor forward(AutogradContext* ctx, const at::Tensor& x, const at::Tensor& g, const at::Tensor& beta,
+                            const at::Tensor& w, double eps) {
+    ctx->save_for_backward({x, g, beta, w});
+    ctx->saved_data["eps"] = eps;
+    return at::linear(std::get<0>(at::native_layer_norm(x, {x.size(-1)}, g, beta, eps)), w);
+  }
+  // The LayerNorm runs again (same kernel, same values) for the normalised rows and the statistics its backward needs.
+  static variable_list backward(AutogradContext* ctx, variable_list grads) {
+    auto saved = ctx->get_saved_variables();
+    const at::Tensor &x = saved[0], &g = saved[1], &beta = saved[2], &w = saved[3];
+    const int64_t C = x.size(-1);
+    auto [xn, mean, rstd] = at::native_layer_norm(x, {C}, g, beta, ctx->saved_data["eps"].toDouble());
+    const std::array<bool, 3> mask{x.requires_grad(), g.requires_grad(), beta.requires_grad()};
+    const bool need_norm = mask[0] || mask[1] || mask[2];
+    auto [dw, dxn] = down_projection_grads(grads[0], w, xn, need_norm, [&] { return xn; });
+    if (!need_norm) return {at::Tensor(), at::Tensor(), at::Tensor(), dw, at::Tensor()};
+    auto [dx, dg, db] = at::native_layer_norm_backward(dxn, x, {C}, mean, rstd, g, beta, mask);
+    return {dx, dg, db, dw, at::Tensor()};
+  }
+};
+
 // Whether autograd records an op over these inputs (undefined ones, e.g. an absent bias, are skipped).
 bool needs_graph(std::initializer_list<at::Tensor> ts) {
   if (!c10::GradMode::is_enabled()) return false;
@@ -130,6 +154,14 @@ at::Tensor gelu_tanh_linear(const at::Tensor& pre, const at::Tensor& w, const at
 at::Tensor swiglu_linear(const at::Tensor& gate, const at::Tensor& up, const at::Tensor& w, const at::Tensor& b) {
   if (!needs_graph({gate, up, w, b})) return at::linear(at::silu(gate) * up, w, b);
   return plus_bias(SwigluLinearFn::apply(gate, up, w), b);
+}
+
+at::Tensor layer_norm_linear(const at::Tensor& x, const at::Tensor& g, const at::Tensor& beta, double eps,
+                             const at::Tensor& w, const at::Tensor& b) {
+  if (!needs_graph({x, g, beta, w, b}) || !g.defined() || !beta.defined()) {
+    return at::linear(at::layer_norm(x, {x.size(-1)}, g, beta, eps), w, b);
+  }
+  return plus_bias(LayerNormLinearFn::apply(x, g, beta, w, eps), b);
 }
 
 at::Tensor rms_norm(const at::Tensor& x, const at::Tensor& w, double eps) {

@@ -1,7 +1,7 @@
 // Fused elementwise blocks with hand-written backward passes: RMSNorm keeps only its input and the per-row 1/rms for
 // backward (the composite form keeps the normalised activations too), SwiGLU keeps only the gate and up projections
-// (the composite form keeps silu(gate) as well), and the MLP activation + down projection pairs keep only the
-// activation's inputs. Same math as transformers' LlamaRMSNorm / silu(gate) * up / gelu_new; fp32 statistics for
+// (the composite form keeps silu(gate) as well), the MLP activation + down projection pairs keep only the
+// activation's inputs, and LayerNorm + projection keeps only the LayerNorm's input. Same math as transformers' LlamaRMSNorm / silu(gate) * up / gelu_new; fp32 statistics for
 // low-precision inputs.
 #pragma once
 
@@ -24,5 +24,13 @@ at::Tensor swiglu(const at::Tensor& gate, const at::Tensor& up);
 at::Tensor gelu_tanh_linear(const at::Tensor& pre, const at::Tensor& w, const at::Tensor& b);
 // Shapes: gate [..., I], up [..., I], w [C, I], b [C] -> [..., C]: (silu(gate) * up) @ w^T + b.
 at::Tensor swiglu_linear(const at::Tensor& gate, const at::Tensor& up, const at::Tensor& w, const at::Tensor& b);
+
+// LayerNorm and the projection it feeds as one op that keeps only the LayerNorm's input for backward and recomputes
+// the normalised rows there (one pass) for the weight gradient: the composite form keeps the [..., C] normalised
+// activation as well (two per GPT-2 layer). Same values and gradients as at::linear(at::layer_norm(...)). b may be
+// undefined.
+// Shapes: x [..., C], g [C], beta [C], w [O, C], b [O] -> [..., O]: layer_norm(x) @ w^T + b.
+at::Tensor layer_norm_linear(const at::Tensor& x, const at::Tensor& g, const at::Tensor& beta, double eps,
+                             const at::Tensor& w, const at::Tensor& b);
 
 }  // namespace sft

@@ -67,6 +67,12 @@ at::Tensor CausalLM::project_swiglu(const at::Tensor& gate, const at::Tensor& up
   return swiglu_linear(gate, up, w, b);
 }
 
+at::Tensor CausalLM::project_layer_norm(const at::Tensor& x, const at::Tensor& g, const at::Tensor& beta, double eps,
+                                        const at::Tensor& w, const at::Tensor& b) const {
+  if (lora_ && lora_->adapts(w)) return project(at::layer_norm(x, {x.size(-1)}, g, beta, eps), w, b);
+  return layer_norm_linear(x, g, beta, eps, w, b);
+}
+
 void CausalLM::set_lora(std::shared_ptr<LoraLayers> lora) { lora_ = std::move(lora); }
 
 std::vector<std::string> LoraLayers::target_modules(CausalLM& model) {

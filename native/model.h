@@ -132,6 +132,9 @@ class CausalLM {
   // recomputed in backward) unless `w` carries a LoRA adapter, which needs the activation itself.
   at::Tensor project_gelu_tanh(const at::Tensor& pre, const at::Tensor& w, const at::Tensor& b) const;
   at::Tensor project_swiglu(const at::Tensor& gate, const at::Tensor& up, const at::Tensor& w, const at::Tensor& b) const;
+  // project(layer_norm(x; g, beta, eps), w, b), fused (fused_ops.h) unless an adapter sits on `w`.
+  at::Tensor project_layer_norm(const at::Tensor& x, const at::Tensor& g, const at::Tensor& beta, double eps,
+                                const at::Tensor& w, const at::Tensor& b) const;
 
   ModelSpec spec_;
   ModelOptions options_;

@@ -86,8 +86,7 @@ class Gpt2Model final : public CausalLM {
     for (size_t li = 0; li < blocks_.size(); ++li) {
       const auto& b = blocks_[li];
       auto layer = [this, &b, li, B, T, C, H, D, eps, &plan, cache](const at::Tensor& x_in) -> at::Tensor {
-        at::Tensor h = at::layer_norm(x_in, {C}, b.ln1_w, b.ln1_b, eps);
-        at::Tensor qkv = project(h, b.attn_w, b.attn_b);  // [B, T, 3C]
+        at::Tensor qkv = project_layer_norm(x_in, b.ln1_w, b.ln1_b, eps, b.attn_w, b.attn_b);  // [B, T, 3C]
         auto parts = qkv.split(C, -1);
         at::Tensor q = parts[0].view({B, T, H, D}).transpose(1, 2);
         at::Tensor k = parts[1].view({B, T, H, D}).transpose(1, 2);
@@ -95,8 +94,8 @@ class Gpt2Model final : public CausalLM {
         auto [k_all, v_all] = cache_append(cache, static_cast<int64_t>(li), k, v);
         at::Tensor a = attention_forward(q, k_all, v_all, plan).transpose(1, 2).reshape({B, T, C});
         at::Tensor y = x_in + project(a, b.proj_w, b.proj_b);
-        h = at::layer_norm(y, {C}, b.ln2_w, b.ln2_b, eps);
-        return y + project_gelu_tanh(project(h, b.fc_w, b.fc_b), b.mlp_proj_w, b.mlp_proj_b);
+        at::Tensor fc = project_layer_norm(y, b.ln2_w, b.ln2_b, eps, b.fc_w, b.fc_b);  // [B, T, 4C]
+        return y + project_gelu_tanh(fc, b.mlp_proj_w, b.mlp_proj_b);
       };
       // The layer closure captures values and stable references only: a checkpointed layer runs again in backward.
       x = run_layer(layer, x, cache);

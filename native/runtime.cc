@@ -101,6 +101,7 @@ Napi::Value cpu_pool_stats_js(const Napi::CallbackInfo& info) {
   num("cachedBytes", s.cached_bytes);
   num("unbackedBytes", s.unbacked_bytes);
   num("peakBytes", s.peak_bytes);
+  num("peakLiveBytes", s.peak_live_bytes);
   num("reuses", s.reuses);
   num("remaps", s.remaps);
   num("remappedBytes", s.remapped_bytes);

@@ -106,6 +106,7 @@ export interface CpuPoolStats {
   cachedBytes: number;
   unbackedBytes: number;
   peakBytes: number;
+  peakLiveBytes: number;
   reuses: number;
   remaps: number;
   remappedBytes: number;
