@@ -10,6 +10,7 @@
 #include <torch/csrc/autograd/functions/utils.h>
 
 #include <sstream>
+#include <vector>
 
 #include "device.h"
 #include "errors.h"
@@ -219,6 +220,35 @@ std::pair<at::Tensor, at::Tensor> cache_append(KVCache* cache, int64_t layer, co
   return {cache->k[layer].narrow(2, 0, cache->length + t), cache->v[layer].narrow(2, 0, cache->length + t)};
 }
 
+namespace {
+
+// Shapes: src [K, ...], idx [K] (distinct rows of [0, n)) -> [n, ...]: row idx[k] = src[k], zeros elsewhere. Backward
+// gathers the rows back and keeps only idx: at::index_copy's derivative keeps `src` too (it reads its shape), which
+// for the varlen attention below was four [tokens, C] tensors per layer that nothing needed.
+struct ScatterRowsFn : public torch::autograd::Function<ScatterRowsFn> {
+  static at::Tensor forward(torch::autograd::AutogradContext* ctx, const at::Tensor& src, const at::Tensor& idx, int64_t n) {
+    ctx->save_for_backward({idx});
+    std::vector<int64_t> sizes = src.sizes().vec();
+    sizes[0] = n;
+    return at::zeros(sizes, src.options()).index_copy_(0, idx, src);
+  }
+  static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx, torch::autograd::variable_list grads) {
+    const at::Tensor idx = ctx->get_saved_variables()[0];
+    return {grads[0].index_select(0, idx), at::Tensor(), at::Tensor()};
+  }
+};
+
+at::Tensor scatter_rows(const at::Tensor& src, const at::Tensor& idx, int64_t n) {
+  if (!c10::GradMode::is_enabled() || !src.requires_grad()) {
+    std::vector<int64_t> sizes = src.sizes().vec();
+    sizes[0] = n;
+    return at::zeros(sizes, src.options()).index_copy_(0, idx, src);
+  }
+  return ScatterRowsFn::apply(src, idx, n);
+}
+
+}  // namespace
+
 at::Tensor attention_forward(const at::Tensor& q, const at::Tensor& k_in, const at::Tensor& v_in,
                              const AttentionPlan& plan) {
   const int64_t rep = q.size(1) / k_in.size(1);
@@ -244,21 +274,20 @@ at::Tensor attention_forward(const at::Tensor& q, const at::Tensor& k_in, const 
       const int64_t B = q.size(0), H = q.size(1), D = q.size(3), N = q.size(0) * q.size(2);
       auto flat = [&](const at::Tensor& x) { return x.transpose(1, 2).reshape({N, H, D}); };
       const at::Tensor qf = flat(q), kf = flat(k), vf = flat(v);
-      at::Tensor out;
+      std::vector<at::Tensor> outs, tokens;  // per bucket: its tokens' outputs [count, H, D] and their flat rows
       for (const VarlenBucket& bk : plan.buckets) {
         auto padded = [&](const at::Tensor& xf) {
-          at::Tensor x = bk.identity ? xf : at::zeros({bk.seqs * bk.len, H, D}, xf.options()).index_copy(0, bk.slots, xf.index_select(0, bk.tokens));
+          at::Tensor x = bk.identity ? xf : scatter_rows(xf.index_select(0, bk.tokens), bk.slots, bk.seqs * bk.len);
           return x.view({bk.seqs, bk.len, H, D}).transpose(1, 2);
         };
         at::Tensor o = at::scaled_dot_product_attention(padded(qf), padded(kf), padded(vf), {}, 0.0, /*is_causal=*/true);
         o = o.transpose(1, 2).reshape({bk.seqs * bk.len, H, D});
-        if (bk.identity && plan.buckets.size() == 1) {
-          out = o;
-          break;
-        }
-        if (!bk.identity) o = o.index_select(0, bk.slots);
-        out = (out.defined() ? out : at::zeros({N, H, D}, q.options())).index_copy(0, bk.tokens, o);
+        if (bk.identity && plan.buckets.size() == 1) return o.view({B, t, H, D}).transpose(1, 2);
+        outs.push_back(bk.identity ? o : o.index_select(0, bk.slots));
+        tokens.push_back(bk.tokens);
       }
+      // The buckets partition the tokens: one scatter of their outputs in bucket order.
+      at::Tensor out = scatter_rows(outs.size() == 1 ? outs[0] : at::cat(outs), tokens.size() == 1 ? tokens[0] : at::cat(tokens), N);
       return out.view({B, t, H, D}).transpose(1, 2);
     }
   }
