@@ -41,7 +41,7 @@ struct Block {
 
 // Pages of at most this many other blocks are gathered for one request; the rest grows the memfd, which bounds the
 // mappings (VMAs) per block.
-constexpr std::size_t kMaxRunsPerBlock = 32;
+constexpr std::size_t kMaxRunsPerBlock = 256;
 
 std::string errno_text(const char* what) { return std::string(what) + ": " + std::strerror(errno); }
 
@@ -158,14 +158,12 @@ class CpuPool final : public c10::Allocator {
       need -= r.length;
     }
     if (need > 0) {
-      if (fallocate(fd_, 0, static_cast<off_t>(size_), static_cast<off_t>(need)) != 0) {
-        std::string why = errno_text("fallocate");
+      try {
+        runs.push_back(grow(need));
+      } catch (...) {
         for (const Run& r : runs) give_back_pages(r);
-        throw Error(kCodeNative, "CPU memory pool: cannot grow by " + std::to_string(need) + " bytes (" + why + ")");
+        throw;
       }
-      runs.push_back({size_, need});
-      size_ += need;
-      stats_.grown_bytes += need;
     }
     std::sort(runs.begin(), runs.end(), [](const Run& a, const Run& b) { return a.offset < b.offset; });
     std::vector<Run> merged;
@@ -181,12 +179,37 @@ class CpuPool final : public c10::Allocator {
       map_block(*block);
     } catch (...) {
       for (const Run& r : block->runs) give_back_pages(r);
-      delete block;
-      throw;
+      if (block->runs.size() == 1) {
+        delete block;
+        throw;
+      }
+      // Out of mappings (vm.max_map_count): one contiguous run of new pages instead.
+      Run fresh{0, 0};
+      try {
+        fresh = grow(bytes);
+        block->runs = {fresh};
+        map_block(*block);
+      } catch (...) {
+        if (fresh.length > 0) give_back_pages(fresh);
+        delete block;
+        throw;
+      }
     }
     ++stats_.remaps;
     stats_.remapped_bytes += bytes;
     return block;
+  }
+
+  // `need` new bytes at the end of the memfd (allocated now, so running out of memory is an error here, not a SIGBUS
+  // at first touch).
+  Run grow(std::size_t need) {
+    if (fallocate(fd_, 0, static_cast<off_t>(size_), static_cast<off_t>(need)) != 0) {
+      throw Error(kCodeNative, "CPU memory pool: cannot grow by " + std::to_string(need) + " bytes (" + errno_text("fallocate") + ")");
+    }
+    Run r{size_, need};
+    size_ += need;
+    stats_.grown_bytes += need;
+    return r;
   }
 
   // Moves the last `bytes` of `victim` (its tail runs) to `out` and unmaps them from the victim.
@@ -284,8 +307,13 @@ CpuPoolStats cpu_pool_stats() {
   CpuPool* pool = CpuPool::instance();
   if (pool == nullptr) return {};
   CpuPoolStats s = pool->stats();
-  s.installed = c10::GetCPUAllocator() == pool;
+  s.installed = cpu_pool_installed();
   return s;
+}
+
+bool cpu_pool_installed() {
+  CpuPool* pool = CpuPool::instance();
+  return pool != nullptr && c10::GetCPUAllocator() == pool;
 }
 
 std::size_t release_cpu_pool() {

@@ -32,6 +32,8 @@ struct CpuPoolStats {
 // allocator for new tensors; blocks already in the pool are still returned to it.
 void set_cpu_pool_enabled(bool enabled);
 CpuPoolStats cpu_pool_stats();
+// Whether new CPU tensors come from the pool.
+bool cpu_pool_installed();
 // Unmaps every cached block and gives its pages back to the kernel; returns the bytes released.
 std::size_t release_cpu_pool();
 

@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <string>
 
+#include "cpu_pool.h"
 #include "errors.h"
 
 namespace sft {
@@ -178,7 +179,10 @@ LossGradient fused_masked_cross_entropy_grad(const at::Tensor& hidden, const at:
   }
   at::Tensor buffer = need_w && !direct ? at::zeros_like(wf) : at::Tensor();
   at::Tensor* gw = !need_w ? nullptr : direct ? &wgrad : &buffer;
-  out.loss_sum = ce_chunks(h, wf, y, chunk, scale, &grad_rows, gw, workspace ? &workspace->logits : nullptr);
+  // With the CPU pool the logits go back to its cache after the loss (the next step's loss gets the same block back,
+  // and backward can use its pages meanwhile); kept across steps they were live through the step's memory peak.
+  const bool keep_logits = workspace && !(h.device().is_cpu() && cpu_pool_installed());
+  out.loss_sum = ce_chunks(h, wf, y, chunk, scale, &grad_rows, gw, keep_logits ? &workspace->logits : nullptr);
   if (buffer.defined()) {
     if (wgrad.defined()) wgrad.add_(buffer.to(weight.scalar_type()));
     else wgrad = buffer.to(weight.scalar_type());
