@@ -15,6 +15,7 @@
 #include <cerrno>
 #include <cstring>
 #include <iterator>
+#include <list>
 #include <map>
 #include <mutex>
 #include <string>
@@ -37,6 +38,8 @@ struct Block {
   char* base = nullptr;
   std::size_t bytes = 0;
   std::vector<Run> runs;
+  std::multimap<std::size_t, Block*>::iterator slot;  // while cached: its entry by size
+  std::list<Block*>::iterator age;                    // while cached: its place in the order of freeing
 };
 
 // Pages of at most this many other blocks are gathered for one request; the rest grows the memfd, which bounds the
@@ -79,6 +82,7 @@ class CpuPool final : public c10::Allocator {
       delete block;
     }
     cache_.clear();
+    by_age_.clear();
     cached_bytes_ = 0;
     return released;
   }
@@ -105,7 +109,8 @@ class CpuPool final : public c10::Allocator {
     Block* b = it->second;
     live_.erase(it);
     live_bytes_ -= b->bytes;
-    cache_.emplace(b->bytes, b);
+    b->slot = cache_.emplace(b->bytes, b);
+    b->age = by_age_.insert(by_age_.end(), b);
     cached_bytes_ += b->bytes;
     return true;
   }
@@ -117,6 +122,7 @@ class CpuPool final : public c10::Allocator {
     if (hit != cache_.end()) {
       block = hit->second;
       cache_.erase(hit);
+      by_age_.erase(block->age);
       cached_bytes_ -= bytes;
       ++stats_.reuses;
     } else {
@@ -129,22 +135,22 @@ class CpuPool final : public c10::Allocator {
     return block->base;
   }
 
-  // A new block of `bytes` from pages of cached blocks (best fit first, else the largest), then pages given back
-  // by release(), then new pages.
+  // A new block of `bytes` from pages of cached blocks, the longest-cached first (blocks freed a moment ago are the
+  // likeliest to be asked for again: the layers of a step repeat their sizes), then pages given back by release(),
+  // then new pages.
   Block* assemble(std::size_t bytes) {
     std::vector<Run> runs;
     std::size_t need = bytes;
-    while (need > 0 && !cache_.empty() && runs.size() < kMaxRunsPerBlock) {
-      auto v = cache_.lower_bound(need);
-      if (v == cache_.end()) v = std::prev(cache_.end());
-      Block* victim = v->second;
-      cache_.erase(v);
+    while (need > 0 && !by_age_.empty() && runs.size() < kMaxRunsPerBlock) {
+      Block* victim = by_age_.front();
+      cache_.erase(victim->slot);
       std::size_t got = std::min(need, victim->bytes);
       cut_tail(victim, got, runs);
       cached_bytes_ -= got;
       if (victim->bytes > 0) {
-        cache_.emplace(victim->bytes, victim);
+        victim->slot = cache_.emplace(victim->bytes, victim);  // keeps its age
       } else {
+        by_age_.pop_front();
         delete victim;
       }
       need -= got;
@@ -282,6 +288,7 @@ class CpuPool final : public c10::Allocator {
   std::size_t size_ = 0;  // memfd length
   std::unordered_map<void*, Block*> live_;
   std::multimap<std::size_t, Block*> cache_;  // by size
+  std::list<Block*> by_age_;                  // the same blocks, longest-cached first
   std::map<std::size_t, std::size_t> unbacked_;  // offset -> length
   std::size_t live_bytes_ = 0;
   std::size_t cached_bytes_ = 0;
