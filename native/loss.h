@@ -33,7 +33,9 @@ struct LossGradient {
 // Buffers the training loss reuses from one step to the next (owned by one model; used by one thread at a time): the
 // [chunk, V] logits and a spare LM-head gradient (release_head_grad parks weight.grad here instead of freeing it).
 // Both are over the 32 MiB mmap threshold of glibc malloc, so a fresh allocation each step is fresh pages each step:
-// a page fault plus zeroing per 4 KiB, measured ~5 us a page on this VM (GPT-2: ~0.4 s of a 7 s step).
+// a page fault plus zeroing per 4 KiB, measured ~5 us a page on this VM (GPT-2: ~0.4 s of a 7 s step). With the CPU
+// pool (cpu_pool.h) installed the logits are not kept: the pool caches the block itself, and kept here it stayed
+// live through the step's memory peak.
 struct LossWorkspace {
   at::Tensor logits;     // flat fp32, >= chunk * V elements
   at::Tensor head_grad;  // [V, C] or undefined
