@@ -225,12 +225,16 @@ namespace {
 // Shapes: src [K, ...], idx [K] (distinct rows of [0, n)) -> [n, ...]: row idx[k] = src[k], zeros elsewhere. Backward
 // gathers the rows back and keeps only idx: at::index_copy's derivative keeps `src` too (it reads its shape), which
 // for the varlen attention below was four [tokens, C] tensors per layer that nothing needed.
+at::Tensor rows_into_zeros(const at::Tensor& src, const at::Tensor& idx, int64_t n) {
+  std::vector<int64_t> sizes = src.sizes().vec();
+  sizes[0] = n;
+  return at::zeros(sizes, src.options()).index_copy_(0, idx, src);
+}
+
 struct ScatterRowsFn : public torch::autograd::Function<ScatterRowsFn> {
   static at::Tensor forward(torch::autograd::AutogradContext* ctx, const at::Tensor& src, const at::Tensor& idx, int64_t n) {
     ctx->save_for_backward({idx});
-    std::vector<int64_t> sizes = src.sizes().vec();
-    sizes[0] = n;
-    return at::zeros(sizes, src.options()).index_copy_(0, idx, src);
+    return rows_into_zeros(src, idx, n);
   }
   static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx, torch::autograd::variable_list grads) {
     const at::Tensor idx = ctx->get_saved_variables()[0];
@@ -239,11 +243,7 @@ struct ScatterRowsFn : public torch::autograd::Function<ScatterRowsFn> {
 };
 
 at::Tensor scatter_rows(const at::Tensor& src, const at::Tensor& idx, int64_t n) {
-  if (!c10::GradMode::is_enabled() || !src.requires_grad()) {
-    std::vector<int64_t> sizes = src.sizes().vec();
-    sizes[0] = n;
-    return at::zeros(sizes, src.options()).index_copy_(0, idx, src);
-  }
+  if (!c10::GradMode::is_enabled() || !src.requires_grad()) return rows_into_zeros(src, idx, n);
   return ScatterRowsFn::apply(src, idx, n);
 }
 

@@ -8,7 +8,8 @@ import { saveSafetensors } from '../native/safetensors.ts';
 export type BenchShape = 'gpt2-124m' | 'qwen2-0.5b';
 export const BENCH_SHAPES: readonly BenchShape[] = ['gpt2-124m', 'qwen2-0.5b'];
 
-function randomFill(seed: number): (n: number, std: number) => Float32Array {
+/** Uniform weights of standard deviation `std` from a fixed LCG seeded with `seed`. */
+export function randomFill(seed: number): (n: number, std: number) => Float32Array {
   let s = seed >>> 0;
   return (n, std) => {
     const a = new Float32Array(n);

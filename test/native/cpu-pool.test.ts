@@ -8,6 +8,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
+import { randomFill } from '../../src/bench/random-models.ts';
 import { binding, type TensorToSave } from '../../src/native/binding.ts';
 import { loadModel } from '../../src/native/model.ts';
 import { saveSafetensors } from '../../src/native/safetensors.ts';
@@ -16,36 +17,28 @@ import { randomBatch } from './helpers/batches.ts';
 const V = 2048, C = 256, F = 1024, L = 2, H = 4, KV = 2;
 let dir = '';
 
-function lcg(seed: number): (n: number, scale: number) => Float32Array {
-  let s = seed >>> 0;
-  return (n, scale) => Float32Array.from({ length: n }, () => {
-    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
-    return ((s / 4294967296) * 2 - 1) * scale;
-  });
-}
-
 before(async () => {
   dir = mkdtempSync(join(tmpdir(), 'sftkit-pool-'));
-  const rand = lcg(7);
-  const t: TensorToSave[] = [{ name: 'model.embed_tokens.weight', data: rand(V * C, 0.05), shape: [V, C] }];
+  const rand = randomFill(7);
+  const t: TensorToSave[] = [{ name: 'model.embed_tokens.weight', data: rand(V * C, 0.03), shape: [V, C] }];
   const D = C / H;
   for (let l = 0; l < L; l++) {
     const p = `model.layers.${l}.`;
     t.push(
       { name: `${p}input_layernorm.weight`, data: new Float32Array(C).fill(1), shape: [C] },
-      { name: `${p}self_attn.q_proj.weight`, data: rand(C * C, 0.05), shape: [C, C] },
-      { name: `${p}self_attn.k_proj.weight`, data: rand(KV * D * C, 0.05), shape: [KV * D, C] },
-      { name: `${p}self_attn.v_proj.weight`, data: rand(KV * D * C, 0.05), shape: [KV * D, C] },
-      { name: `${p}self_attn.o_proj.weight`, data: rand(C * C, 0.05), shape: [C, C] },
+      { name: `${p}self_attn.q_proj.weight`, data: rand(C * C, 0.03), shape: [C, C] },
+      { name: `${p}self_attn.k_proj.weight`, data: rand(KV * D * C, 0.03), shape: [KV * D, C] },
+      { name: `${p}self_attn.v_proj.weight`, data: rand(KV * D * C, 0.03), shape: [KV * D, C] },
+      { name: `${p}self_attn.o_proj.weight`, data: rand(C * C, 0.03), shape: [C, C] },
       { name: `${p}post_attention_layernorm.weight`, data: new Float32Array(C).fill(1), shape: [C] },
-      { name: `${p}mlp.gate_proj.weight`, data: rand(F * C, 0.05), shape: [F, C] },
-      { name: `${p}mlp.up_proj.weight`, data: rand(F * C, 0.05), shape: [F, C] },
-      { name: `${p}mlp.down_proj.weight`, data: rand(C * F, 0.03), shape: [C, F] },
+      { name: `${p}mlp.gate_proj.weight`, data: rand(F * C, 0.03), shape: [F, C] },
+      { name: `${p}mlp.up_proj.weight`, data: rand(F * C, 0.03), shape: [F, C] },
+      { name: `${p}mlp.down_proj.weight`, data: rand(C * F, 0.02), shape: [C, F] },
     );
   }
   t.push(
     { name: 'model.norm.weight', data: new Float32Array(C).fill(1), shape: [C] },
-    { name: 'lm_head.weight', data: rand(V * C, 0.05), shape: [V, C] },
+    { name: 'lm_head.weight', data: rand(V * C, 0.03), shape: [V, C] },
   );
   await saveSafetensors(join(dir, 'model.safetensors'), t, { format: 'pt' });
   const config = {
