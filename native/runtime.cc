@@ -6,6 +6,8 @@
 #include <ATen/Version.h>
 #include <torch/headeronly/version.h>
 
+#include <dlfcn.h>
+
 #include <string>
 
 #include "cpu_pool.h"
@@ -22,6 +24,24 @@ std::string dispatch_capability(const std::string& config) {
   if (pos == std::string::npos) return "UNKNOWN";
   auto end = config.find('\n', pos);
   return config.substr(pos + key.size(), end == std::string::npos ? std::string::npos : end - pos - key.size());
+}
+
+// Which library answers MKL's vendor check (mkl_serv_intel_cpu_true), and MKL's detected code path. Both are
+// symbols libtorch_cpu exports from its MKL; looked up at run time so a libtorch without MKL just reports -1.
+Napi::Object mkl_info(Napi::Env env) {
+  Napi::Object mkl = Napi::Object::New(env);
+  std::string dispatch = "vendor";
+  Dl_info where{};
+  void* check = dlsym(RTLD_DEFAULT, "mkl_serv_intel_cpu_true");
+  if (check != nullptr && dladdr(check, &where) != 0 && where.dli_fname != nullptr &&
+      std::string(where.dli_fname).find("libsftkit_mkl_dispatch") != std::string::npos) {
+    dispatch = "isa";
+  }
+  mkl.Set("dispatch", dispatch);
+  using Detect = int (*)();
+  auto detect = reinterpret_cast<Detect>(dlsym(RTLD_DEFAULT, "mkl_serv_cpu_detect"));
+  mkl.Set("codePath", detect != nullptr ? detect() : -1);
+  return mkl;
 }
 
 }  // namespace
@@ -45,6 +65,7 @@ Napi::Value runtime_info(const Napi::CallbackInfo& info) {
   const std::string config = at::show_config();
   cpu.Set("capability", dispatch_capability(config));
   out.Set("cpu", cpu);
+  out.Set("mkl", mkl_info(env));
   out.Set("numThreads", at::get_num_threads());
   out.Set("numInteropThreads", at::get_num_interop_threads());
   out.Set("parallelInfo", at::get_parallel_info());

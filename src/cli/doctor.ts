@@ -44,6 +44,7 @@ function formatReport(r: DoctorReport): string {
     lines.push(
       `torch (runtime) ${i.torchVersion}`,
       `CPU: AVX2 ${i.cpu.avx2 ? 'yes' : 'no'}, AVX512 ${i.cpu.avx512 ? 'yes' : 'no'}, FMA ${i.cpu.fma ? 'yes' : 'no'}; ATen kernels: ${i.cpu.capability}`,
+      `MKL: ${i.mkl.codePath < 0 ? 'not in this libtorch' : `kernels chosen by ${i.mkl.dispatch === 'isa' ? 'instruction set' : 'CPU vendor (SFTKIT_MKL_DISPATCH=vendor or no dispatch library)'}, code path ${i.mkl.codePath}`}`,
       `threads: ${i.numThreads} intra-op, ${i.numInteropThreads} inter-op`,
       `CUDA: ${i.cudaAvailable ? `available, ${i.cudaDeviceCount} device(s)` : 'not available'}`,
       `addon build: ${i.build.buildType}, ${i.build.compiler}, flags "${i.build.cxxFlags.trim()}", N-API ${i.build.napiVersion}, C++11 ABI ${i.build.cxx11Abi ? 'on' : 'off'}, torch headers ${i.build.torchHeaders}`,

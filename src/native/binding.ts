@@ -47,6 +47,12 @@ export function readLibtorchRecord(): LibtorchRecord | null {
 export interface RuntimeInfo {
   torchVersion: string;
   cpu: { avx2: boolean; avx512: boolean; fma: boolean; capability: string };
+  /**
+   * MKL (inside libtorch_cpu): `dispatch` 'isa' when native/preload/mkl_dispatch.cc answers MKL's vendor check,
+   * 'vendor' when MKL's own answer stands; `codePath` is MKL's detected code path (mkl_serv_cpu_detect: 0 = its
+   * generic/AMD path, 7 = AVX-512 here), -1 when libtorch has no MKL.
+   */
+  mkl: { dispatch: 'isa' | 'vendor'; codePath: number };
   numThreads: number;
   numInteropThreads: number;
   parallelInfo: string;
@@ -213,10 +219,12 @@ let cached: NativeBinding | null = null;
 export function binding(): NativeBinding {
   if (cached) return cached;
   const record = readLibtorchRecord();
+  const isaDispatch = mklIsaDispatchWanted();
   let loaded: NativeBinding;
   try {
+    const load = require('node-gyp-build') as ((dir: string) => unknown) & { resolve(dir: string): string };
+    if (isaDispatch) preloadMklDispatch(dirname(load.resolve(packageRoot)));
     preloadLibtorch(record);
-    const load = require('node-gyp-build') as (dir: string) => unknown;
     loaded = load(packageRoot) as NativeBinding;
   } catch (e) {
     const reason = e instanceof Error ? e.message : String(e);
@@ -238,6 +246,32 @@ export function binding(): NativeBinding {
   if (cpuPoolWanted()) loaded.setCpuPool(true);
   cached = loaded;
   return loaded;
+}
+
+/**
+ * native/preload/mkl_dispatch.cc, built beside the addon: loaded RTLD_GLOBAL before libtorch_cpu so that MKL's vendor
+ * check binds to it and MKL picks its kernels by instruction set (AVX-512 on AMD Zen 4). Nothing to load (another
+ * platform, or a prebuild without it) leaves MKL's own dispatch; runtimeInfo().mkl says which one is in effect.
+ */
+function preloadMklDispatch(addonDir: string): void {
+  const file = join(addonDir, 'libsftkit_mkl_dispatch.so');
+  if (!existsSync(file)) return;
+  try {
+    process.dlopen({ exports: {} } as NodeJS.Module, file, constants.dlopen.RTLD_NOW | constants.dlopen.RTLD_GLOBAL);
+  } catch {
+    // Not an addon: dlopen "fails" after loading the library, as in preloadLibtorch.
+  }
+}
+
+/**
+ * SFTKIT_MKL_DISPATCH=vendor keeps MKL's own kernel choice (on AMD: its AVX2 kernels even where AVX-512 exists), for
+ * A/B runs; the default 'isa' lets the CPU's instruction set decide. Read once, before libtorch is loaded.
+ */
+function mklIsaDispatchWanted(): boolean {
+  const v = process.env.SFTKIT_MKL_DISPATCH;
+  if (v === undefined || v === '' || v === 'isa') return process.platform === 'linux' && process.arch === 'x64';
+  if (v === 'vendor') return false;
+  throw invalidParameterError('SFTKIT_MKL_DISPATCH', '"isa" or "vendor"', v);
 }
 
 /**

@@ -12,6 +12,8 @@ test('info() reports torch 2.13, CPU capability, threads and build flags', () =>
   assert.equal(typeof info.cpu.avx2, 'boolean');
   assert.equal(typeof info.cpu.avx512, 'boolean');
   assert.match(info.cpu.capability, /^(DEFAULT|AVX2|AVX512|[A-Z0-9_]+)$/);
+  assert.ok(['isa', 'vendor'].includes(info.mkl.dispatch));
+  assert.ok(Number.isInteger(info.mkl.codePath) && info.mkl.codePath >= 0, 'the torch wheel bundles MKL');
   assert.ok(info.numThreads >= 1);
   assert.equal(info.cudaAvailable, false); // CPU libtorch on this machine
   assert.equal(info.build.cxx11Abi, true);

@@ -13,6 +13,8 @@ test('a prebuild made by `npm run prebuild` loads with build/ absent', { timeout
   assert.equal(made.status, 0, made.stderr + made.stdout);
   const dir = join(root, 'prebuilds', `${process.platform}-${process.arch}`);
   assert.ok(readdirSync(dir).some((f) => f.endsWith('.node')));
+  const linuxX64 = process.platform === 'linux' && process.arch === 'x64';
+  if (linuxX64) assert.ok(readdirSync(dir).includes('libsftkit_mkl_dispatch.so'), 'the MKL dispatch library is beside the prebuild');
   // A copy of the package without build/: package.json, scripts, libtorch.json, prebuilds, node_modules.
   const pkg = mkdtempSync(join(tmpdir(), 'sftkit-prebuild-'));
   try {
@@ -22,6 +24,7 @@ test('a prebuild made by `npm run prebuild` loads with build/ absent', { timeout
     const r = spawnSync(process.execPath, ['scripts/load-check.mjs'], { cwd: pkg, encoding: 'utf8', env: { ...process.env, LD_LIBRARY_PATH: '' } });
     assert.equal(r.status, 0, r.stderr);
     assert.match(r.stdout, /sftkit addon loads: torch 2\.13\./);
+    if (linuxX64) assert.match(r.stdout, /MKL dispatch isa/);
   } finally {
     rmSync(pkg, { recursive: true, force: true });
   }
