@@ -201,15 +201,18 @@ export interface NativeBinding {
 /** Loads libtorch's libraries with RTLD_GLOBAL so the addon's DT_NEEDED entries resolve to them. */
 function preloadLibtorch(record: LibtorchRecord | null): void {
   if (!record || !existsSync(record.lib)) return;
-  const flags = constants.dlopen.RTLD_NOW | constants.dlopen.RTLD_GLOBAL;
   for (const name of ['libc10.so', 'libtorch_cpu.so', 'libtorch.so', ...(record.cuda ? ['libc10_cuda.so', 'libtorch_cuda.so'] : [])]) {
-    const file = join(record.lib, name);
-    if (!existsSync(file)) continue;
-    try {
-      process.dlopen({ exports: {} } as NodeJS.Module, file, flags);
-    } catch {
-      // Not an addon, so dlopen "fails" after loading the library: that is the point.
-    }
+    preloadGlobal(join(record.lib, name));
+  }
+}
+
+/** dlopen(file, RTLD_NOW | RTLD_GLOBAL) of a plain shared library, when it exists. */
+function preloadGlobal(file: string): void {
+  if (!existsSync(file)) return;
+  try {
+    process.dlopen({ exports: {} } as NodeJS.Module, file, constants.dlopen.RTLD_NOW | constants.dlopen.RTLD_GLOBAL);
+  } catch {
+    // Not an addon, so dlopen "fails" after loading the library: that is the point.
   }
 }
 
@@ -254,13 +257,7 @@ export function binding(): NativeBinding {
  * platform, or a prebuild without it) leaves MKL's own dispatch; runtimeInfo().mkl says which one is in effect.
  */
 function preloadMklDispatch(addonDir: string): void {
-  const file = join(addonDir, 'libsftkit_mkl_dispatch.so');
-  if (!existsSync(file)) return;
-  try {
-    process.dlopen({ exports: {} } as NodeJS.Module, file, constants.dlopen.RTLD_NOW | constants.dlopen.RTLD_GLOBAL);
-  } catch {
-    // Not an addon: dlopen "fails" after loading the library, as in preloadLibtorch.
-  }
+  preloadGlobal(join(addonDir, 'libsftkit_mkl_dispatch.so'));
 }
 
 /**
