@@ -133,10 +133,14 @@ DistillResult naive_distill_loss(const at::Tensor& hidden, const at::Tensor& wei
   if (T < 2) return empty_result(hidden);
   LabelledRows s = select_labelled(hidden, weight, labels);  // validates
   if (s.flat_rows.numel() == 0) return empty_result(hidden);
-  at::Tensor zs = at::linear(hidden.narrow(1, 0, T - 1), weight).to(at::kFloat);                       // [B, T-1, V]
-  at::Tensor zt = at::linear(teacher_hidden.narrow(1, 0, T - 1), teacher_weight).to(at::kFloat).detach();  // [B, T-1, V]
+  // In float64: the reference must be the accurate side of a comparison. In fp32 its KL sum (terms of both signs
+  // over every logit) moved by 1.5e-5 relative between processes with MKL's AVX-512 sgemm, whose rounding depends on
+  // the buffers' alignment; the fused loss accumulates in double and stayed put.
+  const auto f64 = [](const at::Tensor& t) { return t.to(at::kDouble); };
+  at::Tensor zs = at::linear(f64(hidden.narrow(1, 0, T - 1)), f64(weight));                                  // [B, T-1, V]
+  at::Tensor zt = at::linear(f64(teacher_hidden.narrow(1, 0, T - 1)), f64(teacher_weight)).detach();          // [B, T-1, V]
   at::Tensor tgt = labels.narrow(1, 1, T - 1).to(at::kLong);
-  at::Tensor mask = tgt.ne(-100).to(at::kFloat);
+  at::Tensor mask = tgt.ne(-100).to(at::kDouble);
   at::Tensor ce = (at::cross_entropy_loss(zs.flatten(0, 1), tgt.flatten(), {}, at::Reduction::None, -100)).sum();
   at::Tensor log_q = at::log_softmax(zs / temperature, -1), log_p = at::log_softmax(zt / temperature, -1);
   at::Tensor kl = ((log_p.exp() * (log_p - log_q)).sum(-1) * mask).sum();

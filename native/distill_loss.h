@@ -25,7 +25,7 @@ DistillResult fused_distill_loss(const at::Tensor& hidden, const at::Tensor& wei
                                  const at::Tensor& teacher_weight, const at::Tensor& labels, double alpha,
                                  double temperature, int64_t chunk_rows = 0);
 
-// The same through full logits, log_softmax and autograd (reference for tests).
+// The same through full logits, log_softmax and autograd, in float64 (reference for tests).
 DistillResult naive_distill_loss(const at::Tensor& hidden, const at::Tensor& weight, const at::Tensor& teacher_hidden,
                                  const at::Tensor& teacher_weight, const at::Tensor& labels, double alpha,
                                  double temperature);
