@@ -2,8 +2,8 @@
 // SFTTrainer) in ONE run on this machine, then a JSON + Markdown table of ratios, MFU and peak memory.
 //
 //   node --import tsx bench/compare/run.ts [--steps 3] [--warmup 1] [--threads 2] [--records 400]
-//        [--repeats 1] [--sft-repeats 1] [--only steps|sft|all] [--python PY] [--skip-python] [--setup-only]
-//        [--out bench/results] [--update-readme]
+//        [--repeats 1] [--sft-repeats 1] [--only steps|sft|all] [--python PY] [--skip-python] [--skip-torch-preload]
+//        [--setup-only] [--out bench/results] [--update-readme]
 //
 // Every measurement runs in a process of its own (peak RSS is per process), one at a time. With --repeats N the two
 // sides of a workload run alternately N times (A B A B ...) and each side's best run is reported: the shared host
@@ -11,6 +11,9 @@
 // (built once by `sftkit bench build-model` into the cache) and both sides load the same files. The Python side
 // runs in its own venv (SFTKIT_BENCH_VENV, default ~/.cache/sftkit/bench-venv) created from the configured pip index;
 // when Python or the wheels are missing its columns are skipped with a message, the sftkit columns still run.
+// sftkit loads its MKL dispatch library (native/preload/mkl_dispatch.cc) so that MKL runs its AVX-512 kernels on AMD
+// CPUs too; PyTorch as shipped does not. Unless --skip-torch-preload, every Python workload runs a third time with that
+// library LD_PRELOADed (a separate table): the share of sftkit's lead that is MKL's kernel choice alone.
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, freemem, tmpdir, totalmem } from 'node:os';
@@ -18,6 +21,7 @@ import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { executedTrainFlops, mfu, trainFlopsPerToken } from '../../src/bench/flops.ts';
 import { randomBatch } from '../../src/bench/train-bench.ts';
+import { mklDispatchLibrary } from '../../src/native/binding.ts';
 import { readModelConfig } from '../../src/native/model-config.ts';
 import { benchModel, cacheRoot, sftkitBin } from '../bench-models.ts';
 
@@ -35,6 +39,7 @@ const { values: args } = parseArgs({
     only: { type: 'string', default: 'all' },
     python: { type: 'string' },
     'skip-python': { type: 'boolean', default: false },
+    'skip-torch-preload': { type: 'boolean', default: false },
     out: { type: 'string', default: join(root, 'bench', 'results') },
     'update-readme': { type: 'boolean', default: false },
     'setup-only': { type: 'boolean', default: false },
@@ -63,10 +68,11 @@ const log = (m: string) => process.stderr.write(`compare: ${m}\n`);
 
 // ---- processes ------------------------------------------------------------------------------------------------
 
-function runJson(cmd: string, argv: string[], what: string): Record<string, unknown> | null {
-  log(`${what}: ${[cmd, ...argv].map((a) => (a.includes(' ') ? JSON.stringify(a) : a)).join(' ')}`);
+function runJson(cmd: string, argv: string[], what: string, env: Record<string, string> = {}): Record<string, unknown> | null {
+  const envText = Object.entries(env).map(([k, v]) => `${k}=${v} `).join('');
+  log(`${what}: ${envText}${[cmd, ...argv].map((a) => (a.includes(' ') ? JSON.stringify(a) : a)).join(' ')}`);
   const t0 = Date.now();
-  const r = spawnSync(cmd, argv, { cwd: root, encoding: 'utf8', maxBuffer: 64 << 20, env: { ...process.env, OMP_NUM_THREADS: String(threads) } });
+  const r = spawnSync(cmd, argv, { cwd: root, encoding: 'utf8', maxBuffer: 64 << 20, env: { ...process.env, OMP_NUM_THREADS: String(threads), ...env } });
   if (r.status !== 0) {
     log(`${what} FAILED (exit ${r.status}):\n${(r.stderr ?? '').split('\n').slice(-25).join('\n')}`);
     return null;
@@ -118,14 +124,17 @@ interface StepRow {
   torchFlops: number;
   sftkit: Record<string, number> | null;
   torch: Record<string, number> | null;
-  runs: Record<'sftkit' | 'torch', Record<string, unknown>[]>;
+  /** PyTorch with sftkit's MKL dispatch library LD_PRELOADed; null when not run. */
+  torchIsa: Record<string, number> | null;
+  runs: Record<'sftkit' | 'torch' | 'torchIsa', Record<string, unknown>[]>;
 }
 interface SftRow {
   name: string;
   sftkit: Record<string, number> | null;
   trl: Record<string, unknown> | null;
+  trlIsa: Record<string, unknown> | null;
   trlMode: string;
-  runs: Record<'sftkit' | 'trl', Record<string, unknown>[]>;
+  runs: Record<'sftkit' | 'trl' | 'trlIsa', Record<string, unknown>[]>;
 }
 
 const started = new Date();
@@ -135,6 +144,17 @@ if (args['setup-only']) {
   log(python ? `Python ready: ${python}` : 'no Python side');
   process.exit(python ? 0 : 1);
 }
+/** Environment of the preloaded Python runs, or null when they are not run (no library, no AVX-512: nothing changes). */
+const preloadEnv = ((): Record<string, string> | null => {
+  if (args['skip-torch-preload'] || !python) return null;
+  const lib = mklDispatchLibrary();
+  const avx512 = /^flags\s*:.*\bavx512f\b/m.test(readFileSync('/proc/cpuinfo', 'utf8'));
+  if (!lib || !avx512) {
+    log(`the PyTorch + MKL dispatch runs are skipped: ${lib ? 'no AVX-512 on this CPU' : 'no libsftkit_mkl_dispatch.so beside the addon'}`);
+    return null;
+  }
+  return { LD_PRELOAD: lib };
+})();
 const torchVersion = python ? spawnSync(python, ['-c', 'import torch, transformers, trl; print(torch.__version__, transformers.__version__, trl.__version__)'], { encoding: 'utf8' }).stdout.trim() : null;
 
 const matmulSftkit = runJson(process.execPath, [sftkitBin, 'bench', 'matmul', '--size', '2048', '--reps', '10', '--threads', String(threads), '--json'], 'matmul (sftkit/libtorch)');
@@ -170,11 +190,14 @@ if (only !== 'sft') {
       '--batch-size', String(w.batch), '--seq-len', String(w.seqLen), '--steps', String(steps), '--warmup', String(warmup), '--threads', String(threads),
       ...(w.checkpointing ? ['--gradient-checkpointing'] : []),
     ];
+    const torchRun = (env?: Record<string, string>) => () =>
+      python ? runJson(python, [join(here, 'torch_bench.py'), '--model', dir, ...common], `${name} PyTorch+transformers${env ? ' + MKL dispatch' : ''}`, env) : null;
     const { best, runs } = alternate(repeats, 'tokens_per_s', {
       sftkit: withCeiling(() => runJson(process.execPath, [sftkitBin, 'bench', 'train', '--model', dir, ...common, '--json'], `${name} sftkit`)),
-      torch: withCeiling(() => (python ? runJson(python, [join(here, 'torch_bench.py'), '--model', dir, ...common], `${name} PyTorch+transformers`) : null)),
+      torch: withCeiling(torchRun()),
+      torchIsa: preloadEnv ? withCeiling(torchRun(preloadEnv)) : () => null,
     });
-    const { sftkit, torch } = best;
+    const { sftkit, torch, torchIsa } = best;
     const spec = readModelConfig(dir).spec;
     const b = randomBatch(w.batch, w.seqLen, spec.vocabSize, 1000);
     const realTokens = b.attentionMask.reduce((s, m) => s + m, 0);
@@ -194,6 +217,7 @@ if (only !== 'sft') {
       torchFlops: executedTrainFlops(spec, w.seqLen, w.batch * w.seqLen, w.batch * w.seqLen),
       sftkit: sftkit as Record<string, number> | null,
       torch: torch as Record<string, number> | null,
+      torchIsa: torchIsa as Record<string, number> | null,
       runs,
     });
   }
@@ -224,11 +248,17 @@ if (only !== 'steps') {
     log(`SFT sftkit ${tag}: ${JSON.stringify(res)}`);
     return res;
   };
-  const trlRun = (mode: 'padded' | 'packed', batch: number) =>
-    python ? runJson(python, [join(here, 'trl_sft.py'), '--model', dir, '--data', subset, '--records', String(records), '--batch-size', String(batch), '--mode', mode, '--threads', String(threads)], `SFT TRL ${mode}`) : null;
+  const trlRun = (mode: 'padded' | 'packed', batch: number, env?: Record<string, string>) =>
+    python
+      ? runJson(python, [join(here, 'trl_sft.py'), '--model', dir, '--data', subset, '--records', String(records), '--batch-size', String(batch), '--mode', mode, '--threads', String(threads)], `SFT TRL ${mode}${env ? ' + MKL dispatch' : ''}`, env)
+      : null;
   const sftRow = (name: string, trlMode: 'padded' | 'packed', sftkitFlags: string[], tag: string, batch: number) => {
-    const { best, runs } = alternate(sftRepeats, 'unpadded_tokens_per_s', { sftkit: () => sftkitSft(sftkitFlags, tag), trl: () => trlRun(trlMode, batch) });
-    sftRows.push({ name, sftkit: best.sftkit as Record<string, number> | null, trl: best.trl, trlMode, runs });
+    const { best, runs } = alternate(sftRepeats, 'unpadded_tokens_per_s', {
+      sftkit: () => sftkitSft(sftkitFlags, tag),
+      trl: () => trlRun(trlMode, batch),
+      trlIsa: () => (preloadEnv ? trlRun(trlMode, batch, preloadEnv) : null),
+    });
+    sftRows.push({ name, sftkit: best.sftkit as Record<string, number> | null, trl: best.trl, trlIsa: best.trlIsa, trlMode, runs });
   };
   sftRow(`SFT ${records} alpaca records, B8, grouped by length vs TRL padded`, 'padded', ['--batch-size', '8', '--group-by-length'], 'grouped', 8);
   sftRow(`SFT ${records} alpaca records, packed rows of 1024, B2 vs TRL packing`, 'packed', ['--batch-size', '2', '--packing', '--max-length', '1024'], 'packed', 2);
@@ -266,15 +296,22 @@ const report = {
   machine,
   matmul: { sftkit: matmulSftkit, torch: matmulTorch, ceilingGflops: ceiling },
   steps: stepRows.map(rowReport),
-  sft: sftRows.map((r) => ({ ...r, tokensRatio: ratio(r.sftkit?.unpadded_tokens_per_s, r.trl?.unpadded_tokens_per_s as number | undefined) })),
+  sft: sftRows.map((r) => ({
+    ...r,
+    tokensRatio: ratio(r.sftkit?.unpadded_tokens_per_s, r.trl?.unpadded_tokens_per_s as number | undefined),
+    tokensRatioIsa: ratio(r.sftkit?.unpadded_tokens_per_s, r.trlIsa?.unpadded_tokens_per_s as number | undefined),
+  })),
 };
 /** Each side's MFU and HFU against the matmul ceiling measured just before its reported run. */
 function rowReport(r: StepRow) {
   const cs = Number(r.sftkit?.ceiling_gflops) || ceiling, ct = Number(r.torch?.ceiling_gflops) || ceiling;
+  const ci = Number(r.torchIsa?.ceiling_gflops) || ceiling;
   return {
     ...r,
-    ceilingGflops: { sftkit: cs, torch: ct },
+    ceilingGflops: { sftkit: cs, torch: ct, torchIsa: ci },
     tokensRatio: ratio(r.sftkit?.tokens_per_s, r.torch?.tokens_per_s),
+    tokensRatioIsa: ratio(r.sftkit?.tokens_per_s, r.torchIsa?.tokens_per_s),
+    mfuTorchIsa: r.torchIsa && ci ? mfu(1000 / r.torchIsa.ms_per_step!, r.modelFlops, ci) : null,
     rssRatio: ratio(r.sftkit?.peak_rss_mib, r.torch?.peak_rss_mib),
     // MFU: the model FLOPs of the step's real tokens per second of step; HFU: the FLOPs the engine actually ran.
     mfuSftkit: r.sftkit && cs ? mfu(1000 / r.sftkit.ms_per_step!, r.modelFlops, cs) : null,
@@ -311,6 +348,24 @@ const md: string[] = [
       `${f(r.sftkit?.trained_tokens)} / ${f(r.trl?.trained_tokens as number)} | ${f(r.sftkit?.steps)} / ${f(r.trl?.steps as number)} |`,
   ),
   '',
+  ...(preloadEnv
+    ? [
+        `The same Python runs with sftkit's MKL dispatch library LD_PRELOADed (\`${preloadEnv.LD_PRELOAD!.replace(root + '/', '')}\`: MKL's AVX-512 kernels on this CPU, as sftkit runs them), ` +
+          'alternating with the runs above; the ratio here is what sftkit gains over PyTorch/TRL given the same kernels.',
+        '',
+        '| workload | sftkit tokens/s | PyTorch or TRL + MKL dispatch tokens/s | speed ratio | MFU PyTorch + MKL dispatch | peak RSS PyTorch + MKL dispatch | fwd / bwd / optim ms |',
+        '|---|---:|---:|---:|---:|---:|---|',
+        ...report.steps.map(
+          (r) =>
+            `| ${r.name} | ${f(r.sftkit?.tokens_per_s, 1)} | ${f(r.torchIsa?.tokens_per_s, 1)} | ${x(r.tokensRatioIsa)} | ${pct(r.mfuTorchIsa)} | ` +
+            `${f((r.torchIsa?.peak_rss_mib ?? NaN) / 1024, 2)} GiB | ${f(r.torchIsa?.ms_forward)} / ${f(r.torchIsa?.ms_backward)} / ${f(r.torchIsa?.ms_optimizer)} |`,
+        ),
+        ...report.sft.map(
+          (r) => `| ${r.name} | ${f(r.sftkit?.unpadded_tokens_per_s, 1)} | ${f(r.trlIsa?.unpadded_tokens_per_s as number | undefined, 1)} | ${x(r.tokensRatioIsa)} | — | — | — |`,
+        ),
+        '',
+      ]
+    : []),
 ];
 mkdirSync(args.out!, { recursive: true });
 writeFileSync(join(args.out!, 'compare.json'), `${JSON.stringify(report, null, 2)}\n`);

@@ -16,6 +16,8 @@ import time
 import torch
 from transformers import AutoConfig, AutoModelForCausalLM
 
+from mkl_info import mkl_code_path
+
 
 def random_batch(B, T, vocab, seed):
     """Mirror of randomBatch() in src/bench/train-bench.ts (keep the two in step)."""
@@ -84,6 +86,7 @@ def main():
         "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
         "threads": torch.get_num_threads(),
         "torch": torch.__version__,
+        "mkl_code_path": mkl_code_path(),
     }))
 
 

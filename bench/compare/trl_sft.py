@@ -19,6 +19,8 @@ from datasets import Dataset
 from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
 from trl import SFTConfig, SFTTrainer
 
+from mkl_info import mkl_code_path
+
 PREAMBLE = "Below is an instruction that describes a task. Write a response that appropriately completes the request."
 
 
@@ -118,6 +120,7 @@ def main():
         "columns": train.column_names,
         "trl": trl.__version__,
         "torch": torch.__version__,
+        "mkl_code_path": mkl_code_path(),
     }))
 
 

@@ -257,7 +257,23 @@ export function binding(): NativeBinding {
  * platform, or a prebuild without it) leaves MKL's own dispatch; runtimeInfo().mkl says which one is in effect.
  */
 function preloadMklDispatch(addonDir: string): void {
-  preloadGlobal(join(addonDir, 'libsftkit_mkl_dispatch.so'));
+  preloadGlobal(join(addonDir, MKL_DISPATCH_LIBRARY));
+}
+const MKL_DISPATCH_LIBRARY = 'libsftkit_mkl_dispatch.so';
+
+/**
+ * The MKL dispatch library beside the addon in use, or null where there is none (not Linux x86-64, or a build
+ * without it). bench/compare LD_PRELOADs it into PyTorch to show what the same MKL kernels do there.
+ */
+export function mklDispatchLibrary(): string | null {
+  if (process.platform !== 'linux' || process.arch !== 'x64') return null;
+  try {
+    const load = require('node-gyp-build') as { resolve(dir: string): string };
+    const file = join(dirname(load.resolve(packageRoot)), MKL_DISPATCH_LIBRARY);
+    return existsSync(file) ? file : null;
+  } catch {
+    return null;
+  }
 }
 
 /**

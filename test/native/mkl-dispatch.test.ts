@@ -3,7 +3,7 @@
 // two code paths (they sum in different orders, so within float tolerance, not bit for bit).
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 
@@ -62,4 +62,21 @@ test('SFTKIT_MKL_DISPATCH: anything but isa/vendor is refused naming the variabl
   assert.notEqual(bad.status, 0);
   assert.match(bad.stderr, /SFTKIT_MKL_DISPATCH/);
   assert.match(bad.stderr, /"isa" or "vendor"/);
+});
+
+test('mklDispatchLibrary: the library beside the addon, and LD_PRELOADed it takes effect without sftkit loading it', { timeout: 60_000 }, async () => {
+  const { mklDispatchLibrary } = await import('../../src/native/binding.ts');
+  const lib = mklDispatchLibrary();
+  if (!linuxX64) return assert.equal(lib, null);
+  assert.ok(lib && existsSync(lib), `library: ${lib}`);
+  // bench/compare preloads it this way into PyTorch; here into a process that asked sftkit for MKL's own dispatch.
+  const r = spawnSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', `import { binding } from './src/native/binding.ts'; console.log(JSON.stringify(binding().info().mkl));`], {
+    cwd: root,
+    encoding: 'utf8',
+    env: { ...process.env, SFTKIT_MKL_DISPATCH: 'vendor', LD_PRELOAD: lib },
+  });
+  assert.equal(r.status, 0, r.stderr);
+  const mkl = JSON.parse(r.stdout.trim().split('\n').pop()!) as { dispatch: string; codePath: number };
+  assert.equal(mkl.dispatch, 'isa');
+  if (nonIntelWithAvx512()) assert.equal(mkl.codePath, 7);
 });
