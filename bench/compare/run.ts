@@ -3,7 +3,7 @@
 //
 //   node --import tsx bench/compare/run.ts [--steps 3] [--warmup 1] [--threads 2] [--records 400]
 //        [--repeats 1] [--sft-repeats 1] [--only steps|sft|all] [--python PY] [--skip-python] [--skip-torch-preload]
-//        [--setup-only] [--out bench/results] [--update-readme]
+//        [--setup-only] [--out bench/results] [--update-readme] [--render bench/results/compare.json]
 //
 // Every measurement runs in a process of its own (peak RSS is per process), one at a time. With --repeats N the two
 // sides of a workload run alternately N times (A B A B ...) and each side's best run is reported: the shared host
@@ -15,15 +15,16 @@
 // CPUs too; PyTorch as shipped does not. Unless --skip-torch-preload, every Python workload runs a third time with that
 // library LD_PRELOADed (a separate table): the share of sftkit's lead that is MKL's kernel choice alone.
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, freemem, tmpdir, totalmem } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
-import { executedTrainFlops, mfu, trainFlopsPerToken } from '../../src/bench/flops.ts';
+import { executedTrainFlops, trainFlopsPerToken } from '../../src/bench/flops.ts';
 import { randomBatch } from '../../src/bench/train-bench.ts';
 import { mklDispatchLibrary } from '../../src/native/binding.ts';
 import { readModelConfig } from '../../src/native/model-config.ts';
 import { benchModel, cacheRoot, sftkitBin } from '../bench-models.ts';
+import { type CompareData, type SftRow, type StepRow, writeReport } from './report.ts';
 
 const root = resolve(import.meta.dirname, '..', '..');
 const here = import.meta.dirname;
@@ -43,6 +44,7 @@ const { values: args } = parseArgs({
     out: { type: 'string', default: join(root, 'bench', 'results') },
     'update-readme': { type: 'boolean', default: false },
     'setup-only': { type: 'boolean', default: false },
+    render: { type: 'string' },
   },
 });
 const steps = Number(args.steps), warmup = Number(args.warmup), threads = Number(args.threads), records = Number(args.records);
@@ -65,6 +67,13 @@ function alternate<S extends string>(n: number, key: string, sides: Record<S, ()
   return { best: Object.fromEntries(Object.keys(sides).map((k) => [k, best(runs[k as S])])) as Record<S, Record<string, unknown> | null>, runs };
 }
 const log = (m: string) => process.stderr.write(`compare: ${m}\n`);
+const readmePath = args['update-readme'] ? join(root, 'bench', 'README.md') : null;
+
+// --render FILE: the tables of a finished run (its compare.json) rebuilt with this version of report.ts; nothing runs.
+if (args.render) {
+  process.stdout.write(writeReport(JSON.parse(readFileSync(args.render, 'utf8')) as CompareData, args.out!, readmePath, log));
+  process.exit(0);
+}
 
 // ---- processes ------------------------------------------------------------------------------------------------
 
@@ -110,33 +119,6 @@ function findPython(): { python: string | null; why: string } {
 
 // ---- the run --------------------------------------------------------------------------------------------------
 
-interface StepRow {
-  name: string;
-  shape: string;
-  batch: number;
-  seqLen: number;
-  flopsPerToken: number;
-  /** Per step: real (non-padding) tokens, labelled positions, model FLOPs of the real tokens, FLOPs each side runs. */
-  realTokens: number;
-  labelRows: number;
-  modelFlops: number;
-  sftkitFlops: number;
-  torchFlops: number;
-  sftkit: Record<string, number> | null;
-  torch: Record<string, number> | null;
-  /** PyTorch with sftkit's MKL dispatch library LD_PRELOADed; null when not run. */
-  torchIsa: Record<string, number> | null;
-  runs: Record<'sftkit' | 'torch' | 'torchIsa', Record<string, unknown>[]>;
-}
-interface SftRow {
-  name: string;
-  sftkit: Record<string, number> | null;
-  trl: Record<string, unknown> | null;
-  trlIsa: Record<string, unknown> | null;
-  trlMode: string;
-  runs: Record<'sftkit' | 'trl' | 'trlIsa', Record<string, unknown>[]>;
-}
-
 const started = new Date();
 const { python, why } = findPython();
 if (!python) log(`the Python columns are skipped: ${why}`);
@@ -161,7 +143,6 @@ const matmulSftkit = runJson(process.execPath, [sftkitBin, 'bench', 'matmul', '-
 const matmulTorch = python
   ? runJson(python, ['-c', `import torch,time,json\ntorch.set_num_threads(${threads})\na=torch.randn(2048,2048);b=torch.randn(2048,2048);c=a@b\nbest=1e9\nfor _ in range(10):\n  t=time.perf_counter();c=a@b;best=min(best,time.perf_counter()-t)\nprint(json.dumps({"gflops":2*2048**3/best/1e9,"ms":best*1e3}))`], 'matmul (PyTorch)')
   : null;
-const ceiling = Math.max(Number(matmulSftkit?.gflops ?? 0), Number(matmulTorch?.gflops ?? 0));
 /**
  * The host's speed drifts (its matmul ceiling measured 92-141 GFLOP/s within two hours), so each training run is
  * preceded by a matmul measurement of its own, kept in the run's record as ceiling_gflops.
@@ -290,94 +271,14 @@ function readLibtorch(): string {
   }
 }
 
-const ratio = (a: number | undefined, b: number | undefined) => (a && b ? a / b : null);
-const report = {
+const data: CompareData = {
   date: started.toISOString(),
   machine,
-  matmul: { sftkit: matmulSftkit, torch: matmulTorch, ceilingGflops: ceiling },
-  steps: stepRows.map(rowReport),
-  sft: sftRows.map((r) => ({
-    ...r,
-    tokensRatio: ratio(r.sftkit?.unpadded_tokens_per_s, r.trl?.unpadded_tokens_per_s as number | undefined),
-    tokensRatioIsa: ratio(r.sftkit?.unpadded_tokens_per_s, r.trlIsa?.unpadded_tokens_per_s as number | undefined),
-  })),
+  repeats,
+  sftRepeats,
+  preloadLibrary: preloadEnv?.LD_PRELOAD ?? null,
+  matmul: { sftkit: matmulSftkit, torch: matmulTorch },
+  steps: stepRows,
+  sft: sftRows,
 };
-/** Each side's MFU and HFU against the matmul ceiling measured just before its reported run. */
-function rowReport(r: StepRow) {
-  const cs = Number(r.sftkit?.ceiling_gflops) || ceiling, ct = Number(r.torch?.ceiling_gflops) || ceiling;
-  const ci = Number(r.torchIsa?.ceiling_gflops) || ceiling;
-  return {
-    ...r,
-    ceilingGflops: { sftkit: cs, torch: ct, torchIsa: ci },
-    tokensRatio: ratio(r.sftkit?.tokens_per_s, r.torch?.tokens_per_s),
-    tokensRatioIsa: ratio(r.sftkit?.tokens_per_s, r.torchIsa?.tokens_per_s),
-    mfuTorchIsa: r.torchIsa && ci ? mfu(1000 / r.torchIsa.ms_per_step!, r.modelFlops, ci) : null,
-    rssRatio: ratio(r.sftkit?.peak_rss_mib, r.torch?.peak_rss_mib),
-    // MFU: the model FLOPs of the step's real tokens per second of step; HFU: the FLOPs the engine actually ran.
-    mfuSftkit: r.sftkit && cs ? mfu(1000 / r.sftkit.ms_per_step!, r.modelFlops, cs) : null,
-    mfuTorch: r.torch && ct ? mfu(1000 / r.torch.ms_per_step!, r.modelFlops, ct) : null,
-    hfuSftkit: r.sftkit && cs ? mfu(1000 / r.sftkit.ms_per_step!, r.sftkitFlops, cs) : null,
-    hfuTorch: r.torch && ct ? mfu(1000 / r.torch.ms_per_step!, r.torchFlops, ct) : null,
-  };
-}
-
-const f = (v: number | null | undefined, d = 0) => (v === null || v === undefined || !Number.isFinite(v) ? '—' : v.toFixed(d));
-const pct = (v: number | null | undefined) => (v === null || v === undefined ? '—' : `${(v * 100).toFixed(0)}%`);
-const x = (v: number | null | undefined) => (v === null || v === undefined ? '—' : `${v.toFixed(2)}x`);
-const md: string[] = [
-  `Run ${report.date.slice(0, 16).replace('T', ' ')} UTC on ${machine.cpu}, ${machine.cores} cores (${machine.isa}), ${machine.memGiB} GiB; ` +
-    `${threads} threads; libtorch ${machine.libtorch}; ${repeats === 1 ? 'one run per side' : `best of ${repeats} alternating runs per side`} (SFT: ${sftRepeats === 1 ? 'one run' : `best of ${sftRepeats}`})${machine.python ? `; Python: ${machine.python}` : '; Python side skipped'}. ` +
-    `fp32 matmul ceiling (2048^3, best of 10) at the start: ${f(Number(matmulSftkit?.gflops), 1)} GFLOP/s through sftkit, ${f(Number(matmulTorch?.gflops), 1)} through PyTorch; ` +
-    `measured again (through sftkit) just before every training run, and each run's MFU and HFU are quoted against the ceiling measured before it (the host's speed drifts). MFU: model FLOPs of the real tokens (6 x matmul parameters incl. the LM head + 12 L H D T per token) per second; ` +
-    `HFU: the FLOPs each engine executes (PyTorch: every position through layers and head; sftkit: the real tokens through the layers, the labelled ones through the head).`,
-  '',
-  '| workload | sftkit tokens/s | PyTorch tokens/s | speed ratio | matmul ceiling before the runs GFLOP/s sftkit / PyTorch | MFU sftkit / PyTorch | HFU sftkit / PyTorch | sftkit peak RSS | PyTorch peak RSS | memory ratio | sftkit fwd / bwd / optim ms | PyTorch fwd / bwd / optim ms |',
-  '|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---|',
-  ...report.steps.map(
-    (r) =>
-      `| ${r.name} | ${f(r.sftkit?.tokens_per_s, 1)} | ${f(r.torch?.tokens_per_s, 1)} | ${x(r.tokensRatio)} | ${f(r.ceilingGflops.sftkit)} / ${f(r.ceilingGflops.torch)} | ${pct(r.mfuSftkit)} / ${pct(r.mfuTorch)} | ${pct(r.hfuSftkit)} / ${pct(r.hfuTorch)} | ` +
-      `${f((r.sftkit?.peak_rss_mib ?? NaN) / 1024, 2)} GiB | ${f((r.torch?.peak_rss_mib ?? NaN) / 1024, 2)} GiB | ${x(r.rssRatio)} | ` +
-      `${f(r.sftkit?.ms_forward)} / ${f(r.sftkit?.ms_backward)} / ${f(r.sftkit?.ms_optimizer)} | ${f(r.torch?.ms_forward)} / ${f(r.torch?.ms_backward)} / ${f(r.torch?.ms_optimizer)} |`,
-  ),
-  '',
-  '| SFT workload (GPT-2-124M shape, random weights, instruction-data.json) | sftkit unpadded tokens/s | TRL unpadded tokens/s | ratio | tokens | trained tokens sftkit / TRL | steps sftkit / TRL |',
-  '|---|---:|---:|---:|---:|---:|---:|',
-  ...report.sft.map(
-    (r) =>
-      `| ${r.name} | ${f(r.sftkit?.unpadded_tokens_per_s, 1)} | ${f(r.trl?.unpadded_tokens_per_s as number | undefined, 1)} | ${x(r.tokensRatio)} | ${f(r.sftkit?.tokens)} | ` +
-      `${f(r.sftkit?.trained_tokens)} / ${f(r.trl?.trained_tokens as number)} | ${f(r.sftkit?.steps)} / ${f(r.trl?.steps as number)} |`,
-  ),
-  '',
-  ...(preloadEnv
-    ? [
-        `The same Python runs with sftkit's MKL dispatch library LD_PRELOADed (\`${preloadEnv.LD_PRELOAD!.replace(root + '/', '')}\`: MKL's AVX-512 kernels on this CPU, as sftkit runs them), ` +
-          'alternating with the runs above; the ratio here is what sftkit gains over PyTorch/TRL given the same kernels.',
-        '',
-        '| workload | sftkit tokens/s | PyTorch or TRL + MKL dispatch tokens/s | speed ratio | MFU PyTorch + MKL dispatch | peak RSS PyTorch + MKL dispatch | fwd / bwd / optim ms |',
-        '|---|---:|---:|---:|---:|---:|---|',
-        ...report.steps.map(
-          (r) =>
-            `| ${r.name} | ${f(r.sftkit?.tokens_per_s, 1)} | ${f(r.torchIsa?.tokens_per_s, 1)} | ${x(r.tokensRatioIsa)} | ${pct(r.mfuTorchIsa)} | ` +
-            `${f((r.torchIsa?.peak_rss_mib ?? NaN) / 1024, 2)} GiB | ${f(r.torchIsa?.ms_forward)} / ${f(r.torchIsa?.ms_backward)} / ${f(r.torchIsa?.ms_optimizer)} |`,
-        ),
-        ...report.sft.map(
-          (r) => `| ${r.name} | ${f(r.sftkit?.unpadded_tokens_per_s, 1)} | ${f(r.trlIsa?.unpadded_tokens_per_s as number | undefined, 1)} | ${x(r.tokensRatioIsa)} | — | — | — |`,
-        ),
-        '',
-      ]
-    : []),
-];
-mkdirSync(args.out!, { recursive: true });
-writeFileSync(join(args.out!, 'compare.json'), `${JSON.stringify(report, null, 2)}\n`);
-writeFileSync(join(args.out!, 'compare.md'), md.join('\n'));
-log(`wrote ${join(args.out!, 'compare.json')} and compare.md`);
-process.stdout.write(md.join('\n'));
-
-if (args['update-readme']) {
-  const readme = join(root, 'bench', 'README.md');
-  const text = readFileSync(readme, 'utf8');
-  const begin = '<!-- compare:begin -->', end = '<!-- compare:end -->';
-  const i = text.indexOf(begin), j = text.indexOf(end);
-  if (i < 0 || j < 0) log(`bench/README.md has no ${begin} ... ${end} block; not updated`);
-  else writeFileSync(readme, `${text.slice(0, i + begin.length)}\n${md.join('\n')}\n${text.slice(j)}`);
-}
+process.stdout.write(writeReport(data, args.out!, readmePath, log));
