@@ -104,8 +104,11 @@ void check_inputs(const at::Tensor& hidden, const at::Tensor& weight, const at::
   if (at::isFloatingType(labels.scalar_type())) throw_bad_argument("loss: labels must be integers");
 }
 
+}  // namespace
+
 // Flat row indices (into hidden viewed as [B*T, C]) of the positions with a target, and those targets.
-std::pair<at::Tensor, at::Tensor> label_rows(const at::Tensor& labels, int64_t vocab) {
+
+LabelRows label_rows(const at::Tensor& labels, int64_t vocab) {
   const int64_t T = labels.size(1);
   at::Tensor tgt = labels.narrow(1, 1, T - 1).to(at::kLong);  // [B, T-1]
   at::Tensor nz = tgt.ne(-100).nonzero();                      // [N, 2]
@@ -122,8 +125,6 @@ std::pair<at::Tensor, at::Tensor> label_rows(const at::Tensor& labels, int64_t v
   return {rows, y};
 }
 
-}  // namespace
-
 int64_t auto_chunk_rows(int64_t vocab, int64_t rows) {
   // 32M logits (128 MiB fp32) per chunk: thinner chunks make the [V, C] weight-gradient accumulation memory-bound
   // (measured at V = 151936: 55 rows 7.4 s, 128 rows 5.9 s, 256 rows 5.4 s, one chunk 5.2 s for 1024 rows).
@@ -137,12 +138,17 @@ LossResult fused_masked_cross_entropy(const at::Tensor& hidden, const at::Tensor
   const int64_t B = hidden.size(0), T = hidden.size(1), C = hidden.size(2), V = weight.size(0);
   if (T < 2) return {(hidden.sum() * 0.0).abs().to(at::kFloat), 0};
   auto [rows, y] = label_rows(labels.device() == hidden.device() ? labels : labels.to(hidden.device()), V);
-  const int64_t n = rows.numel();
-  if (n == 0) return {(hidden.sum() * 0.0).abs().to(at::kFloat), 0};
-  at::Tensor h = hidden.reshape({B * T, C}).index_select(0, rows);  // [N, C], autograd-tracked gather
+  if (rows.numel() == 0) return {(hidden.sum() * 0.0).abs().to(at::kFloat), 0};
+  return fused_cross_entropy_rows(hidden.reshape({B * T, C}).index_select(0, rows), weight, y, chunk_rows);  // autograd-tracked gather
+}
+
+LossResult fused_cross_entropy_rows(const at::Tensor& hidden_rows, const at::Tensor& weight, const at::Tensor& targets,
+                                    int64_t chunk_rows) {
+  if (chunk_rows < 0) throw_bad_argument("loss: chunk_rows must be >= 0");
+  const int64_t n = hidden_rows.size(0), V = weight.size(0);
+  if (n == 0) return {(hidden_rows.sum() * 0.0).abs().to(at::kFloat), 0};
   const int64_t chunk = chunk_rows > 0 ? std::min(chunk_rows, n) : auto_chunk_rows(V, n);
-  at::Tensor loss = ChunkedCrossEntropy::apply(h, weight, y, chunk);
-  return {loss, n};
+  return {ChunkedCrossEntropy::apply(hidden_rows, weight, targets, chunk), n};
 }
 
 LossGradient fused_masked_cross_entropy_grad(const at::Tensor& hidden, const at::Tensor& weight, const at::Tensor& labels,
@@ -154,11 +160,31 @@ LossGradient fused_masked_cross_entropy_grad(const at::Tensor& hidden, const at:
   LossGradient out;
   if (T < 2) return out;
   auto [rows, y] = label_rows(labels.device() == hidden.device() ? labels : labels.to(hidden.device()), V);
-  const int64_t n = rows.numel();
+  if (rows.numel() == 0) return out;
+  at::Tensor h_rows;
+  {
+    c10::NoGradGuard no_grad;
+    h_rows = hidden.detach().reshape({B * T, C}).index_select(0, rows);  // [N, C]
+  }
+  out = fused_cross_entropy_rows_grad(h_rows, weight, y, scale, chunk_rows, workspace);
+  c10::NoGradGuard no_grad;
+  at::Tensor full = at::zeros({B * T, C}, hidden.options());
+  full.index_copy_(0, rows, out.grad_hidden);
+  out.grad_hidden = full.view({B, T, C});
+  return out;
+}
+
+LossGradient fused_cross_entropy_rows_grad(const at::Tensor& hidden_rows, const at::Tensor& weight, const at::Tensor& targets,
+                                           double scale, int64_t chunk_rows, LossWorkspace* workspace) {
+  if (chunk_rows < 0) throw_bad_argument("loss: chunk_rows must be >= 0");
+  if (!weight.is_leaf()) throw_bad_argument("loss: the LM head weight must be a leaf tensor (a parameter)");
+  const int64_t n = hidden_rows.size(0), V = weight.size(0);
+  LossGradient out;
   out.count = n;
   if (n == 0) return out;
   c10::NoGradGuard no_grad;
-  at::Tensor h = hidden.detach().reshape({B * T, C}).index_select(0, rows).to(at::kFloat);  // [N, C]
+  const at::Tensor& y = targets;
+  at::Tensor h = hidden_rows.detach().to(at::kFloat);  // [N, C]
   at::Tensor wf = weight.detach().to(at::kFloat);
   const int64_t chunk = chunk_rows > 0 ? std::min(chunk_rows, n) : auto_chunk_rows(V, n);
   at::Tensor grad_rows = at::empty_like(h);
@@ -187,9 +213,7 @@ LossGradient fused_masked_cross_entropy_grad(const at::Tensor& hidden, const at:
     if (wgrad.defined()) wgrad.add_(buffer.to(weight.scalar_type()));
     else wgrad = buffer.to(weight.scalar_type());
   }
-  out.grad_hidden = at::zeros({B * T, C}, hidden.options());
-  out.grad_hidden.index_copy_(0, rows, grad_rows.to(hidden.scalar_type()));
-  out.grad_hidden = out.grad_hidden.view({B, T, C});
+  out.grad_hidden = grad_rows.to(hidden_rows.scalar_type());
   return out;
 }
 

@@ -47,6 +47,21 @@ struct LossWorkspace {
 LossGradient fused_masked_cross_entropy_grad(const at::Tensor& hidden, const at::Tensor& weight, const at::Tensor& labels,
                                              double scale, int64_t chunk_rows = 0, LossWorkspace* workspace = nullptr);
 
+// The label rows of labels [B, T] (the shift applied): rows [N] flat indices into B * T of the positions that have
+// a target, targets [N] int64 (validated against the vocabulary V). The forward pass can compute its last layer's
+// tail for these rows only (CausalLM::hidden_states' keep_rows) and hand the loss the [N, C] rows.
+struct LabelRows {
+  at::Tensor rows;
+  at::Tensor targets;
+};
+LabelRows label_rows(const at::Tensor& labels, int64_t vocab);
+
+// The two losses above on rows already selected: hidden_rows [N, C], targets [N]. grad_hidden is [N, C].
+LossResult fused_cross_entropy_rows(const at::Tensor& hidden_rows, const at::Tensor& weight, const at::Tensor& targets,
+                                    int64_t chunk_rows = 0);
+LossGradient fused_cross_entropy_rows_grad(const at::Tensor& hidden_rows, const at::Tensor& weight, const at::Tensor& targets,
+                                           double scale, int64_t chunk_rows = 0, LossWorkspace* workspace = nullptr);
+
 // The same loss through full logits and at::cross_entropy (reference for tests and benches).
 LossResult naive_masked_cross_entropy(const at::Tensor& hidden, const at::Tensor& weight, const at::Tensor& labels);
 

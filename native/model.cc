@@ -89,6 +89,11 @@ at::Tensor embedding_lookup(const at::Tensor& weight, const at::Tensor& ids) {
   return EmbeddingIntoGrad::apply(weight, ids);
 }
 
+at::Tensor select_rows(const at::Tensor& x, const at::Tensor& rows) {
+  if (!rows.defined()) return x;
+  return x.reshape({-1, x.size(-1)}).index_select(0, rows).unsqueeze(0);
+}
+
 at::Tensor checkpointed(const std::function<at::Tensor(const at::Tensor&)>& fn, const at::Tensor& x) {
   if (!c10::GradMode::is_enabled()) return fn(x);
   at::Tensor y;

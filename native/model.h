@@ -90,8 +90,12 @@ class CausalLM {
 
   // ids [B, T] int64 (validated), pos [B, T] int64 -> final hidden states [B, T, C] (after the final norm).
   // With a cache, the new keys/values are appended at cache->length (the caller advances length afterwards).
+  // keep_rows [N] int64 (flat indices into B * T), when defined: only those rows are wanted (the loss's label rows),
+  // so the last layer runs its attention for every position (they are its keys and values) and everything after it
+  // (output projection, MLP, final norm) for the N rows only -> [1, N, C]. Every other layer is unchanged, and the
+  // kept rows are the same numbers the full pass gives (each of those ops works row by row).
   virtual at::Tensor hidden_states(const at::Tensor& ids, const at::Tensor& pos, const AttentionPlan& plan,
-                                   KVCache* cache) = 0;
+                                   KVCache* cache, const at::Tensor& keep_rows = at::Tensor()) = 0;
   // LM head weight [V, C] (the embedding when tied).
   virtual at::Tensor lm_head_weight() const = 0;
   // Every trainable tensor once (a tied head is listed under the embedding's name), in a stable order.
@@ -152,6 +156,9 @@ std::unique_ptr<CausalLM> make_causal_lm(const ModelSpec& spec, const ModelOptio
 // weight [V, C], ids [B, T] int64 -> [B, T, C]. In grad mode the backward adds the rows' gradients straight into
 // weight.grad() (index_add_), without the dense [V, C] gradient that at::embedding's backward allocates beside it.
 at::Tensor embedding_lookup(const at::Tensor& weight, const at::Tensor& ids);
+
+// x [B, T, C], rows [N] int64 flat indices into B * T -> [1, N, C] (autograd-tracked gather); undefined rows: x.
+at::Tensor select_rows(const at::Tensor& x, const at::Tensor& rows);
 
 // fn(x) without keeping fn's intermediate activations: the forward runs without a graph, the backward recomputes
 // fn(x) with one and backpropagates through it (reentrant activation checkpointing; parameters' gradients

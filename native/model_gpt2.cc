@@ -79,13 +79,14 @@ class Gpt2Model final : public CausalLM {
   bool learned_positions() const override { return true; }
 
   at::Tensor hidden_states(const at::Tensor& ids, const at::Tensor& pos, const AttentionPlan& plan,
-                           KVCache* cache) override {
+                           KVCache* cache, const at::Tensor& keep_rows) override {
     const int64_t B = ids.size(0), T = ids.size(1), C = spec_.hidden_size, H = spec_.num_heads, D = spec_.head_dim;
     const double eps = spec_.norm_eps;
     at::Tensor x = embedding_lookup(wte_, ids) + embedding_lookup(wpe_, pos);  // [B, T, C]
     for (size_t li = 0; li < blocks_.size(); ++li) {
       const auto& b = blocks_[li];
-      auto layer = [this, &b, li, B, T, C, H, D, eps, &plan, cache](const at::Tensor& x_in) -> at::Tensor {
+      const at::Tensor keep = li + 1 == blocks_.size() ? keep_rows : at::Tensor();
+      auto layer = [this, &b, li, B, T, C, H, D, eps, &plan, cache, keep](const at::Tensor& x_in) -> at::Tensor {
         at::Tensor qkv = project_layer_norm(x_in, b.ln1_w, b.ln1_b, eps, b.attn_w, b.attn_b);  // [B, T, 3C]
         auto parts = qkv.split(C, -1);
         at::Tensor q = parts[0].view({B, T, H, D}).transpose(1, 2);
@@ -93,7 +94,7 @@ class Gpt2Model final : public CausalLM {
         at::Tensor v = parts[2].view({B, T, H, D}).transpose(1, 2);
         auto [k_all, v_all] = cache_append(cache, static_cast<int64_t>(li), k, v);
         at::Tensor a = attention_forward(q, k_all, v_all, plan).transpose(1, 2).reshape({B, T, C});
-        at::Tensor y = x_in + project(a, b.proj_w, b.proj_b);
+        at::Tensor y = select_rows(x_in, keep) + project(select_rows(a, keep), b.proj_w, b.proj_b);  // [B, T, C] or [1, N, C]
         at::Tensor fc = project_layer_norm(y, b.ln2_w, b.ln2_b, eps, b.fc_w, b.fc_b);  // [B, T, 4C]
         return y + project_gelu_tanh(fc, b.mlp_proj_w, b.mlp_proj_b);
       };

@@ -105,7 +105,7 @@ class LlamaModel final : public CausalLM {
   at::Tensor lm_head_weight() const override { return head_.defined() ? head_ : embed_; }
 
   at::Tensor hidden_states(const at::Tensor& ids, const at::Tensor& pos, const AttentionPlan& plan,
-                           KVCache* cache) override {
+                           KVCache* cache, const at::Tensor& keep_rows) override {
     const int64_t B = ids.size(0), T = ids.size(1), H = spec_.num_heads, Hkv = spec_.num_kv_heads, D = spec_.head_dim;
     at::Tensor x = embedding_lookup(embed_, ids);  // [B, T, C]
     // RoPE tables [B, 1, T, D] in fp32 (HF autocast-free path), then the compute dtype.
@@ -115,7 +115,8 @@ class LlamaModel final : public CausalLM {
     at::Tensor sin = emb.sin().to(x.scalar_type()).unsqueeze(1);
     for (size_t li = 0; li < layers_.size(); ++li) {
       const auto& L = layers_[li];
-      auto layer = [this, &L, li, B, T, H, Hkv, D, cos, sin, &plan, cache](const at::Tensor& x_in) -> at::Tensor {
+      const at::Tensor keep = li + 1 == layers_.size() ? keep_rows : at::Tensor();
+      auto layer = [this, &L, li, B, T, H, Hkv, D, cos, sin, &plan, cache, keep](const at::Tensor& x_in) -> at::Tensor {
         at::Tensor h = rms_norm(x_in, L.in_norm, spec_.norm_eps);
         at::Tensor q = project(h, L.q_w, L.q_b).view({B, T, H, D});
         at::Tensor k = project(h, L.k_w, L.k_b).view({B, T, Hkv, D});
@@ -131,7 +132,7 @@ class LlamaModel final : public CausalLM {
         auto [k_all, v_all] = cache_append(cache, static_cast<int64_t>(li), k, v);
         at::Tensor a = attention_forward(q, k_all, v_all, plan);  // [B, H, T, D]
         a = a.transpose(1, 2).reshape({B, T, H * D});
-        at::Tensor y = x_in + project(a, L.o_w, L.o_b);
+        at::Tensor y = select_rows(x_in, keep) + project(select_rows(a, keep), L.o_w, L.o_b);  // [B, T, C] or [1, N, C]
         h = rms_norm(y, L.post_norm, spec_.norm_eps);
         return y + project_swiglu(project(h, L.gate_w, L.gate_b), project(h, L.up_w, L.up_b), L.down_w, L.down_b);
       };

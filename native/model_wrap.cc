@@ -229,10 +229,11 @@ std::vector<ParamRef> all_parameters(ModelState& s) {
   return out;
 }
 
-// The model's final hidden states [B, T, C] for a prepared batch, under the model's autocast setting.
-at::Tensor forward_hidden(ModelState& s, const PreparedBatch& pb) {
+// The model's final hidden states [B, T, C] for a prepared batch, under the model's autocast setting; with
+// keep_rows, [1, N, C] for those rows only (CausalLM::hidden_states).
+at::Tensor forward_hidden(ModelState& s, const PreparedBatch& pb, const at::Tensor& keep_rows = at::Tensor()) {
   AutocastScope cast(s.autocast);
-  return s.model->hidden_states(pb.ids, pb.pos, pb.plan, nullptr);
+  return s.model->hidden_states(pb.ids, pb.pos, pb.plan, nullptr, keep_rows);
 }
 
 std::vector<ParamEntry> param_entries(ModelState& s) {
@@ -474,20 +475,27 @@ class NativeModel : public Napi::ObjectWrap<NativeModel> {
                   if (!train) guard = std::make_unique<c10::NoGradGuard>();
                   LoraLayers::Mode lora_mode(s->model->lora(), /*training=*/train, /*enabled=*/true);
                   const auto t0 = std::chrono::steady_clock::now();
-                  at::Tensor h = forward_hidden(*s, pb);
+                  // Only the label rows are wanted: the last layer's tail and the final norm run for them alone.
+                  const at::Tensor head = s->model->lm_head_weight();
+                  const at::Tensor labels = pb.labels.device() == pb.ids.device() ? pb.labels : pb.labels.to(pb.ids.device());
+                  const LabelRows lr = labels.size(1) >= 2 ? label_rows(labels, head.size(0)) : LabelRows{};
+                  const int64_t n = lr.rows.defined() ? lr.rows.numel() : 0;
+                  at::Tensor h = forward_hidden(*s, pb, n > 0 ? lr.rows : at::Tensor());  // [1, N, C]
                   auto t1 = std::chrono::steady_clock::now();
-                  if (train) {
+                  if (n == 0) {
+                    out->count = 0;  // nothing to learn from: no loss, no backward
+                  } else if (train) {
                     // The loss's gradient w.r.t. the head goes straight into its .grad; the body's backward starts
                     // from d(loss_sum * lossScale) / d hidden.
-                    LossGradient g = fused_masked_cross_entropy_grad(h, s->model->lm_head_weight(), pb.labels, loss_scale,
-                                                                                     /*chunk_rows=*/0, &s->loss_ws);
+                    LossGradient g = fused_cross_entropy_rows_grad(h.reshape({n, h.size(-1)}), head, lr.targets, loss_scale,
+                                                                   /*chunk_rows=*/0, &s->loss_ws);
                     out->sum = g.loss_sum;
                     out->count = g.count;
                     t1 = std::chrono::steady_clock::now();
-                    if (g.count > 0 && h.requires_grad()) h.backward(g.grad_hidden);
+                    if (h.requires_grad()) h.backward(g.grad_hidden.view(h.sizes()));
                   } else {
-                    LossResult r = fused_masked_cross_entropy(h, s->model->lm_head_weight(), pb.labels);
-                    out->sum = r.count > 0 ? r.loss_sum.item<double>() : 0.0;
+                    LossResult r = fused_cross_entropy_rows(h.reshape({n, h.size(-1)}), head, lr.targets);
+                    out->sum = r.loss_sum.item<double>();
                     out->count = r.count;
                     t1 = std::chrono::steady_clock::now();
                   }
