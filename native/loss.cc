@@ -104,6 +104,15 @@ void check_inputs(const at::Tensor& hidden, const at::Tensor& weight, const at::
   if (at::isFloatingType(labels.scalar_type())) throw_bad_argument("loss: labels must be integers");
 }
 
+// The rows forms: hidden_rows [N, C] against weight [V, C], targets [N].
+void check_rows(const at::Tensor& hidden_rows, const at::Tensor& weight, const at::Tensor& targets) {
+  if (hidden_rows.dim() != 2 || weight.dim() != 2 || targets.dim() != 1) throw_bad_argument("loss: hidden rows [N, C], weight [V, C] and targets [N] expected");
+  if (hidden_rows.size(1) != weight.size(1)) {
+    throw_bad_argument("loss: hidden size " + std::to_string(hidden_rows.size(1)) + " != weight columns " + std::to_string(weight.size(1)));
+  }
+  if (hidden_rows.size(0) != targets.size(0)) throw_bad_argument("loss: hidden rows and targets differ in number");
+}
+
 }  // namespace
 
 // Flat row indices (into hidden viewed as [B*T, C]) of the positions with a target, and those targets.
@@ -144,6 +153,7 @@ LossResult fused_masked_cross_entropy(const at::Tensor& hidden, const at::Tensor
 
 LossResult fused_cross_entropy_rows(const at::Tensor& hidden_rows, const at::Tensor& weight, const at::Tensor& targets,
                                     int64_t chunk_rows) {
+  check_rows(hidden_rows, weight, targets);
   if (chunk_rows < 0) throw_bad_argument("loss: chunk_rows must be >= 0");
   const int64_t n = hidden_rows.size(0), V = weight.size(0);
   if (n == 0) return {(hidden_rows.sum() * 0.0).abs().to(at::kFloat), 0};
@@ -151,31 +161,9 @@ LossResult fused_cross_entropy_rows(const at::Tensor& hidden_rows, const at::Ten
   return {ChunkedCrossEntropy::apply(hidden_rows, weight, targets, chunk), n};
 }
 
-LossGradient fused_masked_cross_entropy_grad(const at::Tensor& hidden, const at::Tensor& weight, const at::Tensor& labels,
-                                             double scale, int64_t chunk_rows, LossWorkspace* workspace) {
-  check_inputs(hidden, weight, labels);
-  if (chunk_rows < 0) throw_bad_argument("loss: chunk_rows must be >= 0");
-  if (!weight.is_leaf()) throw_bad_argument("loss: the LM head weight must be a leaf tensor (a parameter)");
-  const int64_t B = hidden.size(0), T = hidden.size(1), C = hidden.size(2), V = weight.size(0);
-  LossGradient out;
-  if (T < 2) return out;
-  auto [rows, y] = label_rows(labels.device() == hidden.device() ? labels : labels.to(hidden.device()), V);
-  if (rows.numel() == 0) return out;
-  at::Tensor h_rows;
-  {
-    c10::NoGradGuard no_grad;
-    h_rows = hidden.detach().reshape({B * T, C}).index_select(0, rows);  // [N, C]
-  }
-  out = fused_cross_entropy_rows_grad(h_rows, weight, y, scale, chunk_rows, workspace);
-  c10::NoGradGuard no_grad;
-  at::Tensor full = at::zeros({B * T, C}, hidden.options());
-  full.index_copy_(0, rows, out.grad_hidden);
-  out.grad_hidden = full.view({B, T, C});
-  return out;
-}
-
 LossGradient fused_cross_entropy_rows_grad(const at::Tensor& hidden_rows, const at::Tensor& weight, const at::Tensor& targets,
                                            double scale, int64_t chunk_rows, LossWorkspace* workspace) {
+  check_rows(hidden_rows, weight, targets);
   if (chunk_rows < 0) throw_bad_argument("loss: chunk_rows must be >= 0");
   if (!weight.is_leaf()) throw_bad_argument("loss: the LM head weight must be a leaf tensor (a parameter)");
   const int64_t n = hidden_rows.size(0), V = weight.size(0);
@@ -183,7 +171,6 @@ LossGradient fused_cross_entropy_rows_grad(const at::Tensor& hidden_rows, const 
   out.count = n;
   if (n == 0) return out;
   c10::NoGradGuard no_grad;
-  const at::Tensor& y = targets;
   at::Tensor h = hidden_rows.detach().to(at::kFloat);  // [N, C]
   at::Tensor wf = weight.detach().to(at::kFloat);
   const int64_t chunk = chunk_rows > 0 ? std::min(chunk_rows, n) : auto_chunk_rows(V, n);
@@ -208,7 +195,7 @@ LossGradient fused_cross_entropy_rows_grad(const at::Tensor& hidden_rows, const 
   // With the CPU pool the logits go back to its cache after the loss (the next step's loss gets the same block back,
   // and backward can use its pages meanwhile); kept across steps they were live through the step's memory peak.
   const bool keep_logits = workspace && !(h.device().is_cpu() && cpu_pool_installed());
-  out.loss_sum = ce_chunks(h, wf, y, chunk, scale, &grad_rows, gw, keep_logits ? &workspace->logits : nullptr);
+  out.loss_sum = ce_chunks(h, wf, targets, chunk, scale, &grad_rows, gw, keep_logits ? &workspace->logits : nullptr);
   if (buffer.defined()) {
     if (wgrad.defined()) wgrad.add_(buffer.to(weight.scalar_type()));
     else wgrad = buffer.to(weight.scalar_type());

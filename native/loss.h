@@ -21,10 +21,10 @@ struct LossResult {
 LossResult fused_masked_cross_entropy(const at::Tensor& hidden, const at::Tensor& weight, const at::Tensor& labels,
                                       int64_t chunk_rows = 0);
 
-// The training form of the same loss, without an autograd node: the loss sum over the N label rows and, in the same
-// chunked pass, grad_hidden [B, T, C] = scale * d loss / d hidden (zeros where there is no target) while
+// The training form of the same loss (fused_cross_entropy_rows_grad below), without an autograd node: the loss sum
+// over the N label rows and, in the same chunked pass, grad_hidden [N, C] = scale * d loss / d hidden_rows while
 // scale * d loss / d weight is ADDED to weight.grad() (allocated when undefined; fp32 weights get it without any
-// [V, C] buffer beside it). The caller continues with hidden.backward(grad_hidden). count 0: nothing is touched.
+// [V, C] buffer beside it). The caller continues with backward from the rows. count 0: nothing is touched.
 struct LossGradient {
   double loss_sum = 0;
   int64_t count = 0;
@@ -44,9 +44,6 @@ struct LossWorkspace {
   // references it.
   void release_head_grad(const at::Tensor& weight);
 };
-LossGradient fused_masked_cross_entropy_grad(const at::Tensor& hidden, const at::Tensor& weight, const at::Tensor& labels,
-                                             double scale, int64_t chunk_rows = 0, LossWorkspace* workspace = nullptr);
-
 // The label rows of labels [B, T] (the shift applied): rows [N] flat indices into B * T of the positions that have
 // a target, targets [N] int64 (validated against the vocabulary V). The forward pass can compute its last layer's
 // tail for these rows only (CausalLM::hidden_states' keep_rows) and hand the loss the [N, C] rows.
@@ -56,7 +53,7 @@ struct LabelRows {
 };
 LabelRows label_rows(const at::Tensor& labels, int64_t vocab);
 
-// The two losses above on rows already selected: hidden_rows [N, C], targets [N]. grad_hidden is [N, C].
+// The losses on rows already selected: hidden_rows [N, C] (the final hidden states of label_rows' rows), targets [N].
 LossResult fused_cross_entropy_rows(const at::Tensor& hidden_rows, const at::Tensor& weight, const at::Tensor& targets,
                                     int64_t chunk_rows = 0);
 LossGradient fused_cross_entropy_rows_grad(const at::Tensor& hidden_rows, const at::Tensor& weight, const at::Tensor& targets,

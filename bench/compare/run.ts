@@ -120,6 +120,7 @@ function findPython(): { python: string | null; why: string } {
 // ---- the run --------------------------------------------------------------------------------------------------
 
 const started = new Date();
+const cpuFlags = (readFileSync('/proc/cpuinfo', 'utf8').match(/^flags\s*:(.*)$/m)?.[1] ?? '').trim().split(/\s+/);
 const { python, why } = findPython();
 if (!python) log(`the Python columns are skipped: ${why}`);
 if (args['setup-only']) {
@@ -130,7 +131,7 @@ if (args['setup-only']) {
 const preloadEnv = ((): Record<string, string> | null => {
   if (args['skip-torch-preload'] || !python) return null;
   const lib = mklDispatchLibrary();
-  const avx512 = /^flags\s*:.*\bavx512f\b/m.test(readFileSync('/proc/cpuinfo', 'utf8'));
+  const avx512 = cpuFlags.includes('avx512f');
   if (!lib || !avx512) {
     log(`the PyTorch + MKL dispatch runs are skipped: ${lib ? 'no AVX-512 on this CPU' : 'no libsftkit_mkl_dispatch.so beside the addon'}`);
     return null;
@@ -249,8 +250,7 @@ if (only !== 'steps') {
 // ---- report ---------------------------------------------------------------------------------------------------
 
 const cpuModel = cpus()[0]?.model ?? 'unknown';
-const flags = readFileSync('/proc/cpuinfo', 'utf8').match(/^flags\s*:(.*)$/m)?.[1] ?? '';
-const isa = ['avx512f', 'avx2', 'fma'].filter((f) => flags.split(/\s+/).includes(f)).join(', ');
+const isa = ['avx512f', 'avx2', 'fma'].filter((f) => cpuFlags.includes(f)).join(', ');
 const machine = {
   cpu: cpuModel,
   cores: cpus().length,
