@@ -2,6 +2,7 @@
 export { SftkitError, invalidParameterError, dataError, type SftkitErrorCode } from './errors.ts';
 export { binding, readLibtorchRecord, type NativeBinding, type RuntimeInfo, type LibtorchRecord } from './native/binding.ts';
 export { doctorReport, type DoctorReport } from './cli/doctor.ts';
+export { shippedModelDir, shippedDataFile } from './shipped.ts';
 export * from './data-api.ts';
 export {
   loadModel,

@@ -15,7 +15,6 @@ export async function doctorReport(): Promise<DoctorReport> {
   const { readFileSync } = await import('node:fs');
   const { join } = await import('node:path');
   const pkg = JSON.parse(readFileSync(join(packageRoot, 'package.json'), 'utf8')) as { version: string };
-  const record = readLibtorchRecord();
   let addon: DoctorReport['addon'];
   try {
     const { torchConfig: _config, parallelInfo: _parallel, ...info } = binding().info();
@@ -23,6 +22,8 @@ export async function doctorReport(): Promise<DoctorReport> {
   } catch (e) {
     addon = { loaded: false, error: e instanceof Error ? e.message : String(e) };
   }
+  // Read after loading: a first use may just have run the install step that records it.
+  const record = readLibtorchRecord();
   return {
     sftkit: { version: pkg.version, root: packageRoot },
     node: { version: process.version, napi: process.versions.napi ?? '?', platform: process.platform, arch: process.arch },
@@ -37,7 +38,7 @@ function formatReport(r: DoctorReport): string {
   if (r.libtorch.recorded) {
     lines.push(`libtorch ${r.libtorch.version} (${r.libtorch.variant}) from ${r.libtorch.source}: ${r.libtorch.path}`);
   } else {
-    lines.push('libtorch: not recorded (run npm install)');
+    lines.push('libtorch: not recorded (run `npx sftkit setup`)');
   }
   if (r.addon.loaded) {
     const i = r.addon.info;

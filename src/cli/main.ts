@@ -12,6 +12,7 @@ import { generateCommand } from './generate.ts';
 import { inspectCommand } from './inspect.ts';
 import { mergeCommand } from './merge.ts';
 import { quickstartCommand } from './quickstart.ts';
+import { setupCommand } from './setup.ts';
 import { trainCommand } from './train.ts';
 import { uiCommand } from './ui.ts';
 
@@ -29,6 +30,7 @@ const commands: Command[] = [
   quickstartCommand,
   benchCommand,
   doctorCommand,
+  setupCommand,
 ];
 
 function usage(): string {

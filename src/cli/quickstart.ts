@@ -6,15 +6,15 @@ import { parseArgs } from 'node:util';
 import { createPipeline } from '../data-api.ts';
 import { promptIds, stopIdsFor } from '../generate/prompt.ts';
 import { replyText } from '../generate/stream-text.ts';
-import { packageRoot } from '../native/binding.ts';
 import { loadModel } from '../native/model.ts';
+import { shippedDataFile, shippedModelDir } from '../shipped.ts';
 import { validateTrainOptions } from '../train/options.ts';
 import { train } from '../train/trainer.ts';
 import { intFlag } from './args.ts';
 import type { CliIo, Command } from './command.ts';
 
-export const QUICKSTART_MODEL = join(packageRoot, 'test', 'fixtures', 'models', 'tinystories-656k');
-export const QUICKSTART_DATA = join(packageRoot, 'test', 'fixtures', 'data', 'instruction-data.json');
+export const QUICKSTART_MODEL = shippedModelDir;
+export const QUICKSTART_DATA = shippedDataFile;
 
 /** The quick start's training recipe for the 656K model (also used by examples/ch7). */
 export const TINY_MODEL_RECIPE = {

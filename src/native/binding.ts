@@ -1,6 +1,7 @@
 // The single loader of the native addon. node-gyp-build finds build/Release/sftkit.node or
 // prebuilds/<platform>-<arch>/*.node; libtorch's shared libraries are preloaded from the directory recorded
 // in libtorch.json so that a prebuild also loads when its RPATH does not point at this machine's libtorch.
+import { spawnSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { constants } from 'node:os';
@@ -221,7 +222,7 @@ let cached: NativeBinding | null = null;
 /** The addon, loaded once. Throws SFTKIT_LOAD with the fixes when it cannot be loaded. */
 export function binding(): NativeBinding {
   if (cached) return cached;
-  const record = readLibtorchRecord();
+  const record = readLibtorchRecord() ?? setupOnFirstUse();
   const isaDispatch = mklIsaDispatchWanted();
   let loaded: NativeBinding;
   try {
@@ -239,7 +240,7 @@ export function binding(): NativeBinding {
           ? `libtorch recorded at install: ${record.version} (${record.source}) in ${record.path}`
           : 'no libtorch.json: the install step did not run or failed',
         'Fixes:',
-        '  - run `npm install` (or `npm rebuild sftkit`) to obtain libtorch and build the addon;',
+        '  - run `npx sftkit setup` (or `npm rebuild sftkit`) to obtain libtorch and build the addon;',
         '  - LIBTORCH=/path/to/libtorch npm install, to build against a libtorch you have;',
         '  - `node scripts/build-native.mjs` in the package directory to rebuild build/Release/sftkit.node.',
       ].join('\n'),
@@ -249,6 +250,32 @@ export function binding(): NativeBinding {
   if (cpuPoolWanted()) loaded.setCpuPool(true);
   cached = loaded;
   return loaded;
+}
+
+/**
+ * No libtorch.json means the install step never ran: npm >= 11, pnpm and bun skip a dependency's install script until
+ * the project approves it. Runs it now, once (scripts/install.mjs: obtain libtorch, use the prebuild or build),
+ * with its progress on stderr, and returns what it recorded. SFTKIT_AUTO_SETUP=0 turns this off (then the load error
+ * below says what to run). Blocks while it runs, as loading libtorch does anyway; `sftkit setup` does it ahead of time.
+ */
+function setupOnFirstUse(): LibtorchRecord | null {
+  const mode = process.env.SFTKIT_AUTO_SETUP;
+  if (mode === '0') return null;
+  if (mode !== undefined && mode !== '' && mode !== '1') throw invalidParameterError('SFTKIT_AUTO_SETUP', '"0" or "1"', mode);
+  const script = join(packageRoot, 'scripts', 'install.mjs');
+  if (!existsSync(script)) return null;
+  process.stderr.write(
+    'sftkit: first use: the install step has not run here (npm >= 11, pnpm and bun skip dependency install scripts ' +
+      'until approved, e.g. `npm install-scripts approve sftkit`); running it now, once.\n',
+  );
+  const r = spawnSync(process.execPath, [script], { cwd: packageRoot, stdio: ['ignore', 2, 2] });
+  if (r.status !== 0) {
+    throw new SftkitError(
+      'SFTKIT_LOAD',
+      `sftkit: the install step (node ${script}) failed with ${r.error ? r.error.message : `exit code ${r.status}`}; its output above says why`,
+    );
+  }
+  return readLibtorchRecord();
 }
 
 /**
