@@ -1,10 +1,10 @@
 // Resolves `--data`: a local path as is, an http(s) URL downloaded once into the data cache and reused.
 
 import { createHash } from 'node:crypto';
-import { createWriteStream } from 'node:fs';
+import { createReadStream, createWriteStream } from 'node:fs';
 import { mkdir, rename, stat, unlink } from 'node:fs/promises';
 import { homedir } from 'node:os';
-import { basename, join } from 'node:path';
+import { basename, extname, join } from 'node:path';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { SftkitError } from '../errors.ts';
@@ -28,7 +28,10 @@ export interface ResolvedSource {
   downloaded: boolean;
 }
 
-/** The cache file a URL is stored in: `<cacheDir>/<sha256(url)[0:16]>-<last path segment>`. */
+/**
+ * The cache file a URL is stored in: `<cacheDir>/<sha256(url)[0:16]>-<last path segment>` (at most 80 characters,
+ * keeping the extension, which tells the readers a `.parquet`, `.csv` or `.tsv` file).
+ */
 export function cachedPathFor(url: string, cacheDir: string): string {
   const digest = createHash('sha256').update(url).digest('hex').slice(0, 16);
   let name = 'data';
@@ -37,8 +40,28 @@ export function cachedPathFor(url: string, cacheDir: string): string {
   } catch {
     // keep the default name
   }
-  name = name.replace(/[^A-Za-z0-9._-]/g, '_').slice(0, 80);
+  name = name.replace(/[^A-Za-z0-9._-]/g, '_');
+  if (name.length > 80) {
+    const ext = extname(name).slice(0, 16);
+    name = name.slice(0, 80 - ext.length) + ext;
+  }
   return join(cacheDir, `${digest}-${name}`);
+}
+
+/**
+ * The content hash of a dataset's files (hex sha256): of the bytes for one file, of the files' names and hashes in
+ * order for several (the shards of a split).
+ */
+export async function hashDataFiles(files: readonly string[]): Promise<string> {
+  const one = async (path: string): Promise<string> => {
+    const h = createHash('sha256');
+    for await (const chunk of createReadStream(path)) h.update(chunk as Buffer);
+    return h.digest('hex');
+  };
+  if (files.length === 1) return one(files[0] as string);
+  const h = createHash('sha256');
+  for (const f of files) h.update(`${basename(f)}\0${await one(f)}\n`);
+  return h.digest('hex');
 }
 
 /**

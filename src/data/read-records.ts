@@ -1,19 +1,120 @@
-// Streaming readers for JSON arrays and JSONL: one record at a time, bounded memory, line numbers for errors.
+// The one reader of data files: `readRecords` opens a file (JSON array, JSONL, Parquet, CSV, TSV), a list of files
+// (the shards of a split) or a dataset directory (a split of it) and streams records with where they come from.
+// The JSON readers live here too: one record at a time, bounded memory, line numbers for errors.
 
 import { createReadStream } from 'node:fs';
-import { stat } from 'node:fs/promises';
+import { open, stat } from 'node:fs/promises';
+import { extname } from 'node:path';
 import { dataError, SftkitError } from '../errors.ts';
+import { directorySplit, type DataFiles, type SplitName } from './dataset-dir.ts';
+import { readDelimited } from './read-csv.ts';
+import { readParquet } from './read-parquet.ts';
 import type { RawRecord } from './types.ts';
 
-export type FileLayout = 'json-array' | 'jsonl';
+export type FileLayout = 'json-array' | 'jsonl' | 'parquet' | 'csv' | 'tsv';
 
 export interface ReadOptions {
-  /** Name used in error messages (e.g. the URL a cached file came from); defaults to the path. */
+  /** Name used in error messages (e.g. the URL a cached file came from); defaults to the path. Single files only. */
   displayName?: string;
-  /** Force a layout instead of sniffing the first non-blank character (`[` = JSON array, else JSONL). */
+  /**
+   * Force a layout instead of taking it from the extension (`.parquet`, `.csv`, `.tsv`; `.json`/`.jsonl` and others
+   * are sniffed: "PAR1" = Parquet, first non-blank `[` = JSON array, else JSONL).
+   */
   layout?: FileLayout;
+  /** A dataset directory's split to read (default train). */
+  split?: SplitName;
   /** Chunk size of the underlying stream (tests use a tiny one to exercise chunk boundaries). */
   highWaterMark?: number;
+  /** Observes the byte ranges the Parquet reader reads (tests check that it goes row group by row group). */
+  onParquetRead?: (start: number, end: number) => void;
+}
+
+/** Where records are read from: a file or dataset directory path, or the files of one split. */
+export type DataSource = string | DataFiles;
+
+const LAYOUT_BY_EXTENSION: Record<string, FileLayout> = { '.parquet': 'parquet', '.pq': 'parquet', '.csv': 'csv', '.tsv': 'tsv', '.tab': 'tsv' };
+
+function layoutFromName(name: string): FileLayout | undefined {
+  let path = name;
+  if (/^https?:\/\//i.test(name)) {
+    try {
+      path = new URL(name).pathname;
+    } catch {
+      // keep the name
+    }
+  }
+  return LAYOUT_BY_EXTENSION[extname(path).toLowerCase()];
+}
+
+async function startsWithPar1(path: string): Promise<boolean> {
+  const fh = await open(path, 'r');
+  try {
+    const head = Buffer.alloc(4);
+    const { bytesRead } = await fh.read(head, 0, 4, 0);
+    return bytesRead === 4 && head.toString('latin1') === 'PAR1';
+  } finally {
+    await fh.close();
+  }
+}
+
+/**
+ * Reads every record of `source` in order: a data file, a dataset directory (its `options.split`, default train) or
+ * the files of a split (their records numbered on from file to file). Memory stays bounded by the largest record
+ * (JSON, CSV) or row group (Parquet). Each record carries its file, its 1-based line (the row of a Parquet file, the
+ * line a CSV record starts on) and its 0-based index; errors name them too.
+ */
+export async function* readRecords(source: DataSource, options: ReadOptions = {}): AsyncGenerator<RawRecord> {
+  if (typeof source !== 'string') {
+    let first = 0;
+    for (const f of source.files) {
+      await checkFile(f, f);
+      for await (const r of readFile(f, f, options, first)) {
+        yield r;
+        first = r.where.record + 1;
+      }
+    }
+    return;
+  }
+  const file = options.displayName ?? source;
+  if (await checkFile(source, file)) yield* readRecords(await directorySplit(source, options.split ?? 'train'), options);
+  else yield* readFile(source, file, options, 0);
+}
+
+/** True for a directory, false for a file; an error naming `file` otherwise. */
+async function checkFile(path: string, file: string): Promise<boolean> {
+  try {
+    const st = await stat(path);
+    if (st.isDirectory()) return true;
+    if (!st.isFile()) throw new SftkitError('SFTKIT_IO', `${file}: not a file`);
+    return false;
+  } catch (err) {
+    if (err instanceof SftkitError) throw err;
+    throw new SftkitError('SFTKIT_IO', `${file}: cannot read data file (${(err as Error).message})`, { cause: err });
+  }
+}
+
+async function* readFile(path: string, file: string, options: ReadOptions, firstRecord: number): AsyncGenerator<RawRecord> {
+  let layout = options.layout ?? layoutFromName(path) ?? layoutFromName(file);
+  if (layout === undefined) {
+    try {
+      if (await startsWithPar1(path)) layout = 'parquet';
+    } catch (err) {
+      throw new SftkitError('SFTKIT_IO', `${file}: cannot read data file (${(err as Error).message})`, { cause: err });
+    }
+  }
+  if (layout === 'parquet') {
+    yield* readParquet(path, file, { firstRecord, ...(options.onParquetRead ? { onRead: options.onParquetRead } : {}) });
+    return;
+  }
+  if (layout === 'csv' || layout === 'tsv') {
+    yield* readDelimited(path, file, {
+      delimiter: layout === 'tsv' ? '\t' : ',',
+      firstRecord,
+      ...(options.highWaterMark !== undefined ? { highWaterMark: options.highWaterMark } : {}),
+    });
+    return;
+  }
+  yield* readJsonFile(path, file, layout, options.highWaterMark, firstRecord);
 }
 
 async function* chunks(path: string, highWaterMark: number | undefined): AsyncGenerator<string> {
@@ -25,21 +126,16 @@ async function* chunks(path: string, highWaterMark: number | undefined): AsyncGe
   }
 }
 
-/**
- * Reads every record of a local JSON-array or JSONL file in order. Memory stays bounded by the largest record.
- * Errors name the file, the 1-based line where the record starts and its 0-based index.
- */
-export async function* readRecords(path: string, options: ReadOptions = {}): AsyncGenerator<RawRecord> {
-  const file = options.displayName ?? path;
-  try {
-    const st = await stat(path);
-    if (!st.isFile()) throw new SftkitError('SFTKIT_IO', `${file}: not a file`);
-  } catch (err) {
-    if (err instanceof SftkitError) throw err;
-    throw new SftkitError('SFTKIT_IO', `${file}: cannot read data file (${(err as Error).message})`, { cause: err });
-  }
-  const source = chunks(path, options.highWaterMark);
-  let layout = options.layout;
+/** A JSON-array or JSONL file; the layout is sniffed from the first non-blank character unless given. */
+async function* readJsonFile(
+  path: string,
+  file: string,
+  given: 'json-array' | 'jsonl' | undefined,
+  highWaterMark: number | undefined,
+  firstRecord: number,
+): AsyncGenerator<RawRecord> {
+  const source = chunks(path, highWaterMark);
+  let layout = given;
   // Sniff the layout from the first non-blank character without losing the chunk.
   const pending: string[] = [];
   if (layout === undefined) {
@@ -58,15 +154,15 @@ export async function* readRecords(path: string, options: ReadOptions = {}): Asy
     yield* pending;
     yield* source;
   }
-  if (layout === 'json-array') yield* readJsonArray(replay(), file);
-  else yield* readJsonl(replay(), file);
+  if (layout === 'json-array') yield* readJsonArray(replay(), file, firstRecord);
+  else yield* readJsonl(replay(), file, firstRecord);
 }
 
 /** JSONL: one JSON value per line; blank lines are skipped (they still count for line numbers). */
-export async function* readJsonl(input: AsyncIterable<string>, file: string): AsyncGenerator<RawRecord> {
+export async function* readJsonl(input: AsyncIterable<string>, file: string, firstRecord = 0): AsyncGenerator<RawRecord> {
   let carry = '';
   let line = 0;
-  let record = 0;
+  let record = firstRecord;
   function parse(text: string): RawRecord | undefined {
     line += 1;
     const trimmed = text.endsWith('\r') ? text.slice(0, -1) : text;
@@ -115,9 +211,9 @@ function isBlank(c: number): boolean {
  * A top-level JSON array, element by element: a small scanner tracks strings and nesting depth so that only one
  * element is held in memory; each element is handed to JSON.parse.
  */
-export async function* readJsonArray(input: AsyncIterable<string>, file: string): AsyncGenerator<RawRecord> {
+export async function* readJsonArray(input: AsyncIterable<string>, file: string, firstRecord = 0): AsyncGenerator<RawRecord> {
   let line = 1;
-  let record = 0;
+  let record = firstRecord;
   let opened = false; // saw the top-level '['
   let closed = false; // saw the matching ']'
   let expectComma = false; // an element ended; next must be ',' or ']'
