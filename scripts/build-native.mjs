@@ -9,17 +9,18 @@ import { PACKAGE_ROOT, RECORD_PATH, resolveLibtorch, writeRecord } from './libto
 
 const require = createRequire(import.meta.url);
 
-export function readRecord() {
+/** The libtorch recorded in libtorch.json; resolved (and recorded) first when there is none. */
+export async function readRecord() {
   if (!existsSync(RECORD_PATH)) {
-    const record = resolveLibtorch();
+    const record = await resolveLibtorch();
     writeRecord(record);
     return record;
   }
   return JSON.parse(readFileSync(RECORD_PATH, 'utf8'));
 }
 
-export function buildNative({ debug = false, outDir = join(PACKAGE_ROOT, 'build'), extraDefines = {} } = {}) {
-  const record = readRecord();
+export async function buildNative({ debug = false, outDir = join(PACKAGE_ROOT, 'build'), extraDefines = {} } = {}) {
+  const record = await readRecord();
   const cmakeJs = join(dirname(require.resolve('cmake-js/package.json')), 'bin', 'cmake-js');
   const defines = { SFTKIT_LIBTORCH_DIR: record.path, ...extraDefines };
   const args = [
@@ -42,5 +43,5 @@ function dirname(p) {
 if (import.meta.url === `file://${process.argv[1]}`) {
   const debug = process.argv.includes('--debug');
   const outIdx = process.argv.indexOf('--out');
-  buildNative({ debug, ...(outIdx > 0 ? { outDir: process.argv[outIdx + 1] } : {}) });
+  await buildNative({ debug, ...(outIdx > 0 ? { outDir: process.argv[outIdx + 1] } : {}) });
 }

@@ -4,10 +4,10 @@ import { buildNative } from './build-native.mjs';
 import { LibtorchError, resolveLibtorch, writeRecord } from './libtorch.mjs';
 import { prebuildLoads } from './prebuild-check.mjs';
 
-function main() {
+async function main() {
   let record;
   try {
-    record = resolveLibtorch();
+    record = await resolveLibtorch();
   } catch (e) {
     if (e instanceof LibtorchError) {
       console.error(`\n${e.message}\n`);
@@ -22,7 +22,7 @@ function main() {
     console.error('sftkit: using the prebuilt addon in prebuilds/');
     return;
   }
-  buildNative();
+  await buildNative();
 }
 
-main();
+await main();

@@ -2,40 +2,57 @@
 // Order (first that works wins):
 //   1. LIBTORCH=<dir>                         an unpacked libtorch (CPU or CUDA build)
 //   2. SFTKIT_LIBTORCH_USE_PYTORCH=1, or an importable Python torch of the pinned major.minor
-//   3. the pinned torch wheel via `python3 -m pip download`, unpacked (lib, include, share only) into
-//      ~/.cache/sftkit/libtorch-<version>-<variant> and reused next time.
-// SFTKIT_SKIP_LIBTORCH_VERSION_CHECK=1 accepts any major.minor (for experts).
-import { execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+//   3. the sftkit cache: <cache>/libtorch-<version>-<variant> with its completion marker
+//   4. a download done by Node (libtorch-download.mjs): the pinned wheel from the PyTorch wheel index (macOS: PyPI),
+//      or for CUDA variants the libtorch archive; lib, include and share unpacked into the cache
+//   5. `python3 -m pip download` of the pinned wheel (last resort: a configured index or wheel folder), unpacked alike
+// The variant (cpu, cu126, cu128, cu130) is SFTKIT_TORCH_VARIANT, by default chosen from nvidia-smi
+// (libtorch-source.mjs). SFTKIT_SKIP_LIBTORCH_VERSION_CHECK=1 accepts any major.minor (for experts).
+// `node scripts/libtorch.mjs --resolve-only` resolves and prints the record as JSON without writing libtorch.json.
+import { execFileSync, spawn } from 'node:child_process';
+import { existsSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import { CACHE_MARKER, SourceError, TORCH_VARIANTS, cacheDirName, chooseVariant, pipDownloadArgs, torchSource } from './libtorch-source.mjs';
 
+/** The pinned torch version; `variant` is the one packed prebuilds are built against (downloads choose their own). */
 export const PINNED_TORCH = { version: '2.13.0', variant: 'cpu' };
 export const PACKAGE_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 export const RECORD_PATH = join(PACKAGE_ROOT, 'libtorch.json');
 
+/** Nothing usable was found; the message lists why each tried source failed and every way to provide libtorch. */
 export class LibtorchError extends Error {
-  constructor(reason) {
-    super(helpText(reason));
+  /** @param {string | string[]} reasons */
+  constructor(reasons) {
+    super(helpText(reasons));
     this.name = 'LibtorchError';
     this.code = 'SFTKIT_LIBTORCH';
   }
 }
 
-function helpText(reason) {
+function helpText(reasons) {
   const [major, minor] = PINNED_TORCH.version.split('.');
+  const list = Array.isArray(reasons) ? reasons : [reasons];
+  const head =
+    list.length === 1
+      ? [`sftkit: could not find a usable libtorch: ${list[0]}`]
+      : ['sftkit: could not find a usable libtorch. Tried:', ...list.map((r) => `  - ${r}`)];
   return [
-    `sftkit: could not find a usable libtorch: ${reason}`,
+    ...head,
     '',
     `sftkit needs libtorch ${major}.${minor}.x. Provide it in one of these ways:`,
     '  1. LIBTORCH=/path/to/libtorch npm install',
     '       an unpacked libtorch directory containing lib/, include/ and share/cmake/Torch (CPU or CUDA build)',
     '  2. SFTKIT_LIBTORCH_USE_PYTORCH=1 npm install',
     `       use the libtorch inside an installed Python torch ${major}.${minor} (python3 -c "import torch")`,
-    `  3. make \`python3 -m pip download torch==${PINNED_TORCH.version}+${PINNED_TORCH.variant} --no-deps\` work`,
-    '       (pip configured with an index that has the wheel; extra pip arguments via SFTKIT_TORCH_PIP_ARGS);',
-    `       sftkit unpacks it once into ${cacheRoot()}`,
+    '  3. let sftkit download it (no Python needed): it needs HTTPS access to download.pytorch.org (macOS: pypi.org);',
+    '       behind a proxy set HTTPS_PROXY (NO_PROXY is honoured); from a mirror set SFTKIT_TORCH_INDEX_URL to a PEP 503',
+    '       index root that holds torch/ (default https://download.pytorch.org/whl/<variant>), or SFTKIT_LIBTORCH_URL to a',
+    '       libtorch zip (append #sha256=<hex> to verify it); SFTKIT_TORCH_VARIANT=cpu|cu126|cu128|cu130 picks the build',
+    `  4. make \`python3 -m pip download torch==${PINNED_TORCH.version}+${PINNED_TORCH.variant} --no-deps\` work`,
+    '       (pip configured with an index or wheel folder that has the wheel; extra pip arguments via SFTKIT_TORCH_PIP_ARGS)',
+    `Downloads are unpacked once into ${cacheRoot()} (SFTKIT_CACHE_DIR moves it) and reused.`,
     'Set SFTKIT_SKIP_LIBTORCH_VERSION_CHECK=1 to accept another major.minor version at your own risk.',
   ].join('\n');
 }
@@ -129,67 +146,104 @@ function pythonTorchDir() {
   }
 }
 
-function pipDownloadAndUnpack(log) {
-  const spec = `torch==${PINNED_TORCH.version}+${PINNED_TORCH.variant}`;
-  const target = join(cacheRoot(), `libtorch-${PINNED_TORCH.version}-${PINNED_TORCH.variant}`);
-  const marker = join(target, '.sftkit-complete');
-  if (existsSync(marker)) return { dir: target, cached: true };
-  mkdirSync(cacheRoot(), { recursive: true });
-  const work = mkdtempSync(join(cacheRoot(), '.download-'));
+function nvidiaSmi() {
   try {
-    log(`sftkit: downloading ${spec} with pip (once; unpacked into ${target})`);
-    const extra = (process.env.SFTKIT_TORCH_PIP_ARGS || '').split(/\s+/).filter(Boolean);
+    return execFileSync('nvidia-smi', [], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'], timeout: 15_000 });
+  } catch {
+    return null;
+  }
+}
+
+function glibcVersion() {
+  if (process.platform !== 'linux') return null;
+  try {
+    return process.report?.getReport().header.glibcVersionRuntime ?? null;
+  } catch {
+    return null;
+  }
+}
+
+/** The download code (undici, yauzl), loaded only when a download or unpack may happen. */
+const downloadModule = () => import('./libtorch-download.mjs');
+
+/** The complete cache entry at `dir` as a record, or null (a missing marker or a failed inspection). */
+function cachedEntry(dir, log) {
+  if (!existsSync(join(dir, CACHE_MARKER))) return null;
+  const found = inspectLibtorchDir(dir, 'cache');
+  if (found.ok && versionMatches(found.record.version)) return found.record;
+  log(`sftkit: ignoring the cached ${dir} (${found.ok ? `version ${found.record.version}` : found.reason}); obtaining it again`);
+  rmSync(join(dir, CACHE_MARKER), { force: true });
+  return null;
+}
+
+/** Runs pip, its output shown on stderr; resolves with the last lines of its output, rejects when it fails. */
+function runPip(python, args) {
+  return new Promise((ok, fail) => {
+    // pip's stdout goes to stderr too: stdout is the record's (--resolve-only) and npm shows stderr.
+    const child = spawn(python, ['-m', 'pip', 'download', ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let tail = '';
+    const take = (d) => {
+      process.stderr.write(d);
+      tail = (tail + d.toString()).slice(-4000);
+    };
+    child.stdout.on('data', take);
+    child.stderr.on('data', take);
+    const timer = setTimeout(() => child.kill('SIGTERM'), 1_800_000);
+    child.on('error', (e) => {
+      clearTimeout(timer);
+      fail(new Error(`${python} could not be run (${e.code ?? e.message})`));
+    });
+    child.on('close', (code, signal) => {
+      clearTimeout(timer);
+      if (code === 0) return ok(tail);
+      const last = tail.trim().split('\n').filter((l) => /error/i.test(l)).pop() ?? tail.trim().split('\n').pop() ?? '';
+      fail(new Error(`exit ${code ?? signal}${last ? `: ${last.trim()}` : ''}`));
+    });
+  });
+}
+
+/** The last resort: `python3 -m pip download` of the pinned wheel, unpacked into `target` like a download. */
+async function pipDownloadAndUnpack({ target, variant, log, onProgress }) {
+  const { installZip, tempDirIn } = await downloadModule();
+  const root = cacheRoot();
+  const work = tempDirIn(root, 'tmp');
+  try {
+    const pip = pipDownloadArgs({ platform: process.platform, arch: process.arch, variant, version: PINNED_TORCH.version, dest: work, env: process.env });
+    if (!pip) throw new Error(`not used for ${variant}: a CUDA wheel lacks the CUDA runtime libraries (the libtorch archive bundles them)`);
+    const python = process.env.PYTHON || 'python3';
+    log(`sftkit: trying \`${python} -m pip download ${pip.spec} --no-deps\` (once; unpacked into ${target})`);
     try {
-      execFileSync(
-        process.env.PYTHON || 'python3',
-        ['-m', 'pip', 'download', spec, '--no-deps', '--only-binary=:all:', '-d', work, ...extra],
-        { stdio: ['ignore', 'inherit', 'inherit'], timeout: 1_800_000 },
-      );
+      await runPip(python, pip.args);
     } catch (e) {
-      throw new LibtorchError(`\`python3 -m pip download ${spec} --no-deps\` failed (${e.message.split('\n')[0]})`);
+      throw new Error(`\`${python} -m pip download ${pip.spec} --no-deps\` failed (${e.message})`);
     }
     const wheel = readdirSync(work).find((f) => f.startsWith('torch-') && f.endsWith('.whl'));
-    if (!wheel) throw new LibtorchError(`pip download of ${spec} produced no wheel`);
-    const staging = join(work, 'unpacked');
-    // Unzip with Python's zipfile: python3 is there (pip just ran) and unzip may not be.
-    const unpack = [
-      'import sys, zipfile, os',
-      'wheel, out = sys.argv[1], sys.argv[2]',
-      'keep = ("torch/lib/", "torch/include/", "torch/share/")',
-      'with zipfile.ZipFile(wheel) as z:',
-      '    for info in z.infolist():',
-      '        if info.filename.startswith(keep) and not info.is_dir():',
-      '            rel = info.filename[len("torch/"):]',
-      '            dest = os.path.join(out, rel)',
-      '            os.makedirs(os.path.dirname(dest), exist_ok=True)',
-      '            with z.open(info) as src, open(dest, "wb") as dst:',
-      '                while True:',
-      '                    chunk = src.read(1 << 20)',
-      '                    if not chunk: break',
-      '                    dst.write(chunk)',
-      '            mode = (info.external_attr >> 16) & 0o777',
-      '            if mode: os.chmod(dest, mode)',
-    ].join('\n');
-    execFileSync(process.env.PYTHON || 'python3', ['-c', unpack, join(work, wheel), staging], {
-      stdio: ['ignore', 'inherit', 'inherit'],
+    if (!wheel) throw new Error(`pip download of ${pip.spec} produced no wheel`);
+    await installZip(join(work, wheel), target, {
+      cacheRoot: root,
+      prefix: 'torch/',
+      marker: { spec: pip.spec, file: wheel, source: 'pip', at: new Date().toISOString() },
+      inspect: (dir) => inspectLibtorchDir(dir, 'pip'),
+      onProgress,
+      label: wheel,
+      log,
     });
-    const check = inspectLibtorchDir(staging, 'wheel');
-    if (!check.ok) throw new LibtorchError(`the wheel ${wheel} is not a complete libtorch: ${check.reason}`);
-    writeFileSync(join(staging, '.sftkit-complete'), `${spec}\n`);
-    rmSync(target, { recursive: true, force: true });
-    renameSync(staging, target);
-    return { dir: target, cached: false };
   } finally {
     rmSync(work, { recursive: true, force: true });
   }
 }
 
-/** Resolves libtorch by the documented order; throws LibtorchError with the three ways when nothing works. */
-export function resolveLibtorch({ log = (m) => console.error(m) } = {}) {
+/**
+ * Resolves libtorch by the documented order; throws LibtorchError listing why each tried source failed and every way
+ * to provide libtorch when nothing works. `onProgress` receives the download and unpack progress events
+ * (libtorch-download.mjs's progressPrinter by default).
+ */
+export async function resolveLibtorch({ log = (m) => console.error(m), onProgress } = {}) {
   const env = process.env;
   if (env.LIBTORCH) {
     return checkedOrThrow(inspectLibtorchDir(env.LIBTORCH, 'env'), `LIBTORCH=${env.LIBTORCH}`);
   }
+  const tried = [];
   const forcePython = env.SFTKIT_LIBTORCH_USE_PYTORCH === '1';
   const pyDir = pythonTorchDir();
   if (forcePython) {
@@ -199,14 +253,81 @@ export function resolveLibtorch({ log = (m) => console.error(m) } = {}) {
   if (pyDir) {
     const found = inspectLibtorchDir(pyDir, 'python');
     if (found.ok && versionMatches(found.record.version)) return found.record;
-    log(`sftkit: ignoring the Python torch at ${pyDir} (${found.ok ? `version ${found.record.version}` : found.reason})`);
+    const why = found.ok ? `version ${found.record.version}` : found.reason;
+    log(`sftkit: ignoring the Python torch at ${pyDir} (${why})`);
+    tried.push(`Python torch at ${pyDir}: ${why}`);
+  } else {
+    tried.push(`Python torch: \`${env.PYTHON || 'python3'} -c "import torch"\` fails`);
   }
-  const { dir, cached } = pipDownloadAndUnpack(log);
-  const record = checkedOrThrow(inspectLibtorchDir(dir, 'wheel'), `the unpacked wheel at ${dir}`);
-  if (cached) log(`sftkit: reusing cached libtorch ${record.version} at ${dir}`);
-  return record;
+
+  const platform = process.platform;
+  const arch = process.arch;
+  const version = PINNED_TORCH.version;
+  let chosen;
+  try {
+    chosen = chooseVariant({ env, platform, arch, nvidiaSmi });
+  } catch (e) {
+    if (e instanceof SourceError) throw new LibtorchError(e.message);
+    throw e;
+  }
+  const { variant } = chosen;
+  log(`sftkit: libtorch variant ${variant} (${chosen.why}); SFTKIT_TORCH_VARIANT=${TORCH_VARIANTS.join('|')} chooses another`);
+  const root = cacheRoot();
+  const target = join(root, cacheDirName(version, variant));
+  const cached = cachedEntry(target, log);
+  if (cached) {
+    log(`sftkit: reusing cached libtorch ${cached.version} at ${target}`);
+    return cached;
+  }
+  tried.push(`the sftkit cache: no complete ${target}`);
+
+  let source = null;
+  try {
+    source = torchSource({ platform, arch, variant, version, env });
+  } catch (e) {
+    if (!(e instanceof SourceError)) throw e;
+    tried.push(`download: ${e.message}`);
+  }
+  const dl = await downloadModule();
+  onProgress ??= dl.progressPrinter();
+  if (source) {
+    try {
+      await dl.fetchLibtorch(source, target, {
+        cacheRoot: root,
+        inspect: (dir) => inspectLibtorchDir(dir, 'download'),
+        log,
+        onProgress,
+        env,
+        glibc: glibcVersion(),
+      });
+      return checkedOrThrow(inspectLibtorchDir(target, 'download'), `the downloaded libtorch at ${target}`);
+    } catch (e) {
+      if (e instanceof LibtorchError) throw e;
+      tried.push(`download: ${e.message}`);
+      log(`sftkit: the download failed (${e.message}); trying pip`);
+    }
+  }
+
+  try {
+    await pipDownloadAndUnpack({ target, variant, log, onProgress });
+    return checkedOrThrow(inspectLibtorchDir(target, 'pip'), `the pip-downloaded libtorch at ${target}`);
+  } catch (e) {
+    if (e instanceof LibtorchError) throw e;
+    tried.push(`pip: ${e.message}`);
+  }
+  throw new LibtorchError(tried);
 }
 
 export function writeRecord(record) {
   writeFileSync(RECORD_PATH, `${JSON.stringify({ ...record, recordedAt: new Date().toISOString() }, null, 2)}\n`);
+}
+
+if (process.argv[1] && import.meta.url === pathToFileURL(resolve(process.argv[1])).href && process.argv.includes('--resolve-only')) {
+  resolveLibtorch().then(
+    (record) => console.log(JSON.stringify(record)),
+    (e) => {
+      console.error(e instanceof LibtorchError ? `\n${e.message}\n` : (e?.stack ?? String(e)));
+      process.exit(1);
+    },
+  );
 }

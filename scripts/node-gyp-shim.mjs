@@ -9,7 +9,7 @@ if (args[0] !== 'rebuild' && args[0] !== 'build') {
   process.exit(1);
 }
 try {
-  buildNative({ debug: args.includes('--debug') });
+  await buildNative({ debug: args.includes('--debug') });
 } catch (e) {
   console.error(e.message);
   process.exit(1);
