@@ -55,6 +55,9 @@ function codesOf(e) {
   return codes;
 }
 
+/** Local file-system failures (disk full, no permission): retrying the download cannot help. */
+const LOCAL = new Set(['ENOSPC', 'EDQUOT', 'EACCES', 'EPERM', 'EROFS', 'EISDIR', 'ENOTDIR', 'EMFILE', 'ENFILE']);
+
 const isUnreachable = (e) => {
   const codes = codesOf(e);
   return codes.length > 0 && codes.every((c) => UNREACHABLE.has(c) || c === 'ERR_AGGREGATE');
@@ -105,6 +108,7 @@ async function withRetries(what, attempt, log) {
       if (e instanceof DownloadError) throw e;
       if (isUnreachable(e)) throw new DownloadError(`${what}: cannot reach the host: ${describe(e)}`, { unreachable: true, cause: e });
       if (e instanceof HttpStatusError && !e.retryable) throw new DownloadError(`${what}: ${e.message}`, { cause: e });
+      if (codesOf(e).some((c) => LOCAL.has(c))) throw new DownloadError(`${what}: ${describe(e)}`, { cause: e });
       if (!state.progressed) failures++;
       if (failures > DELAYS_MS.length || total >= 50) throw new DownloadError(`${what} failed after ${total + 1} tries: ${describe(e)}`, { cause: e });
       const delay = state.progressed ? 0 : DELAYS_MS[failures - 1];

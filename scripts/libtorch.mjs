@@ -304,7 +304,7 @@ export async function resolveLibtorch({ log = (m) => console.error(m), onProgres
     } catch (e) {
       if (e instanceof LibtorchError) throw e;
       tried.push(`download: ${e.message}`);
-      log(`sftkit: the download failed (${e.message}); trying pip`);
+      log(`sftkit: the download failed (${e.message})`);
     }
   }
 
