@@ -513,10 +513,9 @@ export async function installZip(file, target, { cacheRoot, prefix, marker, insp
 /**
  * Obtains libtorch from `source` (libtorch-source.mjs's torchSource) into `target`: finds the wheel in the index (or
  * takes the archive URL), downloads it into `<cacheRoot>/downloads`, unpacks it atomically and deletes the download.
- * Throws DownloadError (with `unreachable` when the host could not be reached).
+ * Throws DownloadError (with `unreachable` when the host could not be reached). The caller runs cleanStale first.
  */
 export async function fetchLibtorch(source, target, { cacheRoot, inspect, log = () => {}, onProgress = progressPrinter(), env = process.env, glibc = null }) {
-  cleanStale(cacheRoot, log);
   const dispatcher = makeDispatcher(env);
   try {
     const file =

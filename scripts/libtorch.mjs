@@ -290,6 +290,7 @@ export async function resolveLibtorch({ log = (m) => console.error(m), onProgres
   }
   const dl = await downloadModule();
   onProgress ??= dl.progressPrinter();
+  dl.cleanStale(root, log);
   if (source) {
     try {
       await dl.fetchLibtorch(source, target, {

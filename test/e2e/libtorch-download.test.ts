@@ -15,7 +15,7 @@ import { spawn } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync, type Stats } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
-import { join, relative } from 'node:path';
+import { dirname, join, relative } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { after, before, test } from 'node:test';
 import yauzl from 'yauzl';
@@ -62,7 +62,11 @@ after(async () => mirror?.close());
 
 /** Serves `file` as the wheel from now on, no faults. */
 function serve(file: string, faults: Partial<Mirror['state']> = {}): void {
-  Object.assign(mirror.state, { file, size: statSync(file).size, sha256: sha256Of(file), indexSha256: null, wheelStatus: null, cutAfter: null, holdAfter: null }, faults);
+  Object.assign(
+    mirror.state,
+    { file, size: statSync(file).size, sha256: sha256Of(file), indexSha256: null, wheelStatus: null, cutAfter: null, holdAfter: null, ignoreRange: false },
+    faults,
+  );
 }
 
 // Python for the children: nothing to import (so no Python torch), but the real pip for `-m pip`.
@@ -288,6 +292,31 @@ test('a resumed partial file that does not match is discarded and downloaded afr
   ]);
   assert.match(r.stderr, /the resumed download of .* does not match its sha256 .*; downloading it afresh/);
   await assertUnpackedFrom(r.record, smallWheel, cache);
+});
+
+test('resume edge cases: a complete partial file (416 to its Range) is used; a server ignoring Range (200) starts over', { skip }, async () => {
+  serve(smallWheel);
+  const cache = freshCache();
+  const part = join(cache, 'downloads', `${WHEEL_NAME}.part`);
+  mkdirSync(dirname(part), { recursive: true });
+  writeFileSync(part, readFileSync(smallWheel)); // all bytes arrived, the rename did not happen
+  let before = wheelRequests().length;
+  const r = await runChild(childEnv(cache));
+  assert.equal(r.code, 0, fail(r));
+  assert.deepEqual(wheelRequests().slice(before).map((q) => [q.range, q.status]), [[`bytes=${mirror.state.size}-`, 416]]);
+  await assertUnpackedFrom(r.record, smallWheel, cache);
+
+  serve(smallWheel, { ignoreRange: true });
+  const cache2 = freshCache();
+  const part2 = join(cache2, 'downloads', `${WHEEL_NAME}.part`);
+  mkdirSync(dirname(part2), { recursive: true });
+  writeFileSync(part2, readFileSync(smallWheel).subarray(0, 1000));
+  before = wheelRequests().length;
+  const r2 = await runChild(childEnv(cache2));
+  assert.equal(r2.code, 0, fail(r2));
+  assert.deepEqual(wheelRequests().slice(before).map((q) => [q.range, q.status]), [['bytes=1000-', 200]]);
+  assert.match(r2.stderr, /the server does not resume downloads \(HTTP 200 to a Range request\)/);
+  await assertUnpackedFrom(r2.record, smallWheel, cache2);
 });
 
 test('killed mid-download (SIGKILL): nothing is taken as complete, the next install resumes the partial file', { skip }, async () => {

@@ -181,6 +181,8 @@ export interface MirrorState {
   cutAfter: number | null;
   /** Every wheel response: send this many bytes, then stall until the client goes away. */
   holdAfter: number | null;
+  /** Answer Range requests with the whole file (200), as servers without range support do. */
+  ignoreRange: boolean;
 }
 
 export interface Mirror {
@@ -206,6 +208,7 @@ export async function startMirror(file: string): Promise<Mirror> {
     wheelStatus: null,
     cutAfter: null,
     holdAfter: null,
+    ignoreRange: false,
   };
   const requests: MirrorRequest[] = [];
   const files = new Map<string, string>();
@@ -247,7 +250,7 @@ export async function startMirror(file: string): Promise<Mirror> {
     const range = /^bytes=(\d+)-(\d*)$/.exec(req.headers.range ?? '');
     let start = 0;
     let end = state.size - 1;
-    if (req.headers.range) {
+    if (req.headers.range && !state.ignoreRange) {
       if (!range) {
         log(416);
         res.writeHead(416, { 'content-range': `bytes */${state.size}` }).end();
