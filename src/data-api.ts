@@ -2,13 +2,12 @@
 // and batches (shuffle, pad or pack). Re-exports the rooms' public types.
 
 import { join } from 'node:path';
-import { cacheRoot } from './data/data-source.ts';
-import { openDataset, type OpenOptions } from './data/load-examples.ts';
+import { cacheRoot, hashDataFiles, openDataset, splitSources, type DataSource, type OpenOptions, type SplitName } from './data/index.ts';
 import type { Example, FieldMap, RecordFormat, RecordLocation } from './data/types.ts';
 import { SftkitError, invalidParameterError } from './errors.ts';
 import { collate, collatePacked, type Batch } from './collate/batch.ts';
 import { planBatches, type BatchPlanOptions } from './collate/batch-plan.ts';
-import { datasetCacheKey, hashFile, readCachedDataset, writeCachedDataset } from './collate/dataset-cache.ts';
+import { datasetCacheKey, readCachedDataset, writeCachedDataset } from './collate/dataset-cache.ts';
 import { packBestFitDecreasing } from './collate/pack.ts';
 import { splitIndices, type SplitOptions } from './collate/split.ts';
 import { applyMaskMode, applySegmentMode, defaultMaskMode, validateMaskMode, type MaskMode } from './mask/mask-mode.ts';
@@ -30,6 +29,7 @@ export type { Batch } from './collate/batch.ts';
 export type { BatchPlanOptions } from './collate/batch-plan.ts';
 export type { SplitOptions, SplitIndices } from './collate/split.ts';
 export type { Example, FieldMap, Message, RecordFormat, Role } from './data/types.ts';
+export type { DataFiles, DataSource, SplitName } from './data/index.ts';
 export type { MaskMode } from './mask/mask-mode.ts';
 export type { MaskSummary } from './mask/mask-summary.ts';
 export type { MaskedPiece } from './mask/masked-pieces.ts';
@@ -146,7 +146,7 @@ export async function tokenizeExamples(
 
 /** What `sftkit inspect` and the web inspector read: a data file and the pipeline options. */
 export interface InspectOptions extends PipelineOptions {
-  /** A JSON/JSONL file (or an http(s) URL for the CLI; cached). */
+  /** A JSON/JSONL/Parquet/CSV/TSV file, a dataset directory (its train split), or an http(s) URL (cached). */
   data: string;
   format?: RecordFormat | 'auto' | undefined;
   fieldMap?: FieldMap | undefined;
@@ -203,14 +203,19 @@ export function inspectExample(example: Example, p: Pipeline, options: { pieces?
 }
 
 export interface PrepareOptions extends PipelineOptions {
-  /** A JSON/JSONL file or an http(s) URL (downloaded once into `<cacheRoot>/data`). */
+  /**
+   * A JSON/JSONL/Parquet/CSV/TSV file, an http(s) URL (downloaded once into `<cacheRoot>/data`), or a dataset
+   * directory: its train files are `data`, its validation/test files (if any) the val/test splits unless
+   * valData/testData are given.
+   */
   data: string;
   format?: RecordFormat | 'auto' | undefined;
   fieldMap?: FieldMap | undefined;
   limit?: number | undefined;
   /**
    * Split of `data` into train/val/test (default 85/10/5, test sliced before val, shuffled with seed 123);
-   * `false` keeps everything in train. Ignored when valData/testData are given.
+   * `false` keeps everything in train. Ignored when valData/testData are given or the dataset directory has
+   * validation/test files.
    */
   split?: SplitOptions | false | undefined;
   valData?: string | undefined;
@@ -222,8 +227,11 @@ export interface PrepareOptions extends PipelineOptions {
 }
 
 export interface PreparedDataset {
-  /** The local file the main data was read from (a URL's cached copy), and those of valData/testData. */
-  sources: { data: string; valData?: string; testData?: string };
+  /**
+   * What the main data was read from (a local file, a URL's cached copy, or the files of a directory's split), and
+   * the same for the val/test data: `readRecords` reads the same records from them again.
+   */
+  sources: { data: DataSource; valData?: DataSource; testData?: DataSource };
   /** The tokenizer to train and save with (it carries any added tokens). */
   tokenizer: TextTokenizer;
   /** Tokens added for the template: resize the model's embeddings to tokenizer.vocabSize. */
@@ -249,18 +257,18 @@ interface CacheMeta {
 }
 
 async function tokenizeFile(
-  source: string,
+  source: DataSource,
   openOptions: OpenOptions,
   options: PipelineOptions,
   cache: string | undefined,
   reuse?: { pipeline: Pipeline; addedTokens: AddedTokenInfo[] },
-): Promise<{ format: RecordFormat; path: string; pipeline: Pipeline; addedTokens: AddedTokenInfo[]; examples: TokenizedExample[]; summary: MaskSummary; fromCache: boolean }> {
+): Promise<{ format: RecordFormat; source: DataSource; pipeline: Pipeline; addedTokens: AddedTokenInfo[]; examples: TokenizedExample[]; summary: MaskSummary; fromCache: boolean }> {
   const opened = await openDataset(source, openOptions);
   const { pipeline, addedTokens } = reuse ?? (await createPipeline(opened.format, options));
   let key: string | undefined;
   if (cache !== undefined) {
     key = datasetCacheKey({
-      dataHash: await hashFile(opened.path),
+      dataHash: await hashDataFiles(opened.files),
       tokenizerFingerprint: pipeline.tokenizer.fingerprint,
       templateId: pipeline.template.id,
       options: {
@@ -277,7 +285,7 @@ async function tokenizeFile(
       await opened.examples.return(undefined);
       const records = hit.meta.records;
       const examples = records && records.length === hit.examples.length ? hit.examples.map((e, i) => ({ ...e, record: records[i] as number })) : hit.examples;
-      return { format: opened.format, path: opened.path, pipeline, addedTokens, examples, summary: hit.meta.summary, fromCache: true };
+      return { format: opened.format, source: opened.source, pipeline, addedTokens, examples, summary: hit.meta.summary, fromCache: true };
     }
   }
   const { examples, summary } = await tokenizeExamples(opened.examples, pipeline);
@@ -288,7 +296,7 @@ async function tokenizeFile(
     );
   }
   if (cache !== undefined && key !== undefined) await writeCachedDataset<CacheMeta>(cache, key, { examples, meta: { summary, records: examples.map((e) => e.record ?? -1) } });
-  return { format: opened.format, path: opened.path, pipeline, addedTokens, examples, summary, fromCache: false };
+  return { format: opened.format, source: opened.source, pipeline, addedTokens, examples, summary, fromCache: false };
 }
 
 /**
@@ -309,7 +317,8 @@ export async function prepareDataset(options: PrepareOptions): Promise<PreparedD
     ...(options.limit !== undefined ? { limit: options.limit } : {}),
     ...(options.dataCacheDir !== undefined ? { cacheDir: options.dataCacheDir } : {}),
   };
-  const main = await tokenizeFile(options.data, openOptions, options, cache);
+  const main = await tokenizeFile(options.data, { ...openOptions, split: 'train' }, options, cache);
+  const { val: valSource, test: testSource } = await splitSources(options.data, options.valData, options.testData);
   // Truncation `split` (pretraining): long documents become pieces after the split, so one document never feeds both
   // train and validation.
   const { maxLength, truncation } = main.pipeline;
@@ -323,17 +332,17 @@ export async function prepareDataset(options: PrepareOptions): Promise<PreparedD
     mask: main.pipeline.mask,
     summary: main.summary,
     fromCache: main.fromCache,
-    sources: { data: main.path },
+    sources: { data: main.source },
   };
-  if (options.valData !== undefined || options.testData !== undefined) {
+  if (valSource !== undefined || testSource !== undefined) {
     const reuse = { pipeline: main.pipeline, addedTokens: main.addedTokens };
-    const other = async (src: string | undefined) =>
-      src === undefined ? undefined : tokenizeFile(src, { ...openOptions, format: main.format }, options, cache, reuse);
-    const val = await other(options.valData);
-    const test = await other(options.testData);
+    const other = async (src: DataSource | undefined, split: SplitName) =>
+      src === undefined ? undefined : tokenizeFile(src, { ...openOptions, format: main.format, split }, options, cache, reuse);
+    const val = await other(valSource, 'validation');
+    const test = await other(testSource, 'test');
     return {
       ...base,
-      sources: { data: main.path, ...(val ? { valData: val.path } : {}), ...(test ? { testData: test.path } : {}) },
+      sources: { data: main.source, ...(val ? { valData: val.source } : {}), ...(test ? { testData: test.source } : {}) },
       train: pieces(main.examples),
       val: pieces(val?.examples ?? []),
       test: pieces(test?.examples ?? []),

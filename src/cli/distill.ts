@@ -19,7 +19,7 @@ OUT is written as OUT.partial and renamed when complete: an earlier OUT is never
 same command again after a crash continues where it stopped. Prompts with an empty answer are skipped and counted.
 
   --teacher DIR          the model that answers
-  --prompts FILE         the prompts (JSON or JSONL, or an http(s) URL)
+  --prompts FILE         the prompts (JSON, JSONL, Parquet, CSV or TSV; a dataset directory; or an http(s) URL)
   --out FILE             the chat dataset to write (JSONL)
   --template T           prompt style (default: by format, as sftkit train)
   --format F             record format of FILE (default: detected)

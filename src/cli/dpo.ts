@@ -2,6 +2,7 @@
 // rewards and reward accuracy of a policy against a reference on every pair of a preference file, without training.
 import { parseArgs } from 'node:util';
 import { parseFieldMap } from '../data/formats.ts';
+import { EVAL_SPLITS } from '../data/index.ts';
 import { RECORD_FORMATS, type RecordFormat } from '../data/types.ts';
 import { loadModel, type PreferenceLossType } from '../native/model.ts';
 import { trainDpo } from '../train/dpo.ts';
@@ -22,7 +23,7 @@ starting policy) is run once over every pair before training and freed; its log-
 on --resume. --batch-size counts pairs. metrics.jsonl and the curves carry loss, rewards/chosen, rewards/rejected,
 rewards/accuracies and rewards/margins (TRL's names); OUT is laid out like sftkit train's.
 --eval-only trains nothing: --json prints {"loss", "rewards_chosen", "rewards_rejected", "accuracy", "pairs"}
-averaged over every pair of FILE (no split).
+averaged over every pair of FILE (no split; of a dataset directory: its test files, else validation, else train).
 
 Training options:
 `;
@@ -63,6 +64,7 @@ export const dpoCommand: Command = {
     const limit = intFlag('limit', values.limit, 1);
     const data = await preparePreferencePairs({
       data: requiredFlag('data', values.data),
+      split: EVAL_SPLITS, // a dataset directory: its test files, else validation, else train
       tokenizer: modelDir,
       format: enumFlag<RecordFormat | 'auto'>('format', values.format, ['auto', ...RECORD_FORMATS]) ?? 'auto',
       ...(values.template ? { template: values.template } : {}),

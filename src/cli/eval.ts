@@ -22,7 +22,8 @@ With --responses: generates a reply for every example (prompt rendered as in tra
 token) and saves [{instruction, input, output, model_response}]; with a judge, scores each reply 0-100.
 
   --model DIR            model directory (config.json, model.safetensors, tokenizer.json)
-  --data FILE            JSON array / JSONL file or http(s) URL (e.g. a run's data/test.jsonl)
+  --data FILE            JSON array / JSONL / Parquet / CSV / TSV file or http(s) URL (e.g. a run's data/test.jsonl),
+                         or a dataset directory (its test files, else validation, else train)
   --format F             auto (default), ${RECORD_FORMATS.join(', ')}
   --template T           prompt style or Jinja file (default: by format, as in training)
   --mask M               ${MASK_MODES.join(', ')} (default: by format)

@@ -15,7 +15,8 @@ Shows examples as the model reads them, with the trained tokens highlighted (col
 otherwise), and the counts of trained / masked tokens and dropped examples.
 
   --model DIR            directory with tokenizer.json (and tokenizer_config.json)
-  --data FILE            JSON array or JSONL file, or an http(s) URL (downloaded once into the cache)
+  --data FILE            JSON array, JSONL, Parquet, CSV or TSV file, a dataset directory (its train files), or an
+                         http(s) URL (downloaded once into the cache)
   --format F             auto (default), alpaca, instruct, prompt-completion, chat, sharegpt, text, preference
   --template T           plain, alpaca, phi3, chatml, model, or a Jinja template file (default: by format)
   --mask M               completion, assistant, last-assistant, all, pretrain (default: by format)
@@ -66,7 +67,7 @@ export const inspectCommand: Command = {
       return 0;
     }
     if (values.model === undefined) throw invalidParameterError('--model', 'a directory with tokenizer.json', undefined);
-    if (values.data === undefined) throw invalidParameterError('--data', 'a data file or URL', undefined);
+    if (values.data === undefined) throw invalidParameterError('--data', 'a data file, dataset directory or URL', undefined);
     const maxLength = positiveInt('--max-length', values['max-length']);
     const limit = positiveInt('--limit', values.limit);
     const opened = await openInspection({

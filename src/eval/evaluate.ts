@@ -1,8 +1,7 @@
 // Evaluation on a whole data file (no split): mean loss over label tokens and perplexity, and ch7-style generated
 // responses ({instruction, input, output, model_response}) with optional judge scores.
 import { batches, createPipeline, prepareExample, type Pipeline, type TokenizedExample } from '../data-api.ts';
-import { openDataset } from '../data/load-examples.ts';
-import { readRecords } from '../data/read-records.ts';
+import { EVAL_SPLITS, openDataset, readRecords } from '../data/index.ts';
 import type { Example, FieldMap, RecordFormat } from '../data/types.ts';
 import { SftkitError, invalidParameterError } from '../errors.ts';
 import { examplePromptIds, promptIds, stopIdsFor } from '../generate/prompt.ts';
@@ -13,6 +12,7 @@ import type { GenerateOptions, Model } from '../native/model.ts';
 import type { Judge } from './judge.ts';
 
 export interface DataSelection {
+  /** A data file, URL or dataset directory (its test split, else validation, else train: EVAL_SPLITS). */
   data: string;
   format?: RecordFormat | 'auto' | undefined;
   template?: string | undefined;
@@ -35,7 +35,7 @@ export interface LossReport {
 }
 
 async function tokenizedFile(sel: DataSelection, tokenizerDir: string): Promise<{ examples: TokenizedExample[]; pipeline: Pipeline; summary: MaskSummary; format: RecordFormat }> {
-  const opened = await openDataset(sel.data, { format: sel.format ?? 'auto', fieldMap: sel.fieldMap ?? {}, ...(sel.limit !== undefined ? { limit: sel.limit } : {}) });
+  const opened = await openDataset(sel.data, { format: sel.format ?? 'auto', fieldMap: sel.fieldMap ?? {}, split: EVAL_SPLITS, ...(sel.limit !== undefined ? { limit: sel.limit } : {}) });
   const { pipeline } = await createPipeline(opened.format, {
     tokenizer: tokenizerDir,
     template: sel.template,
@@ -90,7 +90,7 @@ export interface GeneratedResponse {
 export async function generateResponses(model: Model, modelDir: string, o: ResponseOptions): Promise<GeneratedResponse[]> {
   const batchSize = o.batchSize ?? 8;
   if (!Number.isInteger(batchSize) || batchSize < 1) throw invalidParameterError('batchSize', 'a positive integer', batchSize);
-  const opened = await openDataset(o.data, { format: o.format ?? 'auto', fieldMap: o.fieldMap ?? {}, ...(o.limit !== undefined ? { limit: o.limit } : {}) });
+  const opened = await openDataset(o.data, { format: o.format ?? 'auto', fieldMap: o.fieldMap ?? {}, split: EVAL_SPLITS, ...(o.limit !== undefined ? { limit: o.limit } : {}) });
   const { pipeline } = await createPipeline(opened.format, {
     tokenizer: modelDir,
     template: o.template,
@@ -98,7 +98,7 @@ export async function generateResponses(model: Model, modelDir: string, o: Respo
     addSpecialTokens: o.addSpecialTokens,
   });
   const rawByIndex = new Map<number, Record<string, unknown>>();
-  for await (const r of readRecords(opened.path, { displayName: opened.displayName })) {
+  for await (const r of readRecords(opened.source, typeof opened.source === 'string' ? { displayName: opened.displayName } : {})) {
     if (o.limit !== undefined && r.where.record >= o.limit) break;
     if (r.value !== null && typeof r.value === 'object' && !Array.isArray(r.value)) rawByIndex.set(r.where.record, r.value as Record<string, unknown>);
   }

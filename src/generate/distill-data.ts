@@ -6,8 +6,7 @@ import { createHash } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import { open, readFile, rename, rm, truncate, writeFile } from 'node:fs/promises';
 import { createPipeline, type Example, type FieldMap, type RecordFormat } from '../data-api.ts';
-import { hashFile } from '../collate/dataset-cache.ts';
-import { openDataset } from '../data/load-examples.ts';
+import { hashDataFiles, openDataset } from '../data/index.ts';
 import { SftkitError, invalidParameterError } from '../errors.ts';
 import type { Model } from '../native/model.ts';
 import { examplePromptIds, stopIdsFor } from './prompt.ts';
@@ -84,7 +83,7 @@ export async function distillDataset(teacher: Model, o: DistillDataOptions): Pro
     seed: o.seed ?? 0,
   };
   const h = createHash('sha256');
-  h.update(await hashFile(opened.path));
+  h.update(await hashDataFiles(opened.files));
   h.update(readFileSync(`${o.teacherDir}/config.json`));
   h.update(JSON.stringify([pipeline.template.id, opened.format, o.fieldMap ?? {}, o.limit ?? null, batchSize, generation]));
   const fingerprint = h.digest('hex').slice(0, 32);

@@ -8,6 +8,7 @@ import { readFile, rename, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { splitIndices, type Batch, type TokenizedExample } from '../data-api.ts';
 import { parseFieldMap } from '../data/formats.ts';
+import { splitSources, type DataSource, type SplitName } from '../data/index.ts';
 import { SftkitError } from '../errors.ts';
 import { loadModel } from '../native/model.ts';
 import { readModelConfig } from '../native/model-config.ts';
@@ -141,24 +142,28 @@ function dpoObjective(o: DpoOptions, val: readonly PreferencePair[], valRef: Flo
 async function prepareDpo(o: DpoOptions, ctx: TaskContext): Promise<PreparedTask<PairBatch>> {
   const { spec } = readModelConfig(o.model);
   const maxLength = o.maxLength ?? spec.maxPositions;
-  const read = (data: string) =>
+  const read = (data: DataSource, split: SplitName) =>
     preparePreferencePairs({
       data,
+      split,
       tokenizer: ctx.resumeFrom ? ctx.resumeFrom.path : o.model,
       format: o.format,
       ...(o.template !== 'auto' ? { template: o.template } : {}),
       maxLength,
       fieldMap: parseFieldMap(o.fieldMap),
     });
-  const main = await read(o.data);
+  const main = await read(o.data, 'train');
+  // --val-data / --test-data, else a dataset directory's validation / test files.
+  const sources = await splitSources(o.data, o.valData, o.testData);
   let train: PreferencePair[];
   let val: PreferencePair[];
   let test: PreferencePair[];
   let dropped = main.dropped;
-  if (o.valData !== undefined || o.testData !== undefined) {
-    const other = async (f: string | undefined) => (f === undefined ? undefined : await read(f));
-    const v = await other(o.valData);
-    const t = await other(o.testData);
+  let v: Awaited<ReturnType<typeof read>> | undefined;
+  let t: Awaited<ReturnType<typeof read>> | undefined;
+  if (sources.val !== undefined || sources.test !== undefined) {
+    v = sources.val === undefined ? undefined : await read(sources.val, 'validation');
+    t = sources.test === undefined ? undefined : await read(sources.test, 'test');
     [train, val, test] = [main.pairs, v?.pairs ?? [], t?.pairs ?? []];
     dropped += (v?.dropped ?? 0) + (t?.dropped ?? 0);
   } else {
@@ -174,7 +179,7 @@ async function prepareDpo(o: DpoOptions, ctx: TaskContext): Promise<PreparedTask
   );
   if (ctx.isMain) {
     await writeSplitFiles(join(ctx.out, 'data'), {
-      sources: { data: main.path, ...(o.valData ? { valData: o.valData } : {}), ...(o.testData ? { testData: o.testData } : {}) },
+      sources: { data: main.source, ...(v ? { valData: v.source } : {}), ...(t ? { testData: t.source } : {}) },
       train,
       val,
       test,

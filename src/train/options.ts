@@ -171,7 +171,7 @@ const lrSpec = (dflt: number): NumberSpec => ({
 function baseSchema(model: string, lr: number): OptionSchema<Omit<BaseTrainOptions, 'format'>> {
   return {
     model: { kind: 'string', required: true, placeholder: 'DIR', description: model },
-    data: { kind: 'string', required: true, placeholder: 'FILE', description: 'training data: JSON or JSONL file, or http(s) URL' },
+    data: { kind: 'string', required: true, placeholder: 'FILE', description: 'training data: JSON, JSONL, Parquet, CSV or TSV file, dataset directory, or http(s) URL' },
     out: { kind: 'string', required: true, placeholder: 'DIR', description: 'output directory: checkpoints, final model, metrics, curves' },
     template: { kind: 'string', default: 'auto', placeholder: 'NAME|FILE', description: `prompt style: ${TEMPLATE_NAMES.join(', ')}, or a Jinja file (auto: by format)` },
     maxLength: { kind: 'integer', min: 1, defaultText: "the model's context length", description: 'truncate examples (and pack rows) to N tokens' },

@@ -2,7 +2,7 @@
 // segments of chosen and rejected are the same text, so their ids are identical), pair batches (rows chosen_0,
 // rejected_0, chosen_1, ...), reference log-probabilities, and the DPO metrics TRL reports.
 import { collate, createPipeline, prepareExample, type Batch, type TokenizedExample } from '../data-api.ts';
-import { openDataset } from '../data/load-examples.ts';
+import { openDataset, type DataSource, type SplitName } from '../data/index.ts';
 import type { FieldMap, RecordFormat } from '../data/types.ts';
 import { SftkitError, invalidParameterError } from '../errors.ts';
 import type { Model, PreferenceLossType } from '../native/model.ts';
@@ -19,13 +19,18 @@ export interface PreferenceData {
   pairs: PreferencePair[];
   tokenizer: TextTokenizer;
   dropped: number;
-  /** The local file the pairs were read from (a URL's cached copy). */
+  /** The local file the pairs were read from (a URL's cached copy), or the dataset directory. */
   path: string;
+  /** What to read the same records from again (the local file, or the files of a directory's split). */
+  source: DataSource;
   templateId: string;
 }
 
 export interface PreferenceDataOptions {
-  data: string;
+  /** A JSON/JSONL/Parquet/CSV/TSV file, a URL, a dataset directory, or the files of a directory's split. */
+  data: DataSource;
+  /** The split of a dataset directory to read, or the first of a list it has (default train). */
+  split?: SplitName | readonly SplitName[];
   /** A model directory with tokenizer.json. */
   tokenizer: string;
   format?: RecordFormat | 'auto';
@@ -41,6 +46,7 @@ export async function preparePreferencePairs(o: PreferenceDataOptions): Promise<
     format: o.format ?? 'auto',
     ...(o.fieldMap ? { fieldMap: o.fieldMap } : {}),
     ...(o.limit !== undefined ? { limit: o.limit } : {}),
+    ...(o.split !== undefined ? { split: o.split } : {}),
   });
   if (opened.format !== 'preference') {
     throw new SftkitError('SFTKIT_DATA', `${opened.displayName}: DPO needs preference records {prompt?, chosen, rejected}, found ${opened.format} records`);
@@ -56,7 +62,7 @@ export async function preparePreferencePairs(o: PreferenceDataOptions): Promise<
     else dropped++;
   }
   if (pairs.length === 0) throw new SftkitError('SFTKIT_DATA', `${opened.displayName}: no preference pair has a trained token on both sides`);
-  return { pairs, tokenizer: pipeline.tokenizer, dropped, path: opened.path, templateId: pipeline.template.id };
+  return { pairs, tokenizer: pipeline.tokenizer, dropped, path: opened.path, source: opened.source, templateId: pipeline.template.id };
 }
 
 /** Rows chosen_0, rejected_0, chosen_1, rejected_1, ... padded to the longest. */

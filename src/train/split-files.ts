@@ -3,12 +3,12 @@
 import { mkdir, open, rename } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { PreparedDataset } from '../data-api.ts';
-import { readRecords } from '../data/read-records.ts';
+import { readRecords, type DataSource } from '../data/index.ts';
 
-async function recordsByIndex(path: string, wanted: Set<number>): Promise<Map<number, unknown>> {
+async function recordsByIndex(source: DataSource, wanted: Set<number>): Promise<Map<number, unknown>> {
   const found = new Map<number, unknown>();
   if (wanted.size === 0) return found;
-  for await (const r of readRecords(path)) {
+  for await (const r of readRecords(source)) {
     if (wanted.has(r.where.record)) found.set(r.where.record, r.value);
   }
   return found;
@@ -40,12 +40,12 @@ function indices(examples: readonly { record?: number }[]): number[] {
 
 export async function writeSplitFiles(dir: string, prepared: SplitSource): Promise<void> {
   await mkdir(dir, { recursive: true });
-  const parts: [name: 'train' | 'val' | 'test', source: string | undefined][] = [
+  const parts: [name: 'train' | 'val' | 'test', source: DataSource | undefined][] = [
     ['train', prepared.sources.data],
     ['val', prepared.sources.valData ?? prepared.sources.data],
     ['test', prepared.sources.testData ?? prepared.sources.data],
   ];
-  const cache = new Map<string, Map<number, unknown>>();
+  const cache = new Map<DataSource, Map<number, unknown>>();
   for (const [, source] of parts) {
     if (source === undefined || cache.has(source)) continue;
     const wanted = new Set<number>();

@@ -124,7 +124,7 @@ const INSPECT_PARAMS = ['model', 'data', 'format', 'template', 'mask', 'maxLengt
 const inspect: Handler = async (ctx, _req, res, url) => {
   const q = new Query(url.searchParams, INSPECT_PARAMS);
   const model = await resolveAllowed(ctx.access, 'model', q.required('model'), 'directory');
-  const data = await resolveAllowed(ctx.access, 'data', q.required('data'), 'file');
+  const data = await resolveAllowed(ctx.access, 'data', q.required('data'), 'any'); // a file or a dataset directory
   let fieldMap;
   try {
     fieldMap = parseFieldMap(q.string('fieldMap'));

@@ -39,6 +39,7 @@ function isModelDir(dir: string): boolean {
 }
 
 function fileMatches(kind: CandidateKind, name: string): boolean {
+  if (kind === 'data' && /\.(parquet|csv|tsv)$/i.test(name)) return true;
   if (!/\.jsonl?$/i.test(name) || NOT_DATA.has(name) || name.endsWith('.index.json')) return false;
   if (kind === 'responses') return /response/i.test(name) && name.endsWith('.json');
   return kind === 'data';

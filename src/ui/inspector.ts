@@ -5,6 +5,7 @@
 import { statSync } from 'node:fs';
 import { join } from 'node:path';
 import { inspectExample, openInspection, type InspectOptions } from '../data-api.ts';
+import { datasetDirectory, directorySplit } from '../data/index.ts';
 import type { FieldMap, RecordFormat } from '../data/types.ts';
 import type { MaskMode } from '../mask/mask-mode.ts';
 import { addToSummary, emptySummary, type MaskSummary } from '../mask/mask-summary.ts';
@@ -15,7 +16,7 @@ import { loadTokenizer, type TextTokenizer } from '../tokenize/tokenizer.ts';
 export interface InspectRequest {
   /** Realpath of the model (tokenizer) directory. */
   model: string;
-  /** Realpath of the data file. */
+  /** Realpath of the data file or dataset directory (its train split). */
   data: string;
   format?: RecordFormat | 'auto' | undefined;
   template?: string | undefined;
@@ -70,6 +71,16 @@ const stamp = (path: string): string => {
   }
 };
 
+/** The stamp of a data file, or of every train file of a dataset directory (a shard rewritten in place counts). */
+async function dataStamp(path: string): Promise<string> {
+  try {
+    if ((await datasetDirectory(path)) === undefined) return stamp(path);
+    return (await directorySplit(path, 'train')).files.map((f) => `${f}:${stamp(f)}`).join('|');
+  } catch {
+    return 'unreadable'; // opening it says why
+  }
+}
+
 export class Inspector {
   private readonly summaries = new Map<string, MaskSummary>();
   private readonly tokenizers = new Map<string, { stamp: string; tokenizer: Promise<TextTokenizer> }>();
@@ -87,7 +98,7 @@ export class Inspector {
       truncation: r.truncation,
       addSpecialTokens: r.addSpecialTokens,
     };
-    const key = JSON.stringify([r.model, stamp(join(r.model, 'tokenizer.json')), r.data, stamp(r.data), r.format, r.template, r.mask, r.maxLength, r.truncation, r.fieldMap, r.addSpecialTokens]);
+    const key = JSON.stringify([r.model, stamp(join(r.model, 'tokenizer.json')), r.data, await dataStamp(r.data), r.format, r.template, r.mask, r.maxLength, r.truncation, r.fieldMap, r.addSpecialTokens]);
     const known = this.summaries.get(key);
     const summary = known ?? emptySummary();
     const opened = await openInspection(options);

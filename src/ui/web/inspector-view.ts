@@ -12,7 +12,7 @@ const MASKS = ['auto', 'completion', 'assistant', 'last-assistant', 'all', 'pret
 export class InspectorView {
   readonly el: HTMLElement;
   private readonly model = pathInput('model', 'model directory (tokenizer.json)');
-  private readonly data = pathInput('data', 'data file (.json / .jsonl)');
+  private readonly data = pathInput('data', 'data file (.json, .jsonl, .parquet, .csv, .tsv) or dataset directory');
   private readonly format = select('format', FORMATS, 'auto');
   private readonly template = select('template', TEMPLATES, 'auto');
   private readonly mask = select('mask', MASKS, 'auto');

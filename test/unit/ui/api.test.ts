@@ -4,7 +4,7 @@
 // symlinks out of the roots, URLs, foreign Host headers, cross-origin POSTs, malformed requests.
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { appendFileSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { appendFileSync, copyFileSync, cpSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -28,7 +28,9 @@ const get = (path: string, headers: Record<string, string> = {}) => request(base
 
 before(async () => {
   mkdirSync(OUTSIDE, { recursive: true });
-  mkdirSync(DATA_DIR, { recursive: true });
+  mkdirSync(join(DATA_DIR, 'no-data'), { recursive: true });
+  for (const f of ['alpaca.jsonl', 'alpaca-snappy.parquet', 'alpaca.csv']) copyFileSync(join(fixtures, 'data', 'tabular', f), join(DATA_DIR, f));
+  cpSync(join(fixtures, 'data', 'tabular', 'hf-dataset'), join(DATA_DIR, 'hf-dataset'), { recursive: true });
   const all = JSON.parse(readFileSync(join(fixtures, 'data', 'instruction-data.json'), 'utf8')) as unknown[];
   writeFileSync(DATA, JSON.stringify(all.slice(0, 120), null, 1));
   writeFileSync(join(OUTSIDE, 'secret.json'), '[{"instruction":"x","output":"y"}]');
@@ -219,6 +221,33 @@ test('the inspector gives the counts of `sftkit inspect` and pages of text piece
   assert.ok(dropped.examples[0].segments.length > 0);
 });
 
+test('the inspector reads Parquet, CSV and dataset directories as it reads JSONL', async () => {
+  const page = async (data: string, extra = '') => {
+    const r = await get(`/api/inspect?model=${encodeURIComponent(GPT2)}&data=${encodeURIComponent(data)}&limit=4${extra}`);
+    assert.equal(r.status, 200, r.body);
+    return r.json() as { format: string; summary: { examples: number; tokens: number }; examples: { record: number; file: string; line: number; pieces: unknown[] }[] };
+  };
+  const jsonl = await page(join(DATA_DIR, 'alpaca.jsonl'));
+  for (const name of ['alpaca-snappy.parquet', 'alpaca.csv']) {
+    const p = await page(join(DATA_DIR, name));
+    assert.equal(p.format, 'alpaca', name);
+    assert.deepEqual(p.summary, jsonl.summary, name);
+    assert.deepEqual(p.examples.map((e) => e.pieces), jsonl.examples.map((e) => e.pieces), name);
+  }
+  const csv = await page(join(DATA_DIR, 'alpaca.csv'), '&offset=20');
+  assert.deepEqual(csv.examples.map((e) => [e.record, e.line]), [[20, 22], [21, 24], [22, 27], [23, 28]], 'CSV lines where records start');
+  const dir = await page(join(DATA_DIR, 'hf-dataset'), '&offset=10');
+  assert.equal(dir.summary.examples, 20, 'the train split');
+  assert.deepEqual(dir.examples.map((e) => [e.record, e.file.slice(-28), e.line]), [
+    [10, 'train-00000-of-00002.parquet', 11],
+    [11, 'train-00000-of-00002.parquet', 12],
+    [12, 'train-00001-of-00002.parquet', 1],
+    [13, 'train-00001-of-00002.parquet', 2],
+  ]);
+  const files = (await get('/api/files?kind=data')).json().files.map((f: { path: string }) => f.path);
+  for (const name of ['alpaca-snappy.parquet', 'alpaca.csv']) assert.ok(files.includes(join(DATA_DIR, name)), name);
+});
+
 test('paths outside --runs and the allowed directories are refused with 403, after realpath', async () => {
   const cases: [string, Record<string, string>, number][] = [
     ['/etc', { data: DATA }, 403],
@@ -233,7 +262,7 @@ test('paths outside --runs and the allowed directories are refused with 403, aft
     [GPT2, { data: DATA, template: join(OUTSIDE, 'secret.json') }, 403],
     [GPT2, { data: join(DATA_DIR, 'missing.json') }, 404],
     [GPT2, { data: join(fixtures, 'data', 'instruction-data.json') }, 403],
-    [GPT2, { data: DATA_DIR }, 400],
+    [GPT2, { data: join(DATA_DIR, 'no-data') }, 400], // a directory without data files (a dataset directory is fine)
     [GPT2, { data: 'escape/secret.json' }, 403], // relative: from --runs, then realpath
     [GPT2, { data: 'nothing.json' }, 404],
   ];
