@@ -17,8 +17,8 @@ export interface ReadOptions {
   /** Name used in error messages (e.g. the URL a cached file came from); defaults to the path. Single files only. */
   displayName?: string;
   /**
-   * Force a layout instead of taking it from the extension (`.parquet`, `.csv`, `.tsv`; `.json`/`.jsonl` and others
-   * are sniffed: "PAR1" = Parquet, first non-blank `[` = JSON array, else JSONL).
+   * Force a layout instead of taking it from the extension (`.parquet`, `.csv`, `.tsv`) or the content (other names:
+   * "PAR1" = Parquet unless `.json`/`.jsonl`; then first non-blank `[` = JSON array, else JSONL).
    */
   layout?: FileLayout;
   /** A dataset directory's split to read (default train). */
@@ -32,6 +32,7 @@ export interface ReadOptions {
 /** Where records are read from: a file or dataset directory path, or the files of one split. */
 export type DataSource = string | DataFiles;
 
+const JSON_EXTENSIONS = ['.json', '.jsonl', '.ndjson'];
 const LAYOUT_BY_EXTENSION: Record<string, FileLayout> = { '.parquet': 'parquet', '.pq': 'parquet', '.csv': 'csv', '.tsv': 'tsv', '.tab': 'tsv' };
 
 function layoutFromName(name: string): FileLayout | undefined {
@@ -95,7 +96,7 @@ async function checkFile(path: string, file: string): Promise<boolean> {
 
 async function* readFile(path: string, file: string, options: ReadOptions, firstRecord: number): AsyncGenerator<RawRecord> {
   let layout = options.layout ?? layoutFromName(path) ?? layoutFromName(file);
-  if (layout === undefined) {
+  if (layout === undefined && !JSON_EXTENSIONS.includes(extname(path).toLowerCase())) {
     try {
       if (await startsWithPar1(path)) layout = 'parquet';
     } catch (err) {

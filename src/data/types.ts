@@ -15,7 +15,11 @@ export interface Message {
   input?: string;
 }
 
-/** Where a record came from, for error messages: 1-based line, 0-based record index. */
+/**
+ * Where a record came from, for error messages: the file, the 1-based line (JSON: where the record starts; CSV/TSV:
+ * the line the record starts on; Parquet: the row) and the 0-based record index (counted on across the files of a
+ * dataset directory's split).
+ */
 export interface RecordLocation {
   file: string;
   line: number;

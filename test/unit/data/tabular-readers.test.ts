@@ -61,6 +61,17 @@ test('Parquet values become JSON values: INT64 numbers (strings past 2^53), date
   for (const r of recs) assert.deepEqual(JSON.parse(JSON.stringify(r.value)), r.value);
 });
 
+test('a Parquet null is what a JSON null is to the formats: optional fields absent, required ones an error', async () => {
+  const parquet = await loadExamples(join(TAB, 'alpaca-zstd.parquet'));
+  const json = await loadExamples(join(TAB, 'alpaca.jsonl'));
+  assert.deepEqual(parquet.examples.map((e) => e.messages), json.examples.map((e) => e.messages));
+  assert.equal(parquet.examples[2]?.messages[0]?.input, undefined, 'a null input is no input');
+  const nullText = write('null-text.jsonl', '{"text":"a"}\n{"text":null}\n');
+  const message = async (path: string) => (await loadExamples(path, { format: 'text' }).catch((e: Error) => e)) as Error;
+  assert.equal((await message(join(TAB, 'types.parquet'))).message.replace(join(TAB, 'types.parquet'), 'F'), 'F:2 (record 1) field "text": expected a string, found null');
+  assert.equal((await message(nullText)).message.replace(nullText, 'F'), 'F:2 (record 1) field "text": expected a string, found null');
+});
+
 test('Parquet is read one row group at a time: the first record reads the footer and row group 0 only', async () => {
   const path = join(TAB, 'alpaca-snappy.parquet');
   const meta = await parquetMetadataAsync(await asyncBufferFromFile(path));
