@@ -8,11 +8,32 @@
 #include <array>
 #include <functional>
 
+#include "device.h"
+
 namespace sft {
 namespace {
 
 using torch::autograd::AutogradContext;
 using torch::autograd::variable_list;
+
+// The matmul Functions below run at::linear in forward, which autocast casts to bf16 (fp32 master weights, bf16
+// activations), and at::mm in backward, where no autocast scope is active any more (the step's scope ends before
+// backward; CUDA runs backward on its device threads): mm(bf16 dy, fp32 w) is an error. As torch.amp.custom_fwd /
+// custom_bwd do, the forward's autocast state goes into ctx and the backward re-enters it, so the backward matmuls
+// run in the dtype the forward's did (autograd casts each gradient back to its input's dtype).
+void save_autocast(AutogradContext* ctx, const at::Tensor& like) {
+  const AutocastState s = AutocastState::current(like.device().type());
+  ctx->saved_data["autocast"] = s.enabled;
+  ctx->saved_data["autocast_dtype"] = static_cast<int64_t>(s.dtype);
+}
+
+AutocastState saved_autocast(AutogradContext* ctx, const at::Tensor& like) {
+  AutocastState s;
+  s.device = like.device().type();
+  s.enabled = ctx->saved_data["autocast"].toBool();
+  s.dtype = static_cast<at::ScalarType>(ctx->saved_data["autocast_dtype"].toInt());
+  return s;
+}
 
 // Shapes: x [..., N] -> rstd [..., 1] fp32.
 at::Tensor inverse_rms(const at::Tensor& xf, double eps) { return at::rsqrt(xf.pow(2).mean(-1, /*keepdim=*/true) + eps); }
@@ -81,13 +102,15 @@ std::pair<at::Tensor, at::Tensor> down_projection_grads(const at::Tensor& dy_in,
 struct GeluTanhLinearFn : public torch::autograd::Function<GeluTanhLinearFn> {
   static at::Tensor forward(AutogradContext* ctx, const at::Tensor& pre, const at::Tensor& w) {
     ctx->save_for_backward({pre, w});
+    save_autocast(ctx, w);
     return at::linear(at::gelu(pre, "tanh"), w);
   }
   static variable_list backward(AutogradContext* ctx, variable_list grads) {
     auto saved = ctx->get_saved_variables();
     const at::Tensor &pre = saved[0], &w = saved[1];
+    AutocastScope cast(saved_autocast(ctx, w));
     auto [dw, da] = down_projection_grads(grads[0], w, pre, pre.requires_grad(), [&] { return at::gelu(pre, "tanh"); });
-    return {da.defined() ? at::gelu_backward(da, pre, "tanh") : at::Tensor(), dw};
+    return {da.defined() ? at::gelu_backward(da.to(pre.scalar_type()), pre, "tanh") : at::Tensor(), dw};
   }
 };
 
@@ -95,15 +118,18 @@ struct GeluTanhLinearFn : public torch::autograd::Function<GeluTanhLinearFn> {
 struct SwigluLinearFn : public torch::autograd::Function<SwigluLinearFn> {
   static at::Tensor forward(AutogradContext* ctx, const at::Tensor& gate, const at::Tensor& up, const at::Tensor& w) {
     ctx->save_for_backward({gate, up, w});
+    save_autocast(ctx, w);
     return at::linear(at::silu(gate) * up, w);
   }
   // d up = da * silu(gate); d gate = silu'(gate) * da * up.
   static variable_list backward(AutogradContext* ctx, variable_list grads) {
     auto saved = ctx->get_saved_variables();
     const at::Tensor &gate = saved[0], &up = saved[1], &w = saved[2];
+    AutocastScope cast(saved_autocast(ctx, w));
     const bool need_gate = gate.requires_grad(), need_up = up.requires_grad();
     at::Tensor sg = at::silu(gate);  // [..., I], for the weight gradient and d up alike
-    auto [dw, da] = down_projection_grads(grads[0], w, gate, need_gate || need_up, [&] { return sg * up; });
+    auto [dw, da_mm] = down_projection_grads(grads[0], w, gate, need_gate || need_up, [&] { return sg * up; });
+    const at::Tensor da = da_mm.defined() ? da_mm.to(gate.scalar_type()) : da_mm;
     at::Tensor dgate = need_gate ? at::silu_backward(da * up, gate) : at::Tensor();
     at::Tensor dup = need_up ? da * sg : at::Tensor();
     return {dgate, dup, dw};
@@ -116,19 +142,22 @@ struct LayerNormLinearFn : public torch::autograd::Function<LayerNormLinearFn> {
                             const at::Tensor& w, double eps) {
     ctx->save_for_backward({x, g, beta, w});
     ctx->saved_data["eps"] = eps;
+    save_autocast(ctx, w);
     return at::linear(std::get<0>(at::native_layer_norm(x, {x.size(-1)}, g, beta, eps)), w);
   }
   // The LayerNorm runs again (same kernel, same values) for the normalised rows and the statistics its backward needs.
   static variable_list backward(AutogradContext* ctx, variable_list grads) {
     auto saved = ctx->get_saved_variables();
     const at::Tensor &x = saved[0], &g = saved[1], &beta = saved[2], &w = saved[3];
+    AutocastScope cast(saved_autocast(ctx, w));
     const int64_t C = x.size(-1);
     auto [xn, mean, rstd] = at::native_layer_norm(x, {C}, g, beta, ctx->saved_data["eps"].toDouble());
     const std::array<bool, 3> mask{x.requires_grad(), g.requires_grad(), beta.requires_grad()};
     const bool need_norm = mask[0] || mask[1] || mask[2];
     auto [dw, dxn] = down_projection_grads(grads[0], w, xn, need_norm, [&] { return xn; });
     if (!need_norm) return {at::Tensor(), at::Tensor(), at::Tensor(), dw, at::Tensor()};
-    auto [dx, dg, db] = at::native_layer_norm_backward(dxn, x, {C}, mean, rstd, g, beta, mask);
+    // The normalised rows were in x's dtype (fp32 under autocast): their gradient too.
+    auto [dx, dg, db] = at::native_layer_norm_backward(dxn.to(xn.scalar_type()), x, {C}, mean, rstd, g, beta, mask);
     return {dx, dg, db, dw, at::Tensor()};
   }
 };
