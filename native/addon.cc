@@ -18,6 +18,8 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("setCpuPool", Napi::Function::New(env, set_cpu_pool, "setCpuPool"));
   exports.Set("cpuPoolStats", Napi::Function::New(env, cpu_pool_stats_js, "cpuPoolStats"));
   exports.Set("releaseCpuPool", Napi::Function::New(env, release_cpu_pool_js, "releaseCpuPool"));
+  exports.Set("cudaMemoryStats", Napi::Function::New(env, cuda_memory_stats_js, "cudaMemoryStats"));
+  exports.Set("resetCudaPeakMemory", Napi::Function::New(env, reset_cuda_peak_memory_js, "resetCudaPeakMemory"));
   exports.Set("roundTrip", Napi::Function::New(env, round_trip, "roundTrip"));
   exports.Set("busyWork", Napi::Function::New(env, busy_work, "busyWork"));
   exports.Set("matmulBench", Napi::Function::New(env, matmul_bench, "matmulBench"));

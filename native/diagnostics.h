@@ -12,8 +12,9 @@ Napi::Value round_trip(const Napi::CallbackInfo& info);
 // fail: true raises a real libtorch error on the worker thread (tests async error delivery).
 Napi::Value busy_work(const Napi::CallbackInfo& info);
 
-// matmulBench(n, { reps, threads }) -> Promise<{ size, ms, gflops, threads, checksum }>: the best of `reps` n x n
-// fp32 matmuls (the matmul ceiling that benches quote MFU against).
+// matmulBench(n, { reps, threads, device, dtype }) -> Promise<{ size, ms, gflops, threads, device, dtype, checksum }>:
+// the best of `reps` n x n matmuls (the matmul ceiling that benches quote MFU against); device 'cpu' (default),
+// 'cuda' or 'auto', dtype 'float32' (default) or 'bfloat16'.
 Napi::Value matmul_bench(const Napi::CallbackInfo& info);
 
 }  // namespace sft

@@ -4,7 +4,17 @@
 #include <ATen/Context.h>
 #include <ATen/Parallel.h>
 #include <ATen/Version.h>
-#include <torch/headeronly/version.h>
+// TORCH_VERSION and TORCH_VERSION_MAJOR/MINOR on every libtorch: from 2.13 this header forwards to
+// <torch/headeronly/version.h>, which older ones (2.11 on the GPU machines) may not have.
+#include <torch/version.h>
+
+// c10::DeviceAllocator (the device-agnostic face of the CUDA caching allocator, in c10 itself, so a CPU build links
+// without libc10_cuda) appeared in libtorch 2.9; older headers get no CUDA memory statistics.
+#if (TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 9)) && \
+    __has_include(<c10/core/CachingDeviceAllocator.h>)
+#include <c10/core/CachingDeviceAllocator.h>
+#define SFTKIT_DEVICE_ALLOCATOR_STATS 1
+#endif
 
 #include <dlfcn.h>
 
@@ -135,6 +145,55 @@ Napi::Value release_cpu_pool_js(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   SFT_NAPI_TRY
   return Napi::Number::New(env, static_cast<double>(release_cpu_pool()));
+  SFT_NAPI_CATCH(env)
+}
+
+Napi::Value cuda_memory_stats_js(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  SFT_NAPI_TRY
+  Napi::Object out = Napi::Object::New(env);
+  auto num = [&](const char* key, int64_t v) { out.Set(key, Napi::Number::New(env, static_cast<double>(v))); };
+  const bool cuda = at::hasCUDA() && at::getNumGPUs() > 0;
+  out.Set("available", false);
+  out.Set("initialized", false);
+  for (const char* k : {"allocatedBytes", "peakAllocatedBytes", "reservedBytes", "peakReservedBytes"}) num(k, 0);
+  if (!cuda) {
+    out.Set("reason", "this libtorch has no CUDA or no GPU is visible");
+    return out;
+  }
+#ifdef SFTKIT_DEVICE_ALLOCATOR_STATS
+  out.Set("available", true);
+  try {
+    // Device 0, where sftkit puts a model (device.h). Before the first CUDA allocation the caching allocator has no
+    // devices and answers with an error: nothing has been allocated yet, so the zeros stand.
+    const c10::CachingDeviceAllocator::DeviceStats s = c10::getDeviceAllocator(at::kCUDA)->getDeviceStats(0);
+    out.Set("initialized", true);
+    num("allocatedBytes", s.allocated_bytes[0].current);  // [0]: StatType::AGGREGATE (both pools)
+    num("peakAllocatedBytes", s.allocated_bytes[0].peak);
+    num("reservedBytes", s.reserved_bytes[0].current);
+    num("peakReservedBytes", s.reserved_bytes[0].peak);
+  } catch (const c10::Error&) {
+  }
+#else
+  out.Set("reason", std::string("libtorch ") + TORCH_VERSION + " has no c10::DeviceAllocator (needs >= 2.9)");
+#endif
+  return out;
+  SFT_NAPI_CATCH(env)
+}
+
+Napi::Value reset_cuda_peak_memory_js(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  SFT_NAPI_TRY
+#ifdef SFTKIT_DEVICE_ALLOCATOR_STATS
+  if (at::hasCUDA() && at::getNumGPUs() > 0) {
+    try {
+      c10::getDeviceAllocator(at::kCUDA)->resetPeakStats(0);
+    } catch (const c10::Error&) {
+      // Not initialised: no peak to reset.
+    }
+  }
+#endif
+  return env.Undefined();
   SFT_NAPI_CATCH(env)
 }
 

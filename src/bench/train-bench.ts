@@ -2,8 +2,9 @@
 // prompt and 10% padding, timed forward (incl. the fused loss) / backward / optimizer (clip + AdamW).
 import { availableParallelism } from 'node:os';
 import { invalidParameterError } from '../errors.ts';
+import { binding } from '../native/binding.ts';
 import type { LoraOptions } from '../native/lora.ts';
-import { loadModel } from '../native/model.ts';
+import { loadModel, type ModelDevice } from '../native/model.ts';
 
 export interface TrainBenchOptions {
   model: string;
@@ -16,6 +17,10 @@ export interface TrainBenchOptions {
   gradientCheckpointing?: boolean;
   /** Train LoRA adapters on the frozen model instead of every weight. */
   lora?: LoraOptions;
+  /** Where the model runs (default 'cpu'). */
+  device?: ModelDevice;
+  /** bf16 autocast of the forward passes over the `dtype` weights. */
+  autocast?: boolean;
 }
 
 /** Exactly the keys other tools read (issue 6). */
@@ -27,6 +32,12 @@ export interface TrainBenchResult {
   ms_optimizer: number;
   peak_rss_mib: number;
   threads: number;
+  /** Where it ran ("cpu", "cuda:0"); present when a device was asked for. */
+  device?: string;
+  /** On CUDA: the caching allocator's peak of allocated memory over the process (torch.cuda.max_memory_allocated). */
+  peak_gpu_mib?: number;
+  /** On CUDA: the peak of memory reserved by the caching allocator (torch.cuda.max_memory_reserved). */
+  peak_gpu_reserved_mib?: number;
 }
 
 /**
@@ -59,7 +70,14 @@ export async function benchTrain(o: TrainBenchOptions): Promise<TrainBenchResult
     if (!Number.isInteger(v) || v < min) throw invalidParameterError(k, `an integer >= ${min}`, v);
   }
   const threads = o.threads && o.threads > 0 ? o.threads : availableParallelism();
-  const model = await loadModel(o.model, { threads, ...(o.dtype ? { dtype: o.dtype } : {}), ...(o.gradientCheckpointing ? { gradientCheckpointing: true } : {}), ...(o.lora ? { lora: o.lora } : {}) });
+  const model = await loadModel(o.model, {
+    threads,
+    ...(o.dtype ? { dtype: o.dtype } : {}),
+    ...(o.gradientCheckpointing ? { gradientCheckpointing: true } : {}),
+    ...(o.lora ? { lora: o.lora } : {}),
+    ...(o.device ? { device: o.device } : {}),
+    ...(o.autocast ? { autocast: true } : {}),
+  });
   try {
     const vocab = model.spec.vocabSize;
     const runs: { f: number; b: number; o: number; total: number }[] = [];
@@ -75,6 +93,9 @@ export async function benchTrain(o: TrainBenchOptions): Promise<TrainBenchResult
     }
     const mean = (k: 'f' | 'b' | 'o' | 'total') => runs.reduce((a, r) => a + r[k], 0) / runs.length;
     const ms = mean('total');
+    const device = model.device();
+    // The optimizer step reads the gradient norm back, so each step's time includes its device work.
+    const gpu = device.startsWith('cuda') ? binding().cudaMemoryStats?.() : undefined;
     return {
       tokens_per_s: (o.batchSize * o.seqLen) / (ms / 1000),
       ms_per_step: ms,
@@ -83,6 +104,8 @@ export async function benchTrain(o: TrainBenchOptions): Promise<TrainBenchResult
       ms_optimizer: mean('o'),
       peak_rss_mib: process.resourceUsage().maxRSS / 1024,
       threads,
+      ...(o.device ? { device } : {}),
+      ...(gpu?.available ? { peak_gpu_mib: gpu.peakAllocatedBytes / 2 ** 20, peak_gpu_reserved_mib: gpu.peakReservedBytes / 2 ** 20 } : {}),
     };
   } finally {
     await model.dispose();

@@ -11,10 +11,13 @@ import { binding, packageRoot } from '../native/binding.ts';
 import { enumFlag, intFlag, requiredFlag } from './args.ts';
 import type { CliIo, Command } from './command.ts';
 
+const DEVICES = ['cpu', 'cuda', 'auto'] as const;
+
 const HELP = `Usage: sftkit bench train --model DIR|${BENCH_SHAPES.join('|')} --batch-size B --seq-len T --steps N
                          [--warmup N] [--threads N] [--dtype float32|bfloat16] [--gradient-checkpointing]
-                         [--lora-r R [--lora-targets NAME,...]] [--json]
-       sftkit bench matmul [--size 2048] [--reps 5] [--threads N] [--json]
+                         [--lora-r R [--lora-targets NAME,...]] [--device cpu|cuda|auto] [--autocast] [--json]
+       sftkit bench matmul [--size 2048] [--reps 5] [--threads N] [--device cpu|cuda|auto]
+                           [--dtype float32|bfloat16] [--json]
 
 Times training steps (forward with the fused loss, backward, clip + AdamW) on random token batches with 40% of each
 row masked as prompt and 10% padding. --model takes a model directory or a shape built locally with random weights
@@ -22,10 +25,13 @@ row masked as prompt and 10% padding. --model takes a model directory or a shape
 with \`sftkit bench build-model --shape S --out DIR\`, so it does not count in peak_rss_mib). tokens_per_s counts all
 B x T positions per step. --json prints {"tokens_per_s", "ms_per_step", "ms_forward", "ms_backward",
 "ms_optimizer", "peak_rss_mib", "threads"}. --lora-r trains rank-R LoRA adapters (alpha 2R) on the frozen model
-(--lora-targets: module names, default PEFT's for the architecture, or all-linear).
+(--lora-targets: module names, default PEFT's for the architecture, or all-linear). --device picks where it runs
+(default cpu), --autocast runs the forward passes in bf16 autocast over the --dtype weights; with --device the JSON
+adds "device", and on CUDA "peak_gpu_mib" / "peak_gpu_reserved_mib" (the caching allocator's peaks over the process).
 
-bench matmul: the fp32 matmul ceiling of this machine through libtorch (best of --reps N x N matmuls);
---json prints {"gflops", "ms", "size", "threads"}. bench/compare quotes MFU against it.
+bench matmul: the matmul ceiling of this machine through libtorch (best of --reps N x N matmuls, fp32 on the CPU
+unless --dtype / --device say otherwise); --json prints {"gflops", "ms", "size", "threads", "device", "dtype"}.
+bench/compare quotes MFU against it.
 `;
 
 export const benchCommand: Command = {
@@ -45,15 +51,30 @@ export const benchCommand: Command = {
       const { values } = parseArgs({
         args: rest,
         strict: true,
-        options: { size: { type: 'string' }, reps: { type: 'string' }, threads: { type: 'string' }, json: { type: 'boolean', default: false } },
+        options: {
+          size: { type: 'string' },
+          reps: { type: 'string' },
+          threads: { type: 'string' },
+          device: { type: 'string' },
+          dtype: { type: 'string' },
+          json: { type: 'boolean', default: false },
+        },
       });
       const size = intFlag('size', values.size, 1) ?? 2048;
+      const dtype = (enumFlag('dtype', values.dtype, ['float32', 'bfloat16'] as const) ?? 'float32') as 'float32' | 'bfloat16';
+      const device = enumFlag('device', values.device, DEVICES) as (typeof DEVICES)[number] | undefined;
       const r = await binding().matmulBench(size, {
         reps: intFlag('reps', values.reps, 1) ?? 5,
         ...(values.threads ? { threads: intFlag('threads', values.threads, 1) as number } : {}),
+        ...(device ? { device } : {}),
+        dtype,
       });
-      const out = { gflops: r.gflops, ms: r.ms, size: r.size, threads: r.threads };
-      io.stdout.write(values.json ? `${JSON.stringify(out)}\n` : `${size}^3 fp32 matmul: ${r.gflops.toFixed(1)} GFLOP/s (${r.ms.toFixed(1)} ms, ${r.threads} threads)\n`);
+      const out = { gflops: r.gflops, ms: r.ms, size: r.size, threads: r.threads, device: r.device ?? 'cpu', dtype: r.dtype ?? 'float32' };
+      io.stdout.write(
+        values.json
+          ? `${JSON.stringify(out)}\n`
+          : `${size}^3 ${out.dtype === 'bfloat16' ? 'bf16' : 'fp32'} matmul on ${out.device}: ${r.gflops.toFixed(1)} GFLOP/s (${r.ms.toFixed(2)} ms, ${r.threads} threads)\n`,
+      );
       return 0;
     }
     if (sub !== 'train') throw invalidParameterError('bench <what>', '"train", "matmul" or "build-model"', sub);
@@ -71,6 +92,8 @@ export const benchCommand: Command = {
         'gradient-checkpointing': { type: 'boolean', default: false },
         'lora-r': { type: 'string' },
         'lora-targets': { type: 'string' },
+        device: { type: 'string' },
+        autocast: { type: 'boolean', default: false },
         json: { type: 'boolean', default: false },
       },
     });
@@ -97,6 +120,8 @@ export const benchCommand: Command = {
         ...(values['gradient-checkpointing'] ? { gradientCheckpointing: true } : {}),
         ...(loraR !== undefined ? { lora: { r: loraR, alpha: 2 * loraR, ...(loraTargets ? { targets: loraTargets } : {}) } } : {}),
         ...(values.dtype ? { dtype: enumFlag('dtype', values.dtype, ['float32', 'bfloat16'] as const) as 'float32' | 'bfloat16' } : {}),
+        ...(values.device ? { device: enumFlag('device', values.device, DEVICES) as (typeof DEVICES)[number] } : {}),
+        ...(values.autocast ? { autocast: true } : {}),
       });
       io.stdout.write(
         values.json

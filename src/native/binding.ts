@@ -120,6 +120,18 @@ export interface CpuPoolStats {
   grownBytes: number;
 }
 
+/** CUDA allocator counters of device 0 (bytes); see NativeBinding.cudaMemoryStats. */
+export interface CudaMemoryStats {
+  available: boolean;
+  /** False until the first CUDA allocation of the process. */
+  initialized: boolean;
+  allocatedBytes: number;
+  peakAllocatedBytes: number;
+  reservedBytes: number;
+  peakReservedBytes: number;
+  reason?: string;
+}
+
 /** Hand-written types of the addon's exports (native/addon.cc). Later issues extend it. */
 export interface NativeBinding {
   info(): RuntimeInfo;
@@ -130,14 +142,25 @@ export interface NativeBinding {
   cpuPoolStats(): CpuPoolStats;
   /** Unmaps the pool's cached blocks and gives their pages back to the kernel; returns the bytes released. */
   releaseCpuPool(): number;
+  /**
+   * The CUDA caching allocator's counters for device 0 (torch.cuda.memory_allocated / max_memory_allocated /
+   * memory_reserved / max_memory_reserved); zeros and `available: false` (with the reason) in a CPU build or without
+   * a GPU. Addons built before it existed lack the function.
+   */
+  cudaMemoryStats?(): CudaMemoryStats;
+  /** Starts the CUDA peaks over from the current values (torch.cuda.reset_peak_memory_stats). */
+  resetCudaPeakMemory?(): void;
   roundTrip<T extends NumericArray>(
     array: T,
     shape: number[],
     options?: { scale?: number; threads?: number },
   ): Promise<{ data: T; shape: number[]; sum: number }>;
   busyWork(ms: number, options?: { threads?: number; fail?: boolean }): Promise<{ iterations: number; ms: number }>;
-  /** Best of `reps` n x n fp32 matmuls: the matmul ceiling benches quote MFU against. */
-  matmulBench(n: number, options?: { reps?: number; threads?: number }): Promise<{ size: number; ms: number; gflops: number; threads: number; checksum: number }>;
+  /** Best of `reps` n x n matmuls (fp32 on the CPU by default): the matmul ceiling benches quote MFU against. */
+  matmulBench(
+    n: number,
+    options?: { reps?: number; threads?: number; device?: 'auto' | 'cpu' | 'cuda'; dtype?: 'float32' | 'bfloat16' },
+  ): Promise<{ size: number; ms: number; gflops: number; threads: number; device?: string; dtype?: string; checksum: number }>;
   /** Forward + backward of the masked cross-entropy sum (fused, or `naive` through full logits); tests and benches. */
   crossEntropy(
     hidden: Float32Array,

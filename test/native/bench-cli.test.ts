@@ -29,3 +29,31 @@ test('the bench batches: 10% padding on average, row 0 full, 40% of the real tok
   // A single row keeps 10% trailing padding.
   assert.equal(Array.from(randomBatch(1, 100, 50, 1).attentionMask).filter((m) => m === 1).length, 90);
 });
+
+test('bench train --device cpu --autocast adds "device"; bench matmul --dtype bfloat16 reports device and dtype', () => {
+  const run = (args: string[]) => spawnSync(process.execPath, ['bin/sftkit.js', 'bench', ...args], { cwd: root, encoding: 'utf8' });
+  const t = run(['train', '--model', 'test/fixtures/models/tiny-gpt2', '--batch-size', '2', '--seq-len', '16', '--steps', '1', '--warmup', '0', '--threads', '1', '--device', 'cpu', '--autocast', '--json']);
+  assert.equal(t.status, 0, t.stderr);
+  const out = JSON.parse(t.stdout);
+  assert.equal(out.device, 'cpu');
+  assert.equal(out.peak_gpu_mib, undefined, 'no GPU counters off CUDA');
+  const m = run(['matmul', '--size', '64', '--reps', '2', '--threads', '1', '--dtype', 'bfloat16', '--json']);
+  assert.equal(m.status, 0, m.stderr);
+  const mm = JSON.parse(m.stdout);
+  assert.deepEqual([mm.device, mm.dtype, mm.size], ['cpu', 'bfloat16', 64]);
+  assert.ok(mm.gflops > 0);
+  const bad = run(['matmul', '--size', '64', '--dtype', 'float16']);
+  assert.notEqual(bad.status, 0);
+  assert.match(bad.stderr, /--dtype/);
+});
+
+test('cudaMemoryStats without a GPU: zeros, available false, the reason; resetCudaPeakMemory is harmless', async () => {
+  const { binding } = await import('../../src/native/binding.ts');
+  const b = binding();
+  const s = b.cudaMemoryStats!();
+  assert.equal(s.available, false);
+  assert.equal(s.initialized, false);
+  assert.deepEqual([s.allocatedBytes, s.peakAllocatedBytes, s.reservedBytes, s.peakReservedBytes], [0, 0, 0, 0]);
+  assert.match(s.reason!, /no CUDA|no GPU/);
+  b.resetCudaPeakMemory!();
+});
