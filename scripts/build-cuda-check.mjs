@@ -4,10 +4,11 @@
 // toolkit plus those libraries, and builds into build-cuda/. No GPU is needed (nor used): the check ends with the
 // link and a look at what the addon links. Not part of CI (about 1.7 GB of wheels).
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync, readdirSync, realpathSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { createRequire } from 'node:module';
 import { cpus } from 'node:os';
+import { assembleToolkit } from './cuda-toolkit.mjs';
 import { PACKAGE_ROOT, cacheRoot, inspectLibtorchDir } from './libtorch.mjs';
 
 const require = createRequire(import.meta.url);
@@ -61,33 +62,9 @@ const torchDir = join(site, 'torch');
 const found = inspectLibtorchDir(torchDir, 'env');
 if (!found.ok || !found.record.cuda) throw new Error(`cuda-check: ${torchDir} is not a CUDA libtorch (${found.ok ? 'no libtorch_cuda.so' : found.reason})`);
 
-// 2. A toolkit root: the local nvcc's bin/ and headers, plus the pip CUDA libraries and headers (unversioned names
-//    added so find_library finds them).
+// 2. A toolkit root: the local nvcc's bin/ and headers, plus the pip CUDA libraries and headers (scripts/cuda-toolkit.mjs).
 const nvcc = findNvcc();
-const localToolkit = dirname(dirname(nvcc));
-const toolkit = join(root, 'toolkit');
-rmSync(toolkit, { recursive: true, force: true });
-for (const d of ['include', 'lib64']) mkdirSync(join(toolkit, d), { recursive: true });
-symlinkSync(join(localToolkit, 'bin'), join(toolkit, 'bin'));
-for (const d of ['nvvm', 'share']) if (existsSync(join(localToolkit, d))) symlinkSync(join(localToolkit, d), join(toolkit, d));
-const link = (from, dir) => {
-  for (const f of readdirSync(from)) {
-    const to = join(toolkit, dir, f);
-    if (!existsSync(to)) symlinkSync(join(from, f), to);
-    const m = /^(lib.+\.so)\.\d+$/.exec(f);
-    if (dir === 'lib64' && m && !existsSync(join(toolkit, dir, m[1]))) symlinkSync(join(from, f), join(toolkit, dir, m[1]));
-  }
-};
-link(join(localToolkit, 'include'), 'include');
-link(join(localToolkit, 'lib64'), 'lib64');
-for (const pkg of readdirSync(join(site, 'nvidia'))) {
-  for (const sub of ['include', 'lib']) if (existsSync(join(site, 'nvidia', pkg, sub))) link(join(site, 'nvidia', pkg, sub), sub === 'lib' ? 'lib64' : 'include');
-}
-if (existsSync(join(localToolkit, 'lib64', 'stubs'))) symlinkSync(join(localToolkit, 'lib64', 'stubs'), join(toolkit, 'lib64', 'stubs'));
-// CMake's CUDA support looks in targets/<arch>/{lib,include} (nvcc reports that layout).
-mkdirSync(join(toolkit, 'targets', 'x86_64-linux'), { recursive: true });
-symlinkSync(join(toolkit, 'lib64'), join(toolkit, 'targets', 'x86_64-linux', 'lib'));
-symlinkSync(join(toolkit, 'include'), join(toolkit, 'targets', 'x86_64-linux', 'include'));
+const toolkit = assembleToolkit({ nvcc, nvidiaDirs: [join(site, 'nvidia')], out: join(root, 'toolkit') });
 
 // 3. Build build-cuda/ against it.
 const out = join(PACKAGE_ROOT, 'build-cuda');
