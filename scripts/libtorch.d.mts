@@ -1,15 +1,9 @@
 // Types of libtorch.mjs (plain JavaScript, run at install time) for the TypeScript tests.
 
-export interface LibtorchRecord {
-  source: 'env' | 'python' | 'cache' | 'download' | 'pip';
-  path: string;
-  lib: string;
-  include: string;
-  cmakePrefix: string;
-  version: string;
-  variant: 'cpu' | 'cuda';
-  cuda: boolean;
-}
+import type { LibtorchRecord as RecordedLibtorch } from '../src/native/binding.ts';
+
+/** What resolveLibtorch returns (the loader's LibtorchRecord, as recorded now: never the old 'wheel' source). */
+export type LibtorchRecord = Omit<RecordedLibtorch, 'source' | 'recordedAt'> & { source: Exclude<RecordedLibtorch['source'], 'wheel'> };
 
 export const PINNED_TORCH: { version: string; variant: string };
 export const PACKAGE_ROOT: string;
