@@ -26,9 +26,12 @@ function findPackageRoot(start: string): string {
   }
 }
 
-/** What scripts/libtorch.mjs recorded at install time. */
+/**
+ * What scripts/libtorch.mjs recorded at install time. `source`: LIBTORCH ('env'), a Python torch ('python'), the sftkit
+ * cache ('cache'), a download by Node ('download'), `pip download` ('pip'); 'wheel' in records of older installs.
+ */
 export interface LibtorchRecord {
-  source: 'env' | 'python' | 'wheel';
+  source: 'env' | 'python' | 'cache' | 'download' | 'pip' | 'wheel';
   path: string;
   lib: string;
   include: string;
