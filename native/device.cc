@@ -4,6 +4,9 @@
 #include <ATen/ATen.h>
 #include <ATen/Context.h>
 #include <ATen/autocast_mode.h>
+#include <c10/core/impl/DeviceGuardImplInterface.h>
+
+#include <string>
 
 #include "errors.h"
 
@@ -17,7 +20,22 @@ at::Device resolve_device(const std::string& name) {
     if (!cuda) throw_unsupported("device 'cuda' requested but this libtorch has no CUDA support (or no GPU is visible)");
     return at::Device(at::kCUDA, 0);
   }
-  throw_bad_argument("options.device must be 'auto', 'cpu' or 'cuda', got '" + name + "'");
+  // "cuda:N": one GPU of several (a data-parallel rank's, by LOCAL_RANK).
+  if (name.rfind("cuda:", 0) == 0 && name.size() > 5 && name.size() <= 9 &&
+      name.find_first_not_of("0123456789", 5) == std::string::npos) {
+    const int index = std::stoi(name.substr(5));
+    if (!cuda) throw_unsupported("device '" + name + "' requested but this libtorch has no CUDA support (or no GPU is visible)");
+    if (index >= static_cast<int>(at::getNumGPUs())) {
+      throw_unsupported("device '" + name + "' requested but " + std::to_string(at::getNumGPUs()) + " GPU(s) are visible");
+    }
+    return at::Device(at::kCUDA, static_cast<c10::DeviceIndex>(index));
+  }
+  throw_bad_argument("options.device must be 'auto', 'cpu', 'cuda' or 'cuda:N', got '" + name + "'");
+}
+
+void use_device_on_this_thread(at::Device device) {
+  if (!device.is_cuda()) return;
+  c10::impl::getDeviceGuardImpl(device.type())->setDevice(device);
 }
 
 at::Tensor to_device(const at::Tensor& t, at::Device device) {

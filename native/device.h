@@ -10,9 +10,13 @@
 
 namespace sft {
 
-// "cpu" | "cuda" | "auto" (cuda when this libtorch has CUDA and a device is visible, else cpu). "cuda" without
-// CUDA -> SFTKIT_UNSUPPORTED; anything else -> SFTKIT_BAD_ARGUMENT.
+// "cpu" | "cuda" | "cuda:N" | "auto" (cuda when this libtorch has CUDA and a device is visible, else cpu; "cuda" is
+// cuda:0). CUDA without CUDA, or N past the visible GPUs -> SFTKIT_UNSUPPORTED; anything else -> SFTKIT_BAD_ARGUMENT.
 at::Device resolve_device(const std::string& name);
+
+// Makes a CUDA `device` the calling thread's current one (a model's compute thread on cuda:N, so that nothing of it
+// opens a context on GPU 0); nothing for the CPU.
+void use_device_on_this_thread(at::Device device);
 
 // t on `device`. A CPU tensor bound for CUDA goes through pinned (page-locked) host memory with a non-blocking copy
 // (ordered on the current stream, so later kernels see it); CPU -> CPU returns t itself.

@@ -1,11 +1,16 @@
-// Implements distributed.h with c10d::TCPStore + c10d::ProcessGroupGloo. libuv is disabled for the store
-// (libtorch's exported libuv clashes with Node's), and Gloo objects are only held through c10d/shared_ptr.
+// Implements distributed.h with c10d::TCPStore + c10d::ProcessGroupGloo, and c10d::ProcessGroupNCCL where the build
+// has it (SFTKIT_WITH_NCCL, set by CMakeLists.txt). libuv is disabled for the store (libtorch's exported libuv
+// clashes with Node's), and Gloo/NCCL objects are only held through c10d::Backend.
 #include "distributed.h"
 
 #include <ATen/ATen.h>
 #include <c10/core/GradMode.h>
 #include <torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>
 #include <torch/csrc/distributed/c10d/TCPStore.hpp>
+#ifdef SFTKIT_WITH_NCCL
+#include <nccl.h>
+#include <torch/csrc/distributed/c10d/ProcessGroupNCCL.hpp>
+#endif
 
 #include <chrono>
 #include <cstdlib>
@@ -21,9 +26,40 @@ struct DistGroup {
   int rank = 0;
   int world_size = 1;
   std::chrono::milliseconds timeout{60000};
+  bool nccl = false;
+  at::Device device{at::kCPU};  // where the collectives' tensors live: the CPU (Gloo) or this rank's GPU (NCCL)
   c10::intrusive_ptr<c10d::Store> store;
-  c10::intrusive_ptr<c10d::ProcessGroupGloo> pg;
+  c10::intrusive_ptr<c10d::Backend> pg;
+
+  DistGroup() = default;
+  DistGroup(const DistGroup&) = delete;
+  DistGroup& operator=(const DistGroup&) = delete;
+  ~DistGroup() {
+    // ProcessGroupNCCL wants an explicit shutdown (its communicators and watchdog) before it is destroyed.
+    if (nccl && pg) {
+      try {
+        pg->shutdown();
+      } catch (...) {
+      }
+    }
+  }
 };
+
+bool has_nccl() {
+#ifdef SFTKIT_WITH_NCCL
+  return true;
+#else
+  return false;
+#endif
+}
+
+std::string nccl_header_version() {
+#ifdef SFTKIT_WITH_NCCL
+  return std::to_string(NCCL_MAJOR) + "." + std::to_string(NCCL_MINOR) + "." + std::to_string(NCCL_PATCH);
+#else
+  return "";
+#endif
+}
 
 namespace {
 
@@ -33,6 +69,8 @@ struct ConnectOptions {
   int rank = 0;
   int world_size = 1;
   int64_t timeout_ms = 60000;
+  bool nccl = false;
+  int device = 0;  // NCCL: this rank's CUDA device index
 };
 
 bool is_loopback(const std::string& host) {
@@ -57,6 +95,31 @@ std::shared_ptr<DistGroup> connect_group(const ConnectOptions& o) {
     throw Error(kCodeNative, "rank " + std::to_string(o.rank) + ": rendezvous at " + o.master_addr + ":" +
                                  std::to_string(o.master_port) + " failed (" + e.what() + ")");
   }
+  if (o.nccl) {
+#ifdef SFTKIT_WITH_NCCL
+    if (!at::hasCUDA() || o.device >= static_cast<int>(at::getNumGPUs())) {
+      throw Error(kCodeUnsupported, "rank " + std::to_string(o.rank) + ": NCCL on cuda:" + std::to_string(o.device) + " but " +
+                                        std::to_string(at::hasCUDA() ? at::getNumGPUs() : 0) + " GPU(s) are visible");
+    }
+    g->nccl = true;
+    g->device = at::Device(at::kCUDA, static_cast<c10::DeviceIndex>(o.device));
+    auto nopts = c10d::ProcessGroupNCCL::Options::create();
+    nopts->timeout = g->timeout;
+    auto pg = c10::make_intrusive<c10d::ProcessGroupNCCL>(g->store, o.rank, o.world_size, nopts);
+    pg->setBoundDeviceId(g->device);
+    g->pg = pg;
+    try {
+      // The communicator now (its unique id goes through the store), so that a failure shows here, not mid-step.
+      g->pg->eagerConnectSingleDevice(g->device);
+    } catch (const std::exception& e) {
+      throw Error(kCodeNative, "rank " + std::to_string(o.rank) + ": NCCL communicator on cuda:" + std::to_string(o.device) +
+                                   " failed (" + e.what() + ")");
+    }
+    return g;
+#else
+    throw Error(kCodeUnsupported, "this addon was built without NCCL (a CUDA libtorch with c10d NCCL and nccl.h are needed at build time)");
+#endif
+  }
   auto opts = c10d::ProcessGroupGloo::Options::create(g->timeout);
   const char* ifname = std::getenv("GLOO_SOCKET_IFNAME");
   if (ifname != nullptr && *ifname != '\0') {
@@ -77,7 +140,13 @@ void run_all_reduce(DistGroup& g, std::vector<at::Tensor>& one) {
   ao.timeout = g.timeout;
   auto work = g.pg->allreduce(one, ao);
   try {
-    work->wait(g.timeout);
+    // NCCL: the current stream waits for the collective and the host goes on (a hang is ended by ProcessGroupNCCL's
+    // watchdog after the timeout). Gloo: the host waits, at most the timeout.
+    if (g.nccl) {
+      work->wait();
+    } else {
+      work->wait(g.timeout);
+    }
   } catch (const std::exception& e) {
     throw Error(kCodeNative, "rank " + std::to_string(g.rank) + " of " + std::to_string(g.world_size) +
                                  ": all-reduce failed — another rank is gone or timed out (" + e.what() + ")");
@@ -93,7 +162,9 @@ class ProcessGroupWrap : public Napi::ObjectWrap<ProcessGroupWrap> {
                         InstanceMethod<&ProcessGroupWrap::Barrier>("barrier"),
                         InstanceMethod<&ProcessGroupWrap::Close>("close"),
                         InstanceAccessor<&ProcessGroupWrap::Rank>("rank"),
-                        InstanceAccessor<&ProcessGroupWrap::WorldSize>("worldSize")});
+                        InstanceAccessor<&ProcessGroupWrap::WorldSize>("worldSize"),
+                        InstanceAccessor<&ProcessGroupWrap::Backend>("backend"),
+                        InstanceAccessor<&ProcessGroupWrap::Device>("device")});
   }
 
   explicit ProcessGroupWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<ProcessGroupWrap>(info) {
@@ -138,13 +209,17 @@ class ProcessGroupWrap : public Napi::ObjectWrap<ProcessGroupWrap> {
    protected:
     void Run() override {
       if (barrier_) {
-        auto work = g_->pg->barrier();
+        c10d::BarrierOptions bo;
+        bo.timeout = g_->timeout;
+        if (g_->nccl) bo.device_ids = {g_->device.index()};
+        auto work = g_->pg->barrier(bo);
         work->wait(g_->timeout);
         return;
       }
-      std::vector<at::Tensor> one{values_.tensor().clone()};
+      // NCCL reduces device tensors: the numbers go to this rank's GPU and back (small: counts and sums of a step).
+      std::vector<at::Tensor> one{g_->nccl ? values_.tensor().to(g_->device) : values_.tensor().clone()};
       run_all_reduce(*g_, one);
-      out_ = one[0];
+      out_ = g_->nccl ? one[0].to(at::kCPU) : one[0];
     }
     Napi::Value Result(Napi::Env env) override { return barrier_ ? env.Undefined() : tensor_to_typed_array(env, out_); }
 
@@ -174,6 +249,16 @@ class ProcessGroupWrap : public Napi::ObjectWrap<ProcessGroupWrap> {
     c.world_size = static_cast<int>(num("worldSize", 1, 65536));
     c.rank = static_cast<int>(num("rank", 0, c.world_size - 1));
     c.timeout_ms = o.Get("timeoutMs").IsUndefined() ? 60000 : num("timeoutMs", 1, 86400000);
+    Napi::Value backend = o.Get("backend");
+    if (!backend.IsUndefined()) {
+      const std::string b = backend.IsString() ? backend.As<Napi::String>().Utf8Value() : "";
+      if (b != "gloo" && b != "nccl") throw_bad_argument("connect: backend must be 'gloo' or 'nccl'");
+      c.nccl = b == "nccl";
+    }
+    if (c.nccl) {
+      if (!has_nccl()) throw_unsupported("connect: backend 'nccl' but this addon was built without NCCL (info().distributed.nccl is false)");
+      c.device = static_cast<int>(num("device", 0, 1023));
+    }
     return (new ConnectWorker(env, std::move(c), constructor(env)->Value()))->start();
     SFT_NAPI_CATCH(env)
   }
@@ -202,6 +287,8 @@ class ProcessGroupWrap : public Napi::ObjectWrap<ProcessGroupWrap> {
   }
   Napi::Value Rank(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), group()->rank); }
   Napi::Value WorldSize(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), group()->world_size); }
+  Napi::Value Backend(const Napi::CallbackInfo& info) { return Napi::String::New(info.Env(), group()->nccl ? "nccl" : "gloo"); }
+  Napi::Value Device(const Napi::CallbackInfo& info) { return Napi::String::New(info.Env(), group()->device.str()); }
 
   std::shared_ptr<DistGroup> group_;
 };
@@ -225,7 +312,17 @@ std::shared_ptr<DistGroup> unwrap_process_group(const Napi::Value& v) {
 
 void all_reduce_sum(DistGroup& g, std::vector<at::Tensor>& tensors, int64_t bucket_bytes) {
   c10::NoGradGuard no_grad;
-  if (g.world_size == 1 || tensors.empty()) return;
+  // A Gloo group of one has nothing to do; an NCCL group of one still runs its collectives (bench/device/check.ts's
+  // --nproc 1 over NCCL proves the path that way on one GPU).
+  if ((g.world_size == 1 && !g.nccl) || tensors.empty()) return;
+  if (g.nccl) {
+    for (const auto& t : tensors) {
+      if (t.device() != g.device) {
+        throw Error(kCodeBadArgument, "all-reduce over NCCL on " + g.device.str() + ": a tensor is on " + t.device().str() +
+                                          " (load the model with device '" + g.device.str() + "')");
+      }
+    }
+  }
   size_t i = 0;
   while (i < tensors.size()) {
     // One bucket: consecutive tensors of one dtype up to bucket_bytes (at least one tensor).

@@ -429,6 +429,7 @@ class NativeModel : public Napi::ObjectWrap<NativeModel> {
     FnWorker* worker = new FnWorker(
                 env, "sftkit.loadModel", st->threads, nullptr,
                 [built, dir, spec, mo, unbusy, checkpoint]() {
+                  use_device_on_this_thread(mo.device);  // this model's compute thread keeps it
                   auto model = make_causal_lm(spec, mo);
                   model->set_gradient_checkpointing(checkpoint);
                   TensorDir files = load_safetensors_dir(dir);

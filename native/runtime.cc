@@ -21,6 +21,7 @@
 #include <string>
 
 #include "cpu_pool.h"
+#include "distributed.h"
 #include "errors.h"
 
 namespace sft {
@@ -81,6 +82,11 @@ Napi::Value runtime_info(const Napi::CallbackInfo& info) {
   out.Set("parallelInfo", at::get_parallel_info());
   out.Set("cudaAvailable", at::hasCUDA());
   out.Set("cudaDeviceCount", static_cast<double>(at::hasCUDA() ? at::getNumGPUs() : 0));
+  Napi::Object dist = Napi::Object::New(env);
+  dist.Set("gloo", true);
+  dist.Set("nccl", has_nccl());
+  dist.Set("ncclHeaders", has_nccl() ? Napi::Value(Napi::String::New(env, nccl_header_version())) : env.Null());
+  out.Set("distributed", dist);
   Napi::Object build = Napi::Object::New(env);
   build.Set("buildType", SFTKIT_BUILD_TYPE);
   build.Set("compiler", SFTKIT_CXX_COMPILER);

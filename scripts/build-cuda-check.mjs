@@ -2,9 +2,11 @@
 // torch wheel (torch==2.14.1, a cu130 build) and the CUDA 13 runtime libraries it depends on from the configured pip
 // index, unpacks them once into ~/.cache/sftkit/cuda-check, assembles a CUDA toolkit root from the local nvcc's
 // toolkit plus those libraries, and builds into build-cuda/. No GPU is needed (nor used): the check ends with the
-// link and a look at what the addon links. Not part of CI (about 1.7 GB of wheels).
+// link and a look at what the addon links: the CUDA libraries, and ProcessGroupNCCL (nccl.h comes from the
+// nvidia-nccl-cu13 wheel, fetched beside the others). `--fetch-only` stops after the wheels. Not part of CI (about
+// 1.7 GB of wheels).
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { createRequire } from 'node:module';
 import { cpus } from 'node:os';
@@ -14,6 +16,8 @@ import { PACKAGE_ROOT, cacheRoot, inspectLibtorchDir } from './libtorch.mjs';
 const require = createRequire(import.meta.url);
 const TORCH = process.env.SFTKIT_CUDA_TORCH ?? 'torch==2.14.1';
 const CUDA_LIBS = process.env.SFTKIT_CUDA_LIBS ?? 'cuda-toolkit[cublas,cudart,cufft,curand,cusolver,cusparse,nvjitlink,nvrtc,nvtx]==13.0.3';
+// nccl.h for ProcessGroupNCCL's header (CMakeLists.txt finds it beside torch/: site/nvidia/nccl/include).
+const NCCL = process.env.SFTKIT_CUDA_NCCL ?? 'nvidia-nccl-cu13==2.30.7';
 const root = join(cacheRoot(), 'cuda-check');
 const site = join(root, 'site');
 const python = process.env.PYTHON || 'python3';
@@ -33,30 +37,45 @@ function findNvcc() {
 }
 
 // 1. Wheels -> site/{torch,nvidia} (kept: torch's RPATHs point from torch/lib to ../../nvidia/...).
-if (!existsSync(join(site, '.complete'))) {
+const UNPACK = [
+  'import sys, zipfile, os, glob',
+  'dl, out = sys.argv[1], sys.argv[2]',
+  'for w in glob.glob(os.path.join(dl, "*.whl")):',
+  '    z = zipfile.ZipFile(w)',
+  '    for i in z.infolist():',
+  '        n = i.filename',
+  '        keep = n.startswith(("torch/lib/", "torch/include/", "torch/share/")) or (n.startswith("nvidia/") and ("/lib/" in n or "/include/" in n))',
+  '        if not keep or i.is_dir(): continue',
+  '        z.extract(i, out)',
+  '        m = (i.external_attr >> 16) & 0o777',
+  '        if m: os.chmod(os.path.join(out, n), m)',
+].join('\n');
+function fetchWheels(downloads) {
   const dl = join(root, 'wheels');
-  mkdirSync(dl, { recursive: true });
-  console.error(`cuda-check: pip download ${TORCH} and ${CUDA_LIBS} (once)`);
-  sh(python, ['-m', 'pip', 'download', TORCH, '--no-deps', '-d', dl], { stdio: 'inherit' });
-  sh(python, ['-m', 'pip', 'download', CUDA_LIBS, '-d', dl], { stdio: 'inherit' });
-  rmSync(site, { recursive: true, force: true });
-  mkdirSync(site, { recursive: true });
-  const unpack = [
-    'import sys, zipfile, os, glob',
-    'dl, out = sys.argv[1], sys.argv[2]',
-    'for w in glob.glob(os.path.join(dl, "*.whl")):',
-    '    z = zipfile.ZipFile(w)',
-    '    for i in z.infolist():',
-    '        n = i.filename',
-    '        keep = n.startswith(("torch/lib/", "torch/include/", "torch/share/")) or (n.startswith("nvidia/") and ("/lib/" in n or "/include/" in n))',
-    '        if not keep or i.is_dir(): continue',
-    '        z.extract(i, out)',
-    '        m = (i.external_attr >> 16) & 0o777',
-    '        if m: os.chmod(os.path.join(out, n), m)',
-  ].join('\n');
-  sh(python, ['-c', unpack, dl, site], { stdio: 'inherit' });
-  writeFileSync(join(site, '.complete'), `${TORCH}\n${CUDA_LIBS}\n`);
   rmSync(dl, { recursive: true, force: true });
+  mkdirSync(dl, { recursive: true });
+  for (const [spec, ...flags] of downloads) {
+    console.error(`cuda-check: pip download ${spec} (once)`);
+    sh(python, ['-m', 'pip', 'download', spec, ...flags, '-d', dl], { stdio: 'inherit' });
+  }
+  mkdirSync(site, { recursive: true });
+  sh(python, ['-c', UNPACK, dl, site], { stdio: 'inherit' });
+  rmSync(dl, { recursive: true, force: true });
+}
+const ncclHeader = join(site, 'nvidia', 'nccl', 'include', 'nccl.h');
+if (!existsSync(join(site, '.complete'))) {
+  rmSync(site, { recursive: true, force: true });
+  fetchWheels([[TORCH, '--no-deps'], [CUDA_LIBS], [NCCL, '--no-deps']]);
+  writeFileSync(join(site, '.complete'), `${TORCH}\n${CUDA_LIBS}\n${NCCL}\n`);
+} else if (!existsSync(ncclHeader)) {
+  // A cache from before NCCL was wired: add the NCCL wheel alone.
+  fetchWheels([[NCCL, '--no-deps']]);
+  writeFileSync(join(site, '.complete'), `${readFileSync(join(site, '.complete'), 'utf8').trimEnd()}\n${NCCL}\n`);
+}
+if (!existsSync(ncclHeader)) throw new Error(`cuda-check: ${NCCL} gave no ${ncclHeader}`);
+if (process.argv.includes('--fetch-only')) {
+  console.log(`cuda-check: wheels in ${site}`);
+  process.exit(0);
 }
 const torchDir = join(site, 'torch');
 const found = inspectLibtorchDir(torchDir, 'env');
@@ -86,4 +105,14 @@ const addon = join(out, 'Release', 'sftkit.node');
 const needed = sh('readelf', ['-d', addon]).split('\n').filter((l) => /NEEDED|RUNPATH|RPATH/.test(l)).map((l) => l.trim());
 console.log(needed.join('\n'));
 if (!needed.some((l) => /libtorch_cuda\.so|libc10_cuda\.so/.test(l))) throw new Error('cuda-check: the addon does not link the CUDA libraries');
-console.log(`cuda-check: OK — ${addon} built and linked against ${found.record.version} (CUDA libtorch) with ${nvcc}`);
+// 4. The NCCL path: the addon refers to ProcessGroupNCCL symbols, and libtorch_cuda.so defines every one of them.
+const symbols = (file, which) =>
+  sh('nm', ['-D', which, file], { maxBuffer: 1 << 30 }).split('\n').map((l) => l.trim().split(/\s+/).pop()).filter(Boolean);
+const ncclRefs = symbols(addon, '--undefined-only').filter((n) => n.includes('ProcessGroupNCCL'));
+if (ncclRefs.length === 0) throw new Error('cuda-check: the addon has no ProcessGroupNCCL references (NCCL path not compiled: see the "sftkit: NCCL" line above)');
+const cudaDefined = new Set(symbols(join(torchDir, 'lib', 'libtorch_cuda.so'), '--defined-only'));
+const missing = ncclRefs.filter((n) => !cudaDefined.has(n));
+if (missing.length) throw new Error(`cuda-check: libtorch_cuda.so does not define ${missing.join(', ')}`);
+const demangled = sh('c++filt', ncclRefs).trim().split('\n');
+console.log(`cuda-check: NCCL: ${ncclRefs.length} ProcessGroupNCCL symbols, all defined in libtorch_cuda.so:\n  ${demangled.join('\n  ')}`);
+console.log(`cuda-check: OK — ${addon} built and linked against ${found.record.version} (CUDA libtorch, ProcessGroupNCCL) with ${nvcc}`);

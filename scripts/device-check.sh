@@ -88,7 +88,7 @@ fi
 
 # ---- the addon ----------------------------------------------------------------------------------------------------
 BUILD_JSON="$WORK/build.json"
-BUILT=false BUILD_SECONDS=0 BUILD_NOTE="" CUDA_ARCH="" TOOLKIT="" TORCH_DIR="" FALLBACK=false
+BUILT=false BUILD_SECONDS=0 BUILD_NOTE="" CUDA_ARCH="" TOOLKIT="" TORCH_DIR="" FALLBACK=false NCCL_OFF=false
 build_native() { # extra defines as JSON in $DEFINES
   node --input-type=module -e '
     const { buildNative } = await import("./scripts/build-native.mjs");
@@ -134,6 +134,15 @@ if [ "$MODE" = cuda ] && [ "$BUILD" = 1 ]; then
     export DEFINES="{\"CMAKE_CUDA_ARCHITECTURES\":\"$CUDA_ARCH\",\"CMAKE_CUDA_COMPILER\":\"$TOOLKIT/bin/nvcc\",\"CUDAToolkit_ROOT\":\"$TOOLKIT\",\"CUDA_TOOLKIT_ROOT_DIR\":\"$TOOLKIT\"}"
     if CUDA_HOME="$TOOLKIT" CUDACXX="$TOOLKIT/bin/nvcc" build_native >> "$OUT/build.log" 2>&1; then BUILT=true; else tail -40 "$OUT/build.log" >&2; fi
   fi
+  # The NCCL path (native/distributed.cc against this torch's ProcessGroupNCCL.hpp and the venv's nccl.h) has only
+  # been compiled against torch 2.14.1: if that file is what failed, the rest of the check still runs without it.
+  if [ "$BUILT" != true ] && grep -qE 'FAILED: .*distributed\.cc\.o|distributed\.cc\.o\] Error' "$OUT/build.log"; then
+    log "build failed in native/distributed.cc; again with -DSFTKIT_NCCL=OFF (Gloo only; the NCCL step will be skipped)"
+    DEFINES=$(node -e 'const d = JSON.parse(process.env.DEFINES); d.SFTKIT_NCCL = "OFF"; console.log(JSON.stringify(d))')
+    export DEFINES
+    NCCL_OFF=true
+    if CUDA_HOME="$TOOLKIT" CUDACXX="$(node -p 'JSON.parse(process.env.DEFINES).CMAKE_CUDA_COMPILER')" build_native >> "$OUT/build.log" 2>&1; then BUILT=true; else tail -40 "$OUT/build.log" >&2; fi
+  fi
   BUILD_SECONDS=$(( $(date +%s) - B0 ))
   [ "$BUILT" = true ] || { BUILD_NOTE="the build failed: see build.log"; log "build FAILED after ${BUILD_SECONDS}s"; }
   [ "$BUILT" = true ] && log "build: done in ${BUILD_SECONDS}s"
@@ -146,7 +155,7 @@ else
   BUILD_NOTE="not rebuilt ($([ "$BUILD" = 0 ] && echo '--no-build' || echo 'the built addon is used'))"
 fi
 # What was built against (read back from libtorch.json), for results.json.
-BUILT="$BUILT" BUILD_SECONDS="$BUILD_SECONDS" BUILD_NOTE="$BUILD_NOTE" CUDA_ARCH="$CUDA_ARCH" TOOLKIT="$TOOLKIT" FALLBACK="$FALLBACK" MODE="$MODE" \
+BUILT="$BUILT" BUILD_SECONDS="$BUILD_SECONDS" BUILD_NOTE="$BUILD_NOTE" CUDA_ARCH="$CUDA_ARCH" TOOLKIT="$TOOLKIT" FALLBACK="$FALLBACK" NCCL_OFF="$NCCL_OFF" MODE="$MODE" \
   node -e '
     const fs = require("fs");
     const e = process.env;
@@ -158,6 +167,7 @@ BUILT="$BUILT" BUILD_SECONDS="$BUILD_SECONDS" BUILD_NOTE="$BUILD_NOTE" CUDA_ARCH
       versionCheckBypassed: e.SFTKIT_SKIP_LIBTORCH_VERSION_CHECK === "1",
       pinned: "2.13.0",
       cudaArchitectures: e.CUDA_ARCH || undefined, cudaToolkit: e.TOOLKIT || undefined, toolkitFallback: e.FALLBACK === "true",
+      ncclOff: e.NCCL_OFF === "true" || undefined,
     };
     fs.writeFileSync(process.argv[1], JSON.stringify(out, null, 2));
   ' "$BUILD_JSON"

@@ -5,7 +5,9 @@
 // 1. correctness on the device: the native test suite, CPU-vs-device parity on the tiny fixture models (fp32 at the
 //    parity suite's tolerances, bf16 autocast at looser stated ones), greedy generation;
 // 2. training on the device: the shipped model on the shipped data (the loss falls; saved, reloaded on the CPU with
-//    the same logits), a bf16-autocast run, LoRA and DPO steps against the CPU; --nproc over NCCL (not wired: skipped);
+//    the same logits), a bf16-autocast run, LoRA and DPO steps against the CPU; --nproc 1 over NCCL (a group of one
+//    on cuda:0: the same losses as without it, gradients unchanged by the all-reduce; skipped on the CPU and when the
+//    addon was built without NCCL);
 // 3. throughput, one run per side, alternating: sftkit vs PyTorch + transformers eager (SDPA) and torch.compile, bf16
 //    autocast over fp32 weights everywhere (sftkit's bf16 weights apart): tokens/s, MFU against the run's matmul
 //    ceiling, peak memory.
@@ -19,8 +21,10 @@ import { parseArgs } from 'node:util';
 import { trainFlopsPerToken } from '../../src/bench/flops.ts';
 import { randomBatch } from '../../src/bench/train-bench.ts';
 import { binding } from '../../src/native/binding.ts';
+import { connectProcessGroup } from '../../src/native/distributed.ts';
 import { readModelConfig } from '../../src/native/model-config.ts';
 import { loadModel, type Batch, type ModelDevice } from '../../src/native/model.ts';
+import { freePort } from '../../src/train/launch.ts';
 import { readMetrics } from '../../src/train/metrics.ts';
 import { train } from '../../src/train/trainer.ts';
 import { benchModel, sftkitBin } from '../bench-models.ts';
@@ -393,13 +397,65 @@ async function main(): Promise<void> {
     }
   });
 
-  await step('nccl-nproc1', 'training', '--nproc 1 over NCCL', async () =>
-    skip(
-      mode === 'cuda'
-        ? 'ProcessGroupNCCL is not wired yet (issue 20\'s NCCL item, left for a later session): --nproc uses Gloo, which is not meant for CUDA tensors'
-        : 'NCCL needs CUDA; on the CPU --nproc uses Gloo (test/e2e/distributed.test.ts)',
-    ),
-  );
+  await step('nccl-nproc1', 'training', `--nproc 1 over NCCL on ${onDevice}: a group of one (ProcessGroupNCCL on cuda:0) gives the losses of a run without it, and its all-reduce leaves the gradients as they are`, async () => {
+    if (mode !== 'cuda') return skip('NCCL needs CUDA; on the CPU --nproc uses Gloo (test/e2e/distributed.test.ts)');
+    const dist = binding().info().distributed;
+    if (!dist?.nccl) return skip('this addon was built without NCCL (CMake found no nccl.h or the libtorch has no c10d NCCL: see build.log\'s "sftkit: NCCL" line); --nproc would use Gloo');
+    // 1. Training: the same 8 steps without a group and with an NCCL group of one (train({ distributed })).
+    const steps = 8;
+    const quiet = { progress: { write: () => true }, handleSignals: false };
+    const opts = { model: shipped, data, device, maxSteps: steps, batchSize: 8, lr: 3e-3, maxLength: 192, seed: 7, threads, logEvery: 1, valSplit: 0, testSplit: 0, evalEvery: 0, saveEvery: 0 };
+    const plainDir = join(scratch, 'nccl-plain');
+    const ncclDir = join(scratch, 'nccl-group');
+    await train({ ...opts, out: plainDir }, { ...quiet, log: () => {} });
+    const lines: string[] = [];
+    const t0 = Date.now();
+    const r = await train({ ...opts, out: ncclDir, distributed: { rank: 0, worldSize: 1, masterAddr: '127.0.0.1', masterPort: await freePort(), backend: 'nccl', timeoutMs: 120_000 } }, { ...quiet, log: (m: string) => lines.push(m) });
+    const seconds = (Date.now() - t0) / 1000;
+    const losses = (d: string) => readMetrics(join(d, 'metrics.jsonl')).filter((m) => m.type === 'train').map((m) => m.loss as number);
+    const a = losses(plainDir);
+    const b = losses(ncclDir);
+    const lossRelWorst = Math.max(...a.map((x, i) => relError(b[i] as number, x)));
+    const groupLine = lines.find((l) => l.includes('data parallel')) ?? '';
+    // 2. The group itself: numbers, a barrier, and a CUDA model's gradients through allReduceGrads (a sum over one
+    //    rank: exactly what went in); a CPU model's gradients are refused with the reason.
+    const group = await connectProcessGroup({ rank: 0, worldSize: 1, masterAddr: '127.0.0.1', masterPort: await freePort(), timeoutMs: 120_000 }, { backend: 'nccl', deviceIndex: 0 });
+    const dev = await loadModel(shipped, { device, threads });
+    const cpu = await loadModel(shipped, { device: 'cpu', threads });
+    try {
+      const sums = await group.allReduce([1.5, -2, 3e10]);
+      await group.barrier();
+      await dev.step(probe);
+      const before = await dev.gradNorms();
+      const ta = Date.now();
+      await dev.allReduceGrads(group);
+      const allReduceMs = Date.now() - ta;
+      const after = await dev.gradNorms();
+      const gradChanged = Object.keys(before).filter((k) => before[k] !== after[k]);
+      await cpu.step(probe);
+      let cpuRefused = '';
+      await cpu.allReduceGrads(group).catch((e: Error) => (cpuRefused = e.message));
+      const details = {
+        backend: group.backend, groupDevice: group.device, modelDevice: dev.device(), runLog: groupLine, steps: r.steps, seconds,
+        losses: { plain: a, nccl: b }, lossRelWorst, sums, gradients: Object.keys(before).length, gradChanged: gradChanged.slice(0, 5), allReduceMs, cpuRefused,
+        note: `${group.backend} on ${group.device}; losses rel ${lossRelWorst.toExponential(1)} against the run without a group; all-reduce of ${Object.keys(before).length} gradients ${allReduceMs} ms`,
+      };
+      const fails: string[] = [];
+      if (r.steps !== steps || b.length !== steps) fails.push(`ran ${r.steps} of ${steps} steps (${r.stopped})`);
+      if (!/NCCL on cuda:0/.test(groupLine)) fails.push(`the run did not say NCCL on cuda:0: ${groupLine || 'no data-parallel line'}`);
+      // The same GPU and seed; only CUDA's nondeterministic kernels (atomics in the embedding gradient) may differ.
+      if (!(lossRelWorst <= 1e-3)) fails.push(`losses differ from the run without a group by rel ${lossRelWorst}`);
+      if (group.backend !== 'nccl' || group.device !== 'cuda:0') fails.push(`group is ${group.backend} on ${group.device}`);
+      if (sums.join() !== [1.5, -2, 3e10].join()) fails.push(`all-reduce of numbers gave ${sums.join(', ')}`);
+      if (gradChanged.length) fails.push(`the all-reduce over one rank changed gradients: ${gradChanged.slice(0, 3).join(', ')}`);
+      if (!/NCCL on cuda:0: a tensor is on cpu/.test(cpuRefused)) fails.push(`a CPU model's all-reduce over NCCL: ${cpuRefused || 'not refused'}`);
+      return fails.length ? { status: 'failed', reason: fails.join('; '), details } : { details };
+    } finally {
+      group.close();
+      await dev.dispose();
+      await cpu.dispose();
+    }
+  });
 
   // ---- 3. throughput ------------------------------------------------------------------------------------------
 

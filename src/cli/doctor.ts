@@ -48,6 +48,7 @@ function formatReport(r: DoctorReport): string {
       `MKL: ${i.mkl.codePath < 0 ? 'not in this libtorch' : `kernels chosen by ${i.mkl.dispatch === 'isa' ? 'instruction set' : 'CPU vendor (SFTKIT_MKL_DISPATCH=vendor or no dispatch library)'}, code path ${i.mkl.codePath}`}`,
       `threads: ${i.numThreads} intra-op, ${i.numInteropThreads} inter-op`,
       `CUDA: ${i.cudaAvailable ? `available, ${i.cudaDeviceCount} device(s)` : 'not available'}`,
+      `data parallel (--nproc): Gloo${i.distributed?.nccl ? `, NCCL (nccl.h ${i.distributed.ncclHeaders})` : '; no NCCL in this addon (needs a CUDA libtorch and nccl.h at build time)'}`,
       `addon build: ${i.build.buildType}, ${i.build.compiler}, flags "${i.build.cxxFlags.trim()}", N-API ${i.build.napiVersion}, C++11 ABI ${i.build.cxx11Abi ? 'on' : 'off'}, torch headers ${i.build.torchHeaders}`,
     );
   } else {
@@ -62,7 +63,7 @@ export const doctorCommand: Command = {
   help: `Usage: sftkit doctor [--json]
 
 Prints the libtorch version and path (and how it was found), the CPU capability (AVX2/AVX512), intra-op threads,
-whether CUDA is available, and the native addon's build flags.
+whether CUDA is available, the data-parallel backends (Gloo; NCCL when built in), and the native addon's build flags.
 
   --json   print the same as one JSON object
 `,

@@ -15,8 +15,9 @@ export const trainCommand: Command = {
 Fine-tunes a Hugging Face causal LM. OUT receives checkpoint-<step>/ directories, the final model (a Hugging Face
 directory loadable by transformers), metrics.jsonl, loss.svg/loss.png and data/{train,val,test}.jsonl.
 A first Ctrl-C stops after the current step with a checkpoint; --resume continues from it.
-Data parallel: --nproc N starts N workers here (c10d TCPStore + Gloo on 127.0.0.1); on several machines start one
-process per rank with MASTER_ADDR, MASTER_PORT, WORLD_SIZE, RANK (and LOCAL_RANK) set, as torchrun does.
+Data parallel: --nproc N starts N workers here (c10d TCPStore on 127.0.0.1; Gloo on the CPU, NCCL on CUDA with one GPU
+per rank by LOCAL_RANK when the addon has NCCL; SFTKIT_DIST_BACKEND=gloo|nccl forces one); on several machines start
+one process per rank with MASTER_ADDR, MASTER_PORT, WORLD_SIZE, RANK (and LOCAL_RANK) set, as torchrun does.
 --batch-size is then the global batch (divisible by the world size); only rank 0 writes.
 
 ${formatTrainOptionsHelp()}`;

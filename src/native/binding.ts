@@ -62,6 +62,11 @@ export interface RuntimeInfo {
   parallelInfo: string;
   cudaAvailable: boolean;
   cudaDeviceCount: number;
+  /**
+   * Data-parallel backends compiled in: Gloo always; NCCL when the addon was built against a CUDA libtorch with c10d
+   * NCCL and nccl.h was found (CMakeLists.txt), with the nccl.h version it was compiled against.
+   */
+  distributed: { gloo: boolean; nccl: boolean; ncclHeaders: string | null };
   build: { buildType: string; compiler: string; cxxFlags: string; napiVersion: number; cxx11Abi: boolean; torchHeaders: string };
   torchConfig: string;
 }
@@ -104,6 +109,9 @@ export interface TensorToSave {
 export interface NativeProcessGroupHandle {
   readonly rank: number;
   readonly worldSize: number;
+  readonly backend: 'gloo' | 'nccl';
+  /** Where the collectives' tensors live: "cpu" (Gloo) or this rank's GPU, "cuda:N" (NCCL). */
+  readonly device: string;
   allReduce(values: Float64Array): Promise<Float64Array>;
   barrier(): Promise<void>;
   close(): void;
@@ -205,9 +213,18 @@ export interface NativeBinding {
     maxGradNorm?: number;
     threads?: number;
   }): Promise<{ params: Float32Array[]; gradNorms: number[]; expAvg: Float32Array[]; expAvgSq: Float32Array[] }>;
-  /** c10d TCPStore + ProcessGroupGloo (native/distributed.cc); use connectProcessGroup() in src/native/distributed.ts. */
+  /** c10d TCPStore + ProcessGroupGloo or ProcessGroupNCCL (native/distributed.cc); use connectProcessGroup() in src/native/distributed.ts. */
   NativeProcessGroup: {
-    connect(options: { masterAddr: string; masterPort: number; rank: number; worldSize: number; timeoutMs?: number }): Promise<NativeProcessGroupHandle>;
+    connect(options: {
+      masterAddr: string;
+      masterPort: number;
+      rank: number;
+      worldSize: number;
+      timeoutMs?: number;
+      /** 'gloo' (default) or 'nccl' (then `device` is this rank's CUDA index). */
+      backend?: 'gloo' | 'nccl';
+      device?: number;
+    }): Promise<NativeProcessGroupHandle>;
   };
   /** One causal LM (native/model_wrap.cc); use loadModel() in src/native/model.ts. */
   NativeModel: NativeModelClass;

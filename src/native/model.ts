@@ -23,7 +23,8 @@ import {
 import { configForSave, readModelConfig, type ModelSpec } from './model-config.ts';
 
 export type ModelDtype = 'float32' | 'bfloat16';
-export type ModelDevice = 'auto' | 'cpu' | 'cuda';
+/** 'cuda' is cuda:0; `cuda:N` one GPU of several (a data-parallel rank's, by LOCAL_RANK). */
+export type ModelDevice = 'auto' | 'cpu' | 'cuda' | `cuda:${number}`;
 
 export interface LoadModelOptions {
   dtype?: ModelDtype;
@@ -625,8 +626,8 @@ function checkLoadOptions(opts: LoadModelOptions): void {
   if (opts.dtype !== undefined && opts.dtype !== 'float32' && opts.dtype !== 'bfloat16') {
     throw invalidParameterError('dtype', "'float32' or 'bfloat16'", opts.dtype);
   }
-  if (opts.device !== undefined && opts.device !== 'auto' && opts.device !== 'cpu' && opts.device !== 'cuda') {
-    throw invalidParameterError('device', "'auto', 'cpu' or 'cuda'", opts.device);
+  if (opts.device !== undefined && opts.device !== 'auto' && opts.device !== 'cpu' && opts.device !== 'cuda' && !(typeof opts.device === 'string' && /^cuda:\d{1,4}$/.test(opts.device))) {
+    throw invalidParameterError('device', "'auto', 'cpu', 'cuda' or 'cuda:N'", opts.device);
   }
   if (opts.autocast !== undefined && typeof opts.autocast !== 'boolean') throw invalidParameterError('autocast', 'true or false', opts.autocast);
   if (opts.adapter !== undefined && (typeof opts.adapter !== 'string' || opts.adapter.length === 0)) {

@@ -203,7 +203,7 @@ function baseSchema(model: string, lr: number): OptionSchema<Omit<BaseTrainOptio
     valData: { kind: 'string', placeholder: 'FILE', description: 'separate validation file (instead of --val-split)' },
     testData: { kind: 'string', placeholder: 'FILE', description: 'separate test file (instead of --test-split)' },
     fieldMap: { kind: 'string', placeholder: 'F=KEY,...', description: 'read fields from other keys, e.g. instruction=question,output=answer' },
-    nproc: { kind: 'integer', min: 1, max: 256, default: 1, description: 'data-parallel worker processes on this machine (c10d/Gloo); --batch-size is the global batch' },
+    nproc: { kind: 'integer', min: 1, max: 256, default: 1, description: 'data-parallel workers here (Gloo; NCCL on CUDA, a GPU each); --batch-size is the global batch' },
     dtype: { kind: 'enum', values: ['float32', 'bfloat16'], default: 'float32', description: 'parameter and compute dtype' },
     groupByLength: { kind: 'boolean', default: false, description: 'batch examples of similar length together (less padding)' },
     dropLast: { kind: 'boolean', default: false, description: 'drop the last incomplete training batch of each epoch' },

@@ -6,7 +6,8 @@ import { availableParallelism } from 'node:os';
 import { join, resolve } from 'node:path';
 import type { TextTokenizer } from '../data-api.ts';
 import { SftkitError, invalidParameterError } from '../errors.ts';
-import { connectProcessGroup, distributedFromEnv, validateDistributed, type DistributedOptions, type ProcessGroup } from '../native/distributed.ts';
+import { binding } from '../native/binding.ts';
+import { chooseDistBackend, connectProcessGroup, distributedFromEnv, validateDistributed, type DistPlan, type DistributedOptions, type ProcessGroup } from '../native/distributed.ts';
 import { loadModel, type Model } from '../native/model.ts';
 import { latestCheckpoint, readTrainerState, removeStaleTempDirs, type CheckpointInfo, type TrainerState } from './checkpoint.ts';
 import { runLoop, type EpochPlan, type Objective, type TrainHooks, type TrainResult } from './loop.ts';
@@ -71,7 +72,12 @@ export async function runTraining<B>(
   if (o.batchSize % world !== 0) {
     throw invalidParameterError('batchSize', `a multiple of the world size ${world} (--batch-size is the global batch)`, o.batchSize);
   }
-  const group = distributed && world > 1 ? await connectProcessGroup(distributed) : undefined;
+  // A group for several ranks; a group of one only when NCCL is asked for by name (the device check's --nproc 1).
+  const plan: DistPlan | undefined =
+    distributed && (world > 1 || distributed.backend === 'nccl')
+      ? chooseDistBackend({ requested: distributed.backend ?? 'auto', device: o.device, localRank: distributed.localRank ?? distributed.rank, runtime: binding().info() })
+      : undefined;
+  const group = distributed && plan ? await connectProcessGroup(distributed, plan) : undefined;
   const rank = group?.rank ?? 0;
   const isMain = rank === 0;
   const out = resolve(o.out);
@@ -88,7 +94,7 @@ export async function runTraining<B>(
   if (group) await group.barrier();
   if (isMain) await removeStaleTempDirs(out);
   await writeRun('running');
-  if (group) log(`sftkit ${command}: data parallel, ${world} processes (this is rank ${rank}), global batch ${o.batchSize}`);
+  if (group) log(`sftkit ${command}: data parallel, ${world} processes (this is rank ${rank}), global batch ${o.batchSize}, ${plan!.note}`);
 
   let task: PreparedTask<B> | undefined;
   try {
@@ -112,7 +118,7 @@ export async function runTraining<B>(
       dtype: o.dtype,
       threads,
       gradientCheckpointing: o.gradientCheckpointing,
-      device: o.device,
+      device: plan?.device ?? o.device,
       autocast: o.autocast,
       ...(lora ? { lora } : {}),
     });

@@ -41,6 +41,8 @@ test('device-check.sh --cpu: every step passes or is skipped with a reason; resu
     if (s.status === 'skipped') assert.ok(typeof s.reason === 'string' && s.reason.length > 10, `${s.id} is skipped without a reason`);
     assert.equal(typeof s.seconds, 'number');
   }
+  // NCCL has nothing to run on the CPU: skipped, saying so.
+  assert.match(String(res.steps.find((s) => s.id === 'nccl-nproc1')!.reason), /NCCL needs CUDA/);
   // The correctness and training steps really ran on the CPU (only NCCL has nothing to run here).
   for (const s of res.steps.filter((x) => x.group === 'correctness' || (x.group === 'training' && x.id !== 'nccl-nproc1'))) {
     assert.equal(s.status, 'passed', s.id);
