@@ -2,9 +2,8 @@
 // the device, fp32 or under bf16 autocast), fed the parity fixtures' batches (test/fixtures/models/tiny-*/parity.json,
 // the batches test/parity/models.test.ts holds against transformers): logits, the loss, every gradient, one AdamW
 // step and greedy generation.
-import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
-import { loadModel, type Batch, type Model, type ModelDevice } from '../../src/native/model.ts';
+import { loadModel, type Model, type ModelDevice } from '../../src/native/model.ts';
+import { batchOfCase, readParityFixture } from '../../test/parity/model-fixture.ts';
 
 /** max |a - b| over the positions `keep` allows (all when absent). */
 export function maxAbsDiff(a: ArrayLike<number>, b: ArrayLike<number>, keep?: (i: number) => boolean): number {
@@ -58,37 +57,6 @@ export const TOLERANCES: { fp32: Tolerances; bf16: Tolerances } = {
   fp32: { logitsAbs: 1e-4, logitsRelMax: null, lossRel: 1e-5, gradRelNorm: 1e-4, adamwUpdateRel: 2e-3 },
   bf16: { logitsAbs: null, logitsRelMax: 3e-2, lossRel: 1e-2, gradRelNorm: 1e-1, adamwUpdateRel: null },
 };
-
-interface Case {
-  shape: [number, number];
-  inputIds: number[];
-  labels: number[];
-  attentionMask?: number[];
-  positionIds?: number[];
-  docLengths?: number[][];
-  logits: (number[] | null)[][];
-}
-interface ParityFixture {
-  padded: Case;
-  packed: Case;
-  adamw: { lr: number; beta1: number; beta2: number; eps: number; weightDecay: number; maxGradNorm: number };
-  generate: {
-    single: { prompt: number[]; maxNewTokens: number; output: number[] };
-    batch: { prompts: number[][]; maxNewTokens: number; output: number[][] };
-  };
-}
-
-export function readParityFixture(dir: string): ParityFixture {
-  return JSON.parse(readFileSync(join(dir, 'parity.json'), 'utf8')) as ParityFixture;
-}
-
-export function batchOfCase(c: Case): Batch {
-  const b: Batch = { inputIds: Int32Array.from(c.inputIds), labels: Int32Array.from(c.labels), shape: c.shape };
-  if (c.attentionMask) b.attentionMask = Uint8Array.from(c.attentionMask);
-  if (c.positionIds) b.positionIds = Int32Array.from(c.positionIds);
-  if (c.docLengths) b.docLengths = c.docLengths.map((d) => Int32Array.from(d));
-  return b;
-}
 
 export interface ModelParity {
   model: string;

@@ -8,43 +8,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import { loadModel, type Batch, type Model } from '../../src/native/model.ts';
+import { loadModel, type Model } from '../../src/native/model.ts';
+import { batchOfCase as batchOf, readParityFixture, type ParityCase as Case } from './model-fixture.ts';
 
 const fixtures = join(fileURLToPath(new URL('.', import.meta.url)), '..', 'fixtures', 'models');
 const NAMES = ['gpt2', 'llama', 'llama-untied', 'qwen2', 'qwen3'];
-
-interface Case {
-  shape: [number, number];
-  inputIds: number[];
-  labels: number[];
-  attentionMask?: number[];
-  positionIds?: number[];
-  docLengths?: number[][];
-  logits: (number[] | null)[][];
-  lossSum: number;
-  tokens: number;
-}
-interface Parity {
-  padded: Case;
-  packed: Case;
-  gradNorms: Record<string, number>;
-  adamw: {
-    lr: number; beta1: number; beta2: number; eps: number; weightDecay: number; maxGradNorm: number; gradNorm: number;
-    params: Record<string, { deltaNorm: number; deltaHead: number[] }>;
-  };
-  generate: {
-    single: { prompt: number[]; maxNewTokens: number; output: number[] };
-    batch: { prompts: number[][]; maxNewTokens: number; output: number[][] };
-  };
-}
-
-function batchOf(c: Case): Batch {
-  const b: Batch = { inputIds: Int32Array.from(c.inputIds), labels: Int32Array.from(c.labels), shape: c.shape };
-  if (c.attentionMask) b.attentionMask = Uint8Array.from(c.attentionMask);
-  if (c.positionIds) b.positionIds = Int32Array.from(c.positionIds);
-  if (c.docLengths) b.docLengths = c.docLengths.map((d) => Int32Array.from(d));
-  return b;
-}
 
 function relClose(actual: number, expected: number, rel: number, what: string): void {
   const err = Math.abs(actual - expected) / Math.max(Math.abs(expected), 1e-12);
@@ -69,7 +37,7 @@ async function checkLogits(model: Model, c: Case, what: string): Promise<void> {
 for (const name of NAMES) {
   describe(`tiny-${name} vs transformers`, () => {
     const dir = join(fixtures, `tiny-${name}`);
-    const ref = JSON.parse(readFileSync(join(dir, 'parity.json'), 'utf8')) as Parity;
+    const ref = readParityFixture(dir);
 
     test('logits: right-padded and packed batches (atol 1e-4)', async () => {
       const model = await loadModel(dir);
