@@ -42,9 +42,24 @@ export function createTemplate(choice: TemplateChoice, ctx: TemplateContext): Pr
     try {
       source = readFileSync(choice.file, 'utf8');
     } catch (err) {
+      const code = (err as { code?: unknown }).code;
+      if (code === 'ENOENT' || code === 'ENOTDIR') {
+        // Most often a mistyped built-in name: say both what it is not and what does not exist.
+        throw new SftkitError(
+          'SFTKIT_BAD_ARGUMENT',
+          `--template ${choice.file}: not a built-in template (${TEMPLATE_NAMES.join(', ')}) and no file ${choice.file} ` +
+            'exists (a Jinja chat template file)',
+          { cause: err },
+        );
+      }
       throw new SftkitError('SFTKIT_IO', `cannot read template file ${choice.file} (${(err as Error).message})`, { cause: err });
     }
-    return jinjaTemplate(source, ctx, 'file');
+    try {
+      return jinjaTemplate(source, ctx, 'file');
+    } catch (err) {
+      if (err instanceof SftkitError) throw new SftkitError(err.code, `${choice.file}: ${err.message}`, { cause: err });
+      throw err;
+    }
   }
   switch (choice) {
     case 'plain':

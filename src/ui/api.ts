@@ -116,7 +116,19 @@ const listFiles: Handler = async (ctx, _req, res, url) => {
 async function templateChoice(ctx: ApiContext, value: string | undefined, extra: readonly string[] = []): Promise<string | undefined> {
   if (value === undefined || value === 'auto') return undefined;
   if ((TEMPLATE_NAMES as readonly string[]).includes(value) || extra.includes(value)) return value;
-  return resolveAllowed(ctx.access, 'template', value, 'file');
+  try {
+    return await resolveAllowed(ctx.access, 'template', value, 'file');
+  } catch (e) {
+    // Most often a mistyped built-in name: say both what it is not and what does not exist (as the CLI does).
+    if (e instanceof HttpError && e.status === 404) {
+      throw new HttpError(
+        404,
+        `template ${value}: not a built-in template (${[...TEMPLATE_NAMES, ...extra].join(', ')}) and no file ${value} exists ` +
+          '(a Jinja chat template file)',
+      );
+    }
+    throw e;
+  }
 }
 
 const INSPECT_PARAMS = ['model', 'data', 'format', 'template', 'mask', 'maxLength', 'truncation', 'fieldMap', 'addSpecialTokens', 'offset', 'limit'];

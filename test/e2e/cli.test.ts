@@ -78,6 +78,16 @@ test('unknown config keys and bad values are errors that name them', () => {
   assert.match(bad.stderr, /--lr/);
 });
 
+test('--template with an unknown name lists the built-ins and says no such file exists', () => {
+  const r = sftkit(['inspect', '--model', MODEL, '--data', DATA, '--template', 'nosuch']);
+  assert.equal(r.status, 1, r.stderr);
+  assert.equal(
+    r.stderr,
+    'sftkit inspect: --template nosuch: not a built-in template (plain, alpaca, phi3, chatml, model) and no file nosuch ' +
+      'exists (a Jinja chat template file) [SFTKIT_BAD_ARGUMENT]\n',
+  );
+});
+
 test('sftkit eval --json prints loss, perplexity, tokens and examples over the whole file', () => {
   const r = sftkit(['eval', '--model', OUT, '--data', DATA, '--json']);
   assert.equal(r.status, 0, r.stderr);

@@ -120,8 +120,34 @@ test('a custom template file; a template that is not prefix-stable uses sentinel
   const u = createTemplate({ file: unstable }, ctx).render(chat);
   assert.deepEqual(trained(u), ['A1', 'A2']);
   assert.equal(segmentsText(u), 'S|U1|A1|U2|<A2>|');
-  assert.throws(() => createTemplate({ file: join(dir, 'none.jinja') }, ctx), /cannot read template file/);
   assert.throws(() => parseTemplateChoice(''), /Expected one of plain, alpaca, phi3, chatml, model or a template file path/);
+});
+
+test('an unknown template name lists the built-ins and says no such file exists; a bad file keeps an error naming it', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'sftkit-tpl-'));
+  const expectNoSuch = (value: string) => (err: unknown) => {
+    assert.equal((err as { code?: unknown }).code, 'SFTKIT_BAD_ARGUMENT');
+    assert.equal(
+      (err as Error).message,
+      `--template ${value}: not a built-in template (plain, alpaca, phi3, chatml, model) and no file ${value} exists (a Jinja chat template file)`,
+    );
+    return true;
+  };
+  assert.throws(() => createTemplate(parseTemplateChoice('nosuch'), ctx), expectNoSuch('nosuch'));
+  const missing = join(dir, 'none.jinja');
+  assert.throws(() => createTemplate({ file: missing }, ctx), expectNoSuch(missing));
+  // Exists but cannot be read (a directory): the read error, naming the path.
+  assert.throws(
+    () => createTemplate({ file: dir }, ctx),
+    (err: unknown) => (err as { code?: unknown }).code === 'SFTKIT_IO' && (err as Error).message.includes(`cannot read template file ${dir}`),
+  );
+  // Exists but does not parse: the parse error, naming the file.
+  const broken = join(dir, 'broken.jinja');
+  writeFileSync(broken, '{% for m in messages %}{{ m.content }');
+  assert.throws(
+    () => createTemplate({ file: broken }, ctx),
+    (err: unknown) => (err as { code?: unknown }).code === 'SFTKIT_LOAD' && (err as Error).message.startsWith(`${broken}: cannot parse the template file`),
+  );
 });
 
 test('a template that rewrites replies beyond recognition is refused with a clear message', () => {

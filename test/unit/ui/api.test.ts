@@ -293,6 +293,11 @@ test('malformed requests get 4xx JSON errors and the server keeps answering', as
   await expect(get(`/api/inspect?model=${encodeURIComponent(GPT2)}&data=${encodeURIComponent(DATA)}&mask=none`), 400, /"mask" must be one of/);
   await expect(get(`/api/inspect?model=${encodeURIComponent(GPT2)}&data=${encodeURIComponent(DATA)}&limit=1&limit=2`), 400, /more than once/);
   await expect(get('/api/inspect?data=x'), 400, /"model" is required/);
+  await expect(
+    get(`/api/inspect?model=${encodeURIComponent(GPT2)}&data=${encodeURIComponent(DATA)}&template=nosuch`),
+    404,
+    /^template nosuch: not a built-in template \(plain, alpaca, phi3, chatml, model\) and no file nosuch exists/,
+  );
   await expect(get('/api/files?kind=secrets'), 400, /"kind" must be one of/);
   await expect(get('/api/runs/live/events?after=-1'), 400, /"after" must be an integer/);
   const post = (body: string, headers: Record<string, string> = { 'content-type': 'application/json' }) => request(base, '/api/chat', { method: 'POST', headers, body });
