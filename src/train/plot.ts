@@ -1,10 +1,10 @@
-// Loss curves without dependencies: one figure with two panels, train and validation loss against optimizer steps
-// (left) and against tokens seen (right), rendered from the same scene as hand-written SVG and as PNG by a small
-// rasteriser (anti-aliased lines, a built-in 5x7 bitmap font, zlib deflate, CRC32). No fonts or binaries needed.
+// Loss curves: one figure with two panels, train and validation loss against optimizer steps (left) and against tokens
+// seen (right), drawn as a scene, written as hand-written SVG and rasterised from that SVG to PNG by resvg
+// (@resvg/resvg-js) with the system's fonts (SFTKIT_PLOT_FONT adds font files; without any font the PNG has no text).
 // Files: OUT/loss.svg and OUT/loss.png (writeLossPlots).
 import { rename, writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
-import { deflateSync } from 'node:zlib';
+import { delimiter, join } from 'node:path';
+import { Resvg, type ResvgRenderOptions } from '@resvg/resvg-js';
 import type { MetricRecord } from './metrics.ts';
 
 export interface Point {
@@ -215,7 +215,7 @@ function panelItems(panel: Panel, box: { x: number; y: number; width: number; he
   }
   // legend, top right inside the plot
   const shown = panel.series.filter((s) => s.points.length > 0);
-  // Width from the PNG's bitmap font (12 px per character at size 12), the wider of the two renderers.
+  // Room for the names at 12 px per character at size 12 (wider than DejaVu Sans' glyphs).
   const legendWidth = 36 + Math.max(0, ...shown.map((s) => s.name.length)) * 12;
   shown.forEach((s, i) => {
     const ly = py + 14 + i * 20;
@@ -317,238 +317,60 @@ export function renderSvg(scene: Scene): string {
 }
 
 // ---------------------------------------------------------------------------------------------------------------
-// PNG rasteriser
+// PNG: the SVG rasterised by resvg (@resvg/resvg-js), text in a real font
 
-// 5x7 glyphs, rows top to bottom. Letters missing from the font are drawn in lower case; anything else as a box.
-const FONT: Record<string, readonly string[]> = {
-  '0': ['.###.', '#...#', '#..##', '#.#.#', '##..#', '#...#', '.###.'],
-  '1': ['..#..', '.##..', '..#..', '..#..', '..#..', '..#..', '.###.'],
-  '2': ['.###.', '#...#', '....#', '...#.', '..#..', '.#...', '#####'],
-  '3': ['#####', '...#.', '..#..', '...#.', '....#', '#...#', '.###.'],
-  '4': ['...#.', '..##.', '.#.#.', '#..#.', '#####', '...#.', '...#.'],
-  '5': ['#####', '#....', '####.', '....#', '....#', '#...#', '.###.'],
-  '6': ['..##.', '.#...', '#....', '####.', '#...#', '#...#', '.###.'],
-  '7': ['#####', '....#', '...#.', '..#..', '.#...', '.#...', '.#...'],
-  '8': ['.###.', '#...#', '#...#', '.###.', '#...#', '#...#', '.###.'],
-  '9': ['.###.', '#...#', '#...#', '.####', '....#', '...#.', '.##..'],
-  '.': ['.....', '.....', '.....', '.....', '.....', '.##..', '.##..'],
-  '-': ['.....', '.....', '.....', '.###.', '.....', '.....', '.....'],
-  '+': ['.....', '..#..', '..#..', '#####', '..#..', '..#..', '.....'],
-  ' ': ['.....', '.....', '.....', '.....', '.....', '.....', '.....'],
-  a: ['.....', '.....', '.###.', '....#', '.####', '#...#', '.####'],
-  b: ['#....', '#....', '#.##.', '##..#', '#...#', '#...#', '####.'],
-  c: ['.....', '.....', '.###.', '#....', '#....', '#...#', '.###.'],
-  d: ['....#', '....#', '.##.#', '#..##', '#...#', '#...#', '.####'],
-  e: ['.....', '.....', '.###.', '#...#', '#####', '#....', '.###.'],
-  f: ['..##.', '.#..#', '.#...', '###..', '.#...', '.#...', '.#...'],
-  g: ['.....', '.....', '.####', '#...#', '.####', '....#', '.###.'],
-  h: ['#....', '#....', '#.##.', '##..#', '#...#', '#...#', '#...#'],
-  i: ['..#..', '.....', '.##..', '..#..', '..#..', '..#..', '.###.'],
-  j: ['...#.', '.....', '..##.', '...#.', '...#.', '#..#.', '.##..'],
-  k: ['#....', '#....', '#..#.', '#.#..', '##...', '#.#..', '#..#.'],
-  l: ['.##..', '..#..', '..#..', '..#..', '..#..', '..#..', '.###.'],
-  m: ['.....', '.....', '##.#.', '#.#.#', '#.#.#', '#...#', '#...#'],
-  n: ['.....', '.....', '#.##.', '##..#', '#...#', '#...#', '#...#'],
-  o: ['.....', '.....', '.###.', '#...#', '#...#', '#...#', '.###.'],
-  p: ['.....', '.....', '####.', '#...#', '####.', '#....', '#....'],
-  q: ['.....', '.....', '.####', '#...#', '.####', '....#', '....#'],
-  r: ['.....', '.....', '#.##.', '##..#', '#....', '#....', '#....'],
-  s: ['.....', '.....', '.####', '#....', '.###.', '....#', '####.'],
-  t: ['.#...', '.#...', '###..', '.#...', '.#...', '.#..#', '..##.'],
-  u: ['.....', '.....', '#...#', '#...#', '#...#', '#..##', '.##.#'],
-  v: ['.....', '.....', '#...#', '#...#', '#...#', '.#.#.', '..#..'],
-  w: ['.....', '.....', '#...#', '#...#', '#.#.#', '#.#.#', '.#.#.'],
-  x: ['.....', '.....', '#...#', '.#.#.', '..#..', '.#.#.', '#...#'],
-  y: ['.....', '.....', '#...#', '#...#', '.####', '....#', '.###.'],
-  z: ['.....', '.....', '#####', '...#.', '..#..', '.#...', '#####'],
-  L: ['#....', '#....', '#....', '#....', '#....', '#....', '#####'],
-  M: ['#...#', '##.##', '#.#.#', '#.#.#', '#...#', '#...#', '#...#'],
-  G: ['.###.', '#...#', '#....', '#.###', '#...#', '#...#', '.####'],
-  B: ['####.', '#...#', '#...#', '####.', '#...#', '#...#', '####.'],
-  T: ['#####', '..#..', '..#..', '..#..', '..#..', '..#..', '..#..'],
-  K: ['#...#', '#..#.', '#.#..', '##...', '#.#..', '#..#.', '#...#'],
-  '?': ['#####', '#...#', '#...#', '#...#', '#...#', '#...#', '#####'],
-};
-
-function glyph(ch: string): readonly string[] {
-  return FONT[ch] ?? FONT[ch.toLowerCase()] ?? FONT['?']!;
+/**
+ * Font options for resvg: the system's fonts, plus the font files named in SFTKIT_PLOT_FONT (paths separated by the
+ * platform's delimiter, e.g. a TTF/OTF for machines without fonts). resvg falls back to any loaded font when none of
+ * the SVG's families (DejaVu Sans, Helvetica, Arial, sans-serif) is installed.
+ */
+export function plotFontOptions(env: NodeJS.ProcessEnv = process.env): NonNullable<ResvgRenderOptions['font']> {
+  const files = (env.SFTKIT_PLOT_FONT ?? '').split(delimiter).filter((f) => f.length > 0);
+  return { loadSystemFonts: true, ...(files.length > 0 ? { fontFiles: files } : {}) };
 }
 
-function parseColor(hex: string): [number, number, number] {
-  const h = hex.replace('#', '');
-  const full = h.length === 3 ? [...h].map((c) => c + c).join('') : h;
-  const n = Number.parseInt(full, 16);
-  return Number.isFinite(n) ? [(n >> 16) & 255, (n >> 8) & 255, n & 255] : [0, 0, 0];
+type FontOptions = NonNullable<ResvgRenderOptions['font']>;
+
+const fontProbes = new Map<string, boolean>();
+
+/** Whether resvg draws text with these font options (a word rendered on a tiny canvas leaves ink); cached. */
+export function hasPlotFont(font: FontOptions = plotFontOptions()): boolean {
+  const key = JSON.stringify(font);
+  let ok = fontProbes.get(key);
+  if (ok === undefined) {
+    const probe =
+      '<svg xmlns="http://www.w3.org/2000/svg" width="48" height="24" font-family="DejaVu Sans, Helvetica, Arial, sans-serif">' +
+      '<text x="2" y="12" font-size="14" fill="#000" dominant-baseline="middle">Ag</text></svg>';
+    const pixels = new Resvg(probe, { font, logLevel: 'off' }).render().pixels;
+    ok = false;
+    for (let i = 3; i < pixels.length && !ok; i += 4) ok = pixels[i]! > 0;
+    fontProbes.set(key, ok);
+  }
+  return ok;
 }
 
-class Canvas {
-  readonly pixels: Uint8Array;
-  constructor(
-    readonly width: number,
-    readonly height: number,
-  ) {
-    this.pixels = new Uint8Array(width * height * 3).fill(255);
-  }
+let fontWarned = false;
 
-  blend(x: number, y: number, c: readonly [number, number, number], a: number): void {
-    if (x < 0 || y < 0 || x >= this.width || y >= this.height || a <= 0) return;
-    const i = (y * this.width + x) * 3;
-    const t = Math.min(1, a);
-    for (let k = 0; k < 3; k++) this.pixels[i + k] = Math.round(this.pixels[i + k]! * (1 - t) + c[k]! * t);
-  }
-
-  fillRect(x: number, y: number, w: number, h: number, c: readonly [number, number, number]): void {
-    const x0 = Math.max(0, Math.round(x));
-    const y0 = Math.max(0, Math.round(y));
-    const x1 = Math.min(this.width, Math.round(x + w));
-    const y1 = Math.min(this.height, Math.round(y + h));
-    for (let yy = y0; yy < y1; yy++) for (let xx = x0; xx < x1; xx++) this.blend(xx, yy, c, 1);
-  }
-
-  /** Anti-aliased thick segment: coverage from the distance of each pixel centre to the segment. */
-  segment(x1: number, y1: number, x2: number, y2: number, width: number, c: readonly [number, number, number]): void {
-    const r = width / 2;
-    const minX = Math.floor(Math.min(x1, x2) - r - 1);
-    const maxX = Math.ceil(Math.max(x1, x2) + r + 1);
-    const minY = Math.floor(Math.min(y1, y2) - r - 1);
-    const maxY = Math.ceil(Math.max(y1, y2) + r + 1);
-    const dx = x2 - x1;
-    const dy = y2 - y1;
-    const len2 = dx * dx + dy * dy;
-    for (let y = Math.max(0, minY); y <= Math.min(this.height - 1, maxY); y++) {
-      for (let x = Math.max(0, minX); x <= Math.min(this.width - 1, maxX); x++) {
-        const cx = x + 0.5;
-        const cy = y + 0.5;
-        const t = len2 === 0 ? 0 : Math.max(0, Math.min(1, ((cx - x1) * dx + (cy - y1) * dy) / len2));
-        const d = Math.hypot(cx - (x1 + t * dx), cy - (y1 + t * dy));
-        const cover = Math.max(0, Math.min(1, r + 0.5 - d));
-        // Opaque colour: blending twice at a joint only saturates towards the colour, it never darkens past it.
-        this.blend(x, y, c, cover);
-      }
-    }
-  }
-
-  disc(cx: number, cy: number, radius: number, c: readonly [number, number, number]): void {
-    for (let y = Math.floor(cy - radius - 1); y <= Math.ceil(cy + radius + 1); y++) {
-      for (let x = Math.floor(cx - radius - 1); x <= Math.ceil(cx + radius + 1); x++) {
-        const d = Math.hypot(x + 0.5 - cx, y + 0.5 - cy);
-        this.blend(x, y, c, Math.max(0, Math.min(1, radius + 0.5 - d)));
-      }
-    }
-  }
-
-  /** Bitmap text; scale from the font size (7 px rows, 12 px text -> scale 2). */
-  text(t: string, x: number, y: number, anchor: Anchor, size: number, vertical: boolean, c: readonly [number, number, number]): void {
-    const s = Math.max(1, Math.round(size / 7));
-    const adv = 6 * s;
-    const total = t.length * adv - s;
-    const offset = anchor === 'start' ? 0 : anchor === 'middle' ? -total / 2 : -total;
-    const top = -Math.round((7 * s) / 2);
-    for (let i = 0; i < t.length; i++) {
-      const g = glyph(t[i]!);
-      for (let gy = 0; gy < 7; gy++) {
-        for (let gx = 0; gx < 5; gx++) {
-          if (g[gy]![gx] !== '#') continue;
-          // along = position along the text, across = position across it (down the glyph)
-          const along = Math.round(offset) + i * adv + gx * s;
-          const across = top + gy * s;
-          if (vertical) this.fillRect(Math.round(x) + across, Math.round(y) - along - s, s, s, c);
-          else this.fillRect(Math.round(x) + along, Math.round(y) + across, s, s, c);
-        }
-      }
-    }
-  }
+export interface RenderPngOptions {
+  /** resvg's font options (default plotFontOptions()). */
+  font?: FontOptions;
+  /** Where the one "no font" note goes (default: a line on process.stderr). */
+  log?: (message: string) => void;
 }
 
-const CRC_TABLE = (() => {
-  const t = new Uint32Array(256);
-  for (let n = 0; n < 256; n++) {
-    let c = n;
-    for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
-    t[n] = c >>> 0;
+/**
+ * The scene as a PNG of the same size: renderSvg's SVG rasterised by resvg. Without any usable font the curves, axes
+ * and legend lines still render, only the text is missing; that is said once per process, never an error.
+ */
+export function renderPng(scene: Scene, options: RenderPngOptions = {}): Buffer {
+  const font = options.font ?? plotFontOptions();
+  if (!fontWarned && !hasPlotFont(font)) {
+    fontWarned = true;
+    (options.log ?? ((m: string) => process.stderr.write(`${m}\n`)))(
+      'sftkit: no font found for the PNG curves: they are drawn without text (the SVG has it); install a font (e.g. DejaVu Sans) or set SFTKIT_PLOT_FONT=/path/to/font.ttf',
+    );
   }
-  return t;
-})();
-
-export function crc32(data: Uint8Array): number {
-  let c = 0xffffffff;
-  for (let i = 0; i < data.length; i++) c = CRC_TABLE[(c ^ data[i]!) & 0xff]! ^ (c >>> 8);
-  return (c ^ 0xffffffff) >>> 0;
-}
-
-function chunk(type: string, data: Uint8Array): Buffer {
-  const out = Buffer.alloc(12 + data.length);
-  out.writeUInt32BE(data.length, 0);
-  out.write(type, 4, 'latin1');
-  out.set(data, 8);
-  out.writeUInt32BE(crc32(out.subarray(4, 8 + data.length)), 8 + data.length);
-  return out;
-}
-
-/** Encodes 8-bit RGB pixels (row-major, 3 bytes each) as a PNG. */
-export function encodePng(width: number, height: number, rgb: Uint8Array): Buffer {
-  const raw = Buffer.alloc((width * 3 + 1) * height);
-  for (let y = 0; y < height; y++) {
-    raw[y * (width * 3 + 1)] = 0; // filter: none
-    raw.set(rgb.subarray(y * width * 3, (y + 1) * width * 3), y * (width * 3 + 1) + 1);
-  }
-  const ihdr = Buffer.alloc(13);
-  ihdr.writeUInt32BE(width, 0);
-  ihdr.writeUInt32BE(height, 4);
-  ihdr[8] = 8; // bit depth
-  ihdr[9] = 2; // colour type: RGB
-  return Buffer.concat([
-    Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]),
-    chunk('IHDR', ihdr),
-    chunk('IDAT', deflateSync(raw, { level: 9 })),
-    chunk('IEND', new Uint8Array(0)),
-  ]);
-}
-
-/** Rasterises the scene (same geometry as the SVG, bitmap font for text) into an RGB pixel buffer. */
-export function rasterize(scene: Scene): { width: number; height: number; pixels: Uint8Array } {
-  const cv = new Canvas(scene.width, scene.height);
-  for (const it of scene.items) {
-    switch (it.kind) {
-      case 'rect':
-        cv.fillRect(it.x, it.y, it.width, it.height, parseColor(it.fill));
-        break;
-      case 'line': {
-        const c = parseColor(it.color);
-        if (it.x1 === it.x2 || it.y1 === it.y2) {
-          // crisp axis-aligned lines: the .5 coordinates of the scene are pixel centres
-          const x = Math.floor(Math.min(it.x1, it.x2) - (it.x1 === it.x2 ? it.width / 2 - 0.5 : 0));
-          const y = Math.floor(Math.min(it.y1, it.y2) - (it.y1 === it.y2 ? it.width / 2 - 0.5 : 0));
-          const w = it.x1 === it.x2 ? it.width : Math.abs(it.x2 - it.x1);
-          const h = it.y1 === it.y2 ? it.width : Math.abs(it.y2 - it.y1);
-          cv.fillRect(x, y, Math.max(1, w), Math.max(1, h), c);
-        } else cv.segment(it.x1, it.y1, it.x2, it.y2, it.width, c);
-        break;
-      }
-      case 'polyline': {
-        const c = parseColor(it.color);
-        if (it.points.length === 1) cv.disc(it.points[0]!.x, it.points[0]!.y, it.width, c);
-        for (let i = 1; i < it.points.length; i++) {
-          const a = it.points[i - 1]!;
-          const b = it.points[i]!;
-          cv.segment(a.x, a.y, b.x, b.y, it.width, c);
-        }
-        break;
-      }
-      case 'marker':
-        cv.disc(it.x, it.y, it.r, parseColor(it.color));
-        break;
-      case 'text':
-        cv.text(it.text, it.x, it.y, it.anchor, it.size, it.vertical ?? false, parseColor(it.color));
-        break;
-    }
-  }
-  return { width: cv.width, height: cv.height, pixels: cv.pixels };
-}
-
-export function renderPng(scene: Scene): Buffer {
-  const { width, height, pixels } = rasterize(scene);
-  return encodePng(width, height, pixels);
+  return new Resvg(renderSvg(scene), { font, fitTo: { mode: 'original' }, background: '#ffffff', logLevel: 'off' }).render().asPng();
 }
 
 async function writeScene(scene: Scene, outDir: string, basename: string): Promise<{ svg: string; png: string }> {

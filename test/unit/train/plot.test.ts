@@ -1,20 +1,20 @@
-// Loss plots: the SVG is well-formed XML with one polyline per series and the right point counts; the PNG has a valid
-// signature, IHDR/IDAT/IEND with correct CRCs, the figure's size, and the series' colour along the curve.
+// Loss plots: the SVG is well-formed XML with one polyline per series and the right point counts; the PNG (resvg's
+// rendering of that SVG) has a valid signature, chunks with correct CRCs, the figure's size, the series' colour along
+// the curve, and text (title, axis labels) where the SVG has it when a font is available.
 import assert from 'node:assert/strict';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
-import { inflateSync } from 'node:zlib';
+import { crc32, inflateSync } from 'node:zlib';
 import type { MetricRecord } from '../../../src/train/metrics.ts';
 import {
   buildLossFigure,
-  crc32,
   decimate,
   formatTick,
   lossSeries,
+  hasPlotFont,
   niceScale,
-  rasterize,
   renderPng,
   renderSvg,
   writeLossPlots,
@@ -78,6 +78,7 @@ function all(el: XmlElement, name: string): XmlElement[] {
   return [...(el.name === name ? [el] : []), ...el.children.flatMap((c) => all(c, name))];
 }
 
+/** A small PNG decoder (8-bit RGB or RGBA, no interlace, all five filters): RGB pixels out, alpha over white. */
 function decodePng(buf: Buffer): { width: number; height: number; pixels: Buffer; chunks: string[] } {
   assert.deepEqual([...buf.subarray(0, 8)], [0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a], 'PNG signature');
   let off = 8;
@@ -85,6 +86,7 @@ function decodePng(buf: Buffer): { width: number; height: number; pixels: Buffer
   const idat: Buffer[] = [];
   let width = 0;
   let height = 0;
+  let channels = 0;
   while (off < buf.length) {
     const len = buf.readUInt32BE(off);
     const type = buf.toString('latin1', off + 4, off + 8);
@@ -94,17 +96,39 @@ function decodePng(buf: Buffer): { width: number; height: number; pixels: Buffer
     if (type === 'IHDR') {
       width = data.readUInt32BE(0);
       height = data.readUInt32BE(4);
-      assert.deepEqual([...data.subarray(8)], [8, 2, 0, 0, 0], 'RGB 8-bit, no interlace');
+      assert.equal(data[8], 8, '8-bit');
+      assert.ok(data[9] === 2 || data[9] === 6, `RGB or RGBA, not colour type ${data[9]}`);
+      assert.deepEqual([...data.subarray(10)], [0, 0, 0], 'no interlace');
+      channels = data[9] === 6 ? 4 : 3;
     }
     if (type === 'IDAT') idat.push(data);
     off += 12 + len;
   }
+  assert.equal(chunks[0], 'IHDR');
+  assert.equal(chunks[chunks.length - 1], 'IEND');
   const raw = inflateSync(Buffer.concat(idat));
-  assert.equal(raw.length, (width * 3 + 1) * height);
-  const pixels = Buffer.alloc(width * height * 3);
+  const stride = width * channels;
+  assert.equal(raw.length, (stride + 1) * height);
+  const img = Buffer.alloc(stride * height);
   for (let y = 0; y < height; y++) {
-    assert.equal(raw[y * (width * 3 + 1)], 0, 'filter none');
-    raw.copy(pixels, y * width * 3, y * (width * 3 + 1) + 1, (y + 1) * (width * 3 + 1));
+    const filter = raw[y * (stride + 1)]!;
+    for (let x = 0; x < stride; x++) {
+      const v = raw[y * (stride + 1) + 1 + x]!;
+      const a = x >= channels ? img[y * stride + x - channels]! : 0;
+      const b = y > 0 ? img[(y - 1) * stride + x]! : 0;
+      const c = x >= channels && y > 0 ? img[(y - 1) * stride + x - channels]! : 0;
+      const p = a + b - c;
+      const [pa, pb, pc] = [Math.abs(p - a), Math.abs(p - b), Math.abs(p - c)];
+      const paeth = pa <= pb && pa <= pc ? a : pb <= pc ? b : c;
+      const pred = [0, a, b, (a + b) >> 1, paeth][filter];
+      assert.ok(pred !== undefined, `filter ${filter}`);
+      img[y * stride + x] = (v + pred) & 255;
+    }
+  }
+  const pixels = Buffer.alloc(width * height * 3);
+  for (let i = 0; i < width * height; i++) {
+    const alpha = channels === 4 ? img[i * 4 + 3]! / 255 : 1;
+    for (let k = 0; k < 3; k++) pixels[i * 3 + k] = Math.round(img[i * channels + k]! * alpha + 255 * (1 - alpha));
   }
   return { width, height, pixels, chunks };
 }
@@ -117,10 +141,6 @@ function run(steps: number, valEvery: number): MetricRecord[] {
   }
   return recs;
 }
-
-test('crc32 matches the standard check value', () => {
-  assert.equal(crc32(Buffer.from('123456789')), 0xcbf43926);
-});
 
 test('series: non-finite losses and missing x are dropped, sorted by x', () => {
   const recs: MetricRecord[] = [
@@ -195,7 +215,6 @@ test('nice ticks and tick labels', () => {
 test('PNG: valid chunks, figure size, and the series colours along the curves', () => {
   const scene = buildLossFigure(run(30, 10), { width: 800, height: 300 });
   const png = decodePng(renderPng(scene));
-  assert.deepEqual(png.chunks, ['IHDR', 'IDAT', 'IEND']);
   assert.equal(png.width, 800);
   assert.equal(png.height, 300);
   const at = (x: number, y: number) => [...png.pixels.subarray((Math.floor(y) * png.width + Math.floor(x)) * 3, (Math.floor(y) * png.width + Math.floor(x)) * 3 + 3)];
@@ -215,8 +234,63 @@ test('PNG: valid chunks, figure size, and the series colours along the curves', 
   let dark = 0;
   for (let i = 0; i < png.pixels.length; i += 3) if (png.pixels[i]! < 80 && png.pixels[i + 1]! < 80 && png.pixels[i + 2]! < 80) dark++;
   assert.ok(dark > 1000, `dark pixels (axes, labels): ${dark}`);
-  // rasterize() agrees with what was encoded
-  assert.deepEqual(Buffer.from(rasterize(scene).pixels), png.pixels);
+});
+
+/** Pixels darker than light grey (text, axes; not the grid) inside a box. */
+function inkIn(png: { width: number; pixels: Buffer }, box: { x0: number; y0: number; x1: number; y1: number }): number {
+  let n = 0;
+  for (let y = Math.max(0, Math.floor(box.y0)); y < Math.ceil(box.y1); y++) {
+    for (let x = Math.max(0, Math.floor(box.x0)); x < Math.ceil(box.x1); x++) {
+      const i = (y * png.width + x) * 3;
+      if (png.pixels[i]! < 160 && png.pixels[i + 1]! < 160 && png.pixels[i + 2]! < 160) n++;
+    }
+  }
+  return n;
+}
+
+test('PNG: the title and axis labels are drawn as text where the SVG has them (with a font)', (t) => {
+  const scene = buildLossFigure(run(30, 10));
+  const png = decodePng(renderPng(scene));
+  assert.equal(png.width, 1200);
+  assert.equal(png.height, 450);
+  const labels = scene.items.filter((i) => i.kind === 'text' && ['Loss vs optimizer steps', 'Loss vs tokens seen', 'optimizer step', 'tokens seen'].includes(i.text));
+  assert.equal(labels.length, 4);
+  // the same figure without a font: no text at all, the curves and axes still there
+  const bare = decodePng(renderPng(scene, { font: { loadSystemFonts: false }, log: () => {} }));
+  assert.equal(bare.width, 1200);
+  assert.equal(bare.height, 450);
+  for (const l of labels) {
+    if (l.kind !== 'text') continue;
+    const half = (l.text.length * l.size * 0.6) / 2;
+    const box = { x0: l.x - half, y0: l.y - l.size / 2, x1: l.x + half, y1: l.y + l.size / 2 };
+    assert.equal(inkIn(bare, box), 0, `no text without a font at "${l.text}"`);
+  }
+  assert.ok(inkIn(bare, { x0: 0, y0: 0, x1: 1200, y1: 450 }) > 1000, 'axes and curves without a font');
+  if (!hasPlotFont()) {
+    t.skip('no font on this machine');
+    return;
+  }
+  for (const l of labels) {
+    if (l.kind !== 'text') continue;
+    const half = (l.text.length * l.size * 0.6) / 2;
+    const box = { x0: l.x - half, y0: l.y - l.size / 2, x1: l.x + half, y1: l.y + l.size / 2 };
+    assert.ok(inkIn(png, box) > l.text.length * 3, `text pixels at "${l.text}": ${inkIn(png, box)}`);
+  }
+  // the vertical "loss" label on the left of each panel
+  const ylabel = scene.items.find((i) => i.kind === 'text' && i.vertical);
+  assert.ok(ylabel && ylabel.kind === 'text');
+  assert.ok(inkIn(png, { x0: ylabel.x - 8, y0: ylabel.y - 20, x1: ylabel.x + 8, y1: ylabel.y + 20 }) > 10, 'vertical axis label');
+  assert.equal(inkIn(bare, { x0: ylabel.x - 8, y0: ylabel.y - 20, x1: ylabel.x + 8, y1: ylabel.y + 20 }), 0);
+});
+
+test('PNG without any font: rendered all the same, the missing font said once', () => {
+  const notes: string[] = [];
+  const scene = buildLossFigure(run(5, 5), { width: 400, height: 200 });
+  const a = decodePng(renderPng(scene, { font: { loadSystemFonts: false }, log: (m) => notes.push(m) }));
+  decodePng(renderPng(scene, { font: { loadSystemFonts: false }, log: (m) => notes.push(m) }));
+  assert.equal(a.width, 400);
+  assert.ok(notes.length <= 1, notes.join('\n'));
+  if (notes.length === 1) assert.match(notes[0]!, /no font.*SFTKIT_PLOT_FONT/);
 });
 
 test('writeLossPlots writes loss.svg and loss.png into the output directory', async () => {
