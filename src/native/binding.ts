@@ -8,7 +8,8 @@ import { constants } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { invalidParameterError, SftkitError } from '../errors.ts';
-import type { NativeModelClass } from './model.ts';
+import type { LoraModuleSpec, LoraOptions } from './lora.ts';
+import type { ModelSpec } from './model-config.ts';
 
 const require = createRequire(import.meta.url);
 
@@ -142,6 +143,184 @@ export interface CudaMemoryStats {
   peakReservedBytes: number;
   reason?: string;
 }
+
+// ---- The model class: its options, batches and results (src/native/model.ts wraps it as `Model`).
+
+export type ModelDtype = 'float32' | 'bfloat16';
+/** 'cuda' is cuda:0; `cuda:N` one GPU of several (a data-parallel rank's, by LOCAL_RANK). */
+export type ModelDevice = 'auto' | 'cpu' | 'cuda' | `cuda:${number}`;
+
+export interface LoadModelOptions {
+  dtype?: ModelDtype;
+  /** Intra-op threads for this model's operations (0/undefined: libtorch's current setting). */
+  threads?: number;
+  /** 'auto': CUDA when this libtorch has CUDA and a GPU is visible, else the CPU (default 'cpu'). */
+  device?: ModelDevice;
+  /**
+   * bf16 autocast of the forward passes (matmuls in bfloat16 over the parameters in `dtype`, typically float32
+   * master weights; the loss and the optimizer stay fp32). Meant for CUDA; works on the CPU too.
+   */
+  autocast?: boolean;
+  /** New LoRA adapters on the base model (frozen): only they train, and save() writes them (PEFT layout). */
+  lora?: LoraOptions;
+  /** A PEFT LoRA adapter directory (adapter_config.json + adapter_model.safetensors) applied to the model. */
+  adapter?: string;
+  /**
+   * Activation checkpointing of every layer in training steps: only each layer's input is kept through the forward
+   * pass and the layer is recomputed in backward (less memory, about one more forward of compute).
+   */
+  gradientCheckpointing?: boolean;
+}
+
+/**
+ * A batch of rows [B, T]. Labels are unshifted (HF convention: position t predicts labels[t + 1]), -100 = ignore.
+ * Either `attentionMask` (1 = token, right padding only; padding must carry label -100) or, for packed rows,
+ * `positionIds` (restarting at 0 in each document) + `docLengths` (per row, the lengths of its documents in order;
+ * the rest of the row is padding with label -100; the first token of each document must have label -100).
+ */
+export interface Batch {
+  inputIds: Int32Array;
+  labels: Int32Array;
+  shape: [number, number];
+  attentionMask?: Uint8Array;
+  positionIds?: Int32Array;
+  docLengths?: Int32Array[];
+}
+
+/** A batch for forward(): labels optional. */
+export type ForwardBatch = Omit<Batch, 'labels'> & { labels?: Int32Array };
+
+export interface LossSum {
+  /** Sum of the token losses (nats) over label tokens. */
+  lossSum: number;
+  /** Number of label tokens. */
+  tokens: number;
+  /** Wall time of the forward pass incl. the loss (ms). */
+  forwardMs?: number;
+  /** Wall time of the backward pass (ms; step only). */
+  backwardMs?: number;
+}
+
+export type PreferenceLossType = 'sigmoid' | 'ipo';
+
+export interface PreferenceStepOptions {
+  /** Reference log-probability sums, one per row of the batch (rows are chosen_0, rejected_0, chosen_1, ...). */
+  refLogps: Float64Array;
+  beta?: number;
+  labelSmoothing?: number;
+  lossType?: PreferenceLossType;
+  /** Backward runs on (sum of pair losses) * lossScale; 1 / pairs of the optimizer step gives TRL's mean. */
+  lossScale?: number;
+}
+
+export interface PreferenceStepResult {
+  lossSum: number;
+  pairs: number;
+  chosenRewards: Float64Array;
+  rejectedRewards: Float64Array;
+  policyLogps: Float64Array;
+}
+
+export interface DistillStepOptions {
+  /** Weight of the cross-entropy: loss = alpha * CE + (1 - alpha) * T^2 * KL(teacher || student). Default 0.5. */
+  alpha?: number;
+  /** Softmax temperature of both distributions in the KL. Default 1. */
+  temperature?: number;
+  /** Backward runs on lossSum * lossScale (see StepOptions). */
+  lossScale?: number;
+}
+
+export interface DistillStepResult {
+  /** Sum over label tokens of alpha * CE + (1 - alpha) * T^2 * KL. */
+  lossSum: number;
+  /** Sum over label tokens of the cross-entropy (nats) and of KL(teacher || student) at temperature T (unweighted). */
+  ceSum: number;
+  klSum: number;
+  tokens: number;
+}
+
+export interface StepOptions {
+  /**
+   * Backward runs on lossSum * lossScale (default 1). Gradient accumulation normalised by the label tokens of the
+   * whole optimizer step passes 1 / (their count) to every micro-batch: sum of loss sums / sum of counts.
+   */
+  lossScale?: number;
+}
+
+export interface OptimizerStepOptions {
+  lr: number;
+  beta1?: number;
+  beta2?: number;
+  eps?: number;
+  weightDecay?: number;
+  /** Global-norm clipping threshold; 0/undefined: no clipping. */
+  maxGradNorm?: number;
+  /** Name substrings of the parameters without weight decay (first step only; default: biases, norms, embeddings). */
+  noDecay?: string[];
+}
+
+export interface GenerateOptions {
+  maxNewTokens?: number;
+  /** 0 (default): greedy. */
+  temperature?: number;
+  topK?: number;
+  topP?: number;
+  seed?: number;
+  /** Generation of a row ends after one of these ids (included in the output). Default: the config's eos ids. */
+  stopIds?: number[];
+}
+
+/** One generation step: the new token of every row, -1 for rows that have stopped. */
+export interface GenerateStep {
+  step: number;
+  tokens: Int32Array;
+}
+
+export interface Logits {
+  logits: Float32Array;
+  shape: [number, number, number];
+}
+
+/** One native model instance (native/model_wrap.cc); wrapped by `Model` in src/native/model.ts. */
+export interface NativeModelHandle {
+  load(dir: string, spec: ModelSpec, options: LoadModelOptions): Promise<void>;
+  step(batch: Batch, options?: { lossScale?: number }): Promise<LossSum>;
+  sequenceLogps(batch: Batch, options?: { adapter?: boolean }): Promise<{ logps: Float64Array; tokens: Float64Array }>;
+  preferenceStep(batch: Batch, options: Required<PreferenceStepOptions> & { refLogps: Float64Array }): Promise<PreferenceStepResult>;
+  evalLoss(batch: Batch): Promise<LossSum>;
+  distillStep(batch: Batch, teacher: NativeModelHandle, options: Required<DistillStepOptions>): Promise<DistillStepResult>;
+  forward(batch: ForwardBatch): Promise<Logits>;
+  optimizerStep(options: OptimizerStepOptions): Promise<{ gradNorm: number }>;
+  zeroGrad(): void;
+  save(path: string): Promise<void>;
+  saveOptimizerState(path: string): Promise<void>;
+  loadOptimizerState(path: string): Promise<void>;
+  numParameters(): number;
+  vocabSize(): number;
+  resizeTokenEmbeddings(n: number): void;
+  gradNorms(): Record<string, number>;
+  allReduceGrads(group: unknown, options: { bucketMb: number }): Promise<void>;
+  parameterNames(): string[];
+  getParameter(name: string): { data: Float32Array; shape: number[] };
+  getGradient(name: string): { data: Float32Array; shape: number[] } | null;
+  loraTargetModules(): string[];
+  attachLora(options: { modules: LoraModuleSpec[]; dropout: number; seed: number }): Promise<void>;
+  loadAdapter(path: string): Promise<void>;
+  saveAdapter(path: string): Promise<void>;
+  mergeAdapter(): Promise<void>;
+  numTrainableParameters(): number;
+  device(): string;
+  generate(
+    prompts: Int32Array[],
+    options: Required<Omit<GenerateOptions, 'stopIds'>> & { stopIds: number[] },
+    onStep?: (tokens: Int32Array) => void,
+  ): Promise<Int32Array[]>;
+  cancelGeneration(): void;
+  dispose(): void;
+}
+
+/** The native class as exported by the addon (typed here; registered in native/addon.cc). */
+export type NativeModelClass = new () => NativeModelHandle;
 
 /** Hand-written types of the addon's exports (native/addon.cc). Later issues extend it. */
 export interface NativeBinding {

@@ -2,9 +2,8 @@
 // the rendezvous through libtorch's c10d (TCPStore + Gloo on the CPU, NCCL on one GPU per rank), the choice between
 // them, and small sum-all-reduces of numbers.
 import { SftkitError, invalidParameterError } from '../errors.ts';
-import { binding, type NativeProcessGroupHandle, type RuntimeInfo } from './binding.ts';
+import { binding, type ModelDevice, type NativeProcessGroupHandle, type RuntimeInfo } from './binding.ts';
 import { withCallerStack } from './call.ts';
-import type { ModelDevice } from './model.ts';
 
 export type DistBackend = 'gloo' | 'nccl';
 /** What a run asks for: 'auto' is NCCL when the run is on CUDA and the addon has NCCL, else Gloo. */
