@@ -14,7 +14,7 @@ export class LibtorchError extends Error {
   constructor(reasons: string | string[]);
 }
 
-export function cacheRoot(): string;
+export function cacheRoot(env?: NodeJS.ProcessEnv): string;
 export function readTorchVersion(includeDir: string): string | null;
 export function inspectLibtorchDir(
   dir: string,

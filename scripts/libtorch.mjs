@@ -57,9 +57,13 @@ function helpText(reasons) {
   ].join('\n');
 }
 
-export function cacheRoot() {
-  if (process.env.SFTKIT_CACHE_DIR) return resolve(process.env.SFTKIT_CACHE_DIR);
-  const base = process.env.XDG_CACHE_HOME ? resolve(process.env.XDG_CACHE_HOME) : join(homedir(), '.cache');
+/**
+ * $SFTKIT_CACHE_DIR, else $XDG_CACHE_HOME/sftkit, else ~/.cache/sftkit: the same rule as src/shared/cache-root.ts
+ * (this install-time script cannot import src; test/unit/shared/cache-root.test.ts checks the two agree).
+ */
+export function cacheRoot(env = process.env) {
+  if (env.SFTKIT_CACHE_DIR) return resolve(env.SFTKIT_CACHE_DIR);
+  const base = env.XDG_CACHE_HOME ? resolve(env.XDG_CACHE_HOME) : join(homedir(), '.cache');
   return join(base, 'sftkit');
 }
 

@@ -2,9 +2,10 @@
 
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import { mkdir, readFile, rename, unlink, writeFile } from 'node:fs/promises';
+import { mkdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { TokenizedExample } from '../mask/tokenize-with-mask.ts';
+import { writeFileAtomic } from '../shared/atomic-write.ts';
 
 const MAGIC = 'SFTKTOK1';
 /** Bump when the tokenization rules change so that old cache entries are not reused. */
@@ -79,14 +80,7 @@ export async function writeCachedDataset<M>(dir: string, key: string, data: Cach
     at += e.labels.length;
   }
   const path = entryPath(dir, key);
-  const tmp = `${path}.${process.pid}.${Date.now()}.tmp`;
-  try {
-    await writeFile(tmp, buf);
-    await rename(tmp, path);
-  } catch (err) {
-    await unlink(tmp).catch(() => undefined);
-    throw err;
-  }
+  await writeFileAtomic(path, buf);
   return path;
 }
 

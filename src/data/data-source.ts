@@ -1,19 +1,15 @@
 // Resolves `--data`: a local path as is, an http(s) URL downloaded once into the data cache and reused.
 
 import { createHash } from 'node:crypto';
-import { createReadStream, createWriteStream } from 'node:fs';
-import { mkdir, rename, stat, unlink } from 'node:fs/promises';
-import { homedir } from 'node:os';
+import { createReadStream } from 'node:fs';
+import { mkdir, stat } from 'node:fs/promises';
 import { basename, extname, join } from 'node:path';
 import { Readable } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
 import { SftkitError } from '../errors.ts';
+import { writeStreamAtomic } from '../shared/atomic-write.ts';
+import { cacheRoot } from '../shared/cache-root.ts';
 
-/** `$SFTKIT_CACHE_DIR` or `~/.cache/sftkit`: the root every sftkit cache lives under. */
-export function cacheRoot(env: NodeJS.ProcessEnv = process.env): string {
-  const fromEnv = env.SFTKIT_CACHE_DIR;
-  return fromEnv !== undefined && fromEnv !== '' ? fromEnv : join(homedir(), '.cache', 'sftkit');
-}
+export { cacheRoot };
 
 export function isUrl(source: string): boolean {
   return /^https?:\/\//i.test(source);
@@ -66,8 +62,8 @@ export async function hashDataFiles(files: readonly string[]): Promise<string> {
 
 /**
  * A local path is returned as is; a URL is fetched once into `cacheDir` (default `<cacheRoot>/data`) and the cached
- * copy is reused afterwards. The download goes to a temporary file renamed on success, so an interrupted download
- * never leaves a truncated cache entry.
+ * copy is reused afterwards. The download is written atomically (src/shared/atomic-write.ts), so an interrupted
+ * download never leaves a truncated cache entry.
  */
 export async function resolveDataSource(
   source: string,
@@ -92,12 +88,9 @@ export async function resolveDataSource(
   if (!response.ok || response.body === null) {
     throw new SftkitError('SFTKIT_IO', `${source}: download failed with HTTP ${response.status}`);
   }
-  const tmp = `${target}.${process.pid}.${Date.now()}.part`;
   try {
-    await pipeline(Readable.fromWeb(response.body as import('node:stream/web').ReadableStream), createWriteStream(tmp));
-    await rename(tmp, target);
+    await writeStreamAtomic(target, Readable.fromWeb(response.body as import('node:stream/web').ReadableStream));
   } catch (err) {
-    await unlink(tmp).catch(() => undefined);
     throw new SftkitError('SFTKIT_IO', `${source}: download failed (${(err as Error).message})`, { cause: err });
   }
   return { path: target, displayName: source, downloaded: true };

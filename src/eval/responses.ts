@@ -1,7 +1,8 @@
 // Response text from generated text (no prompt echo, stopped at the end token or at the next prompt header), and the
 // ch. 7 `{instruction, input, output, model_response}` records file, written atomically.
-import { open, readFile, rename, rm } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
 import { dataError, invalidParameterError, SftkitError } from '../errors.ts';
+import { writeFileAtomic } from '../shared/atomic-write.ts';
 import type { ResponseRecord } from './judge.ts';
 
 /** End-of-text tokens of the common tokenizers (GPT-2, Llama/TinyStories, Qwen/ChatML, Phi-3, Llama 3). */
@@ -66,29 +67,17 @@ function checkRecord(r: unknown, where: (field?: string) => Error): ResponseReco
 
 /**
  * Writes the records as a JSON array (indent 2, keys in the order instruction, input, output, model_response) to a
- * temp file next to `path`, fsyncs it and renames it over `path`.
+ * temp file next to `path`, fsyncs it and renames it over `path` (writeFileAtomic).
  */
 export async function writeResponsesFile(path: string, records: readonly ResponseRecord[]): Promise<void> {
   const clean = records.map((r, i) =>
     checkRecord(r, (field) => invalidParameterError(field ? `records[${i}].${field}` : `records[${i}]`, field === 'input' ? 'a string or undefined' : 'a string', field ? (r as unknown as Record<string, unknown>)[field] : r)),
   );
-  const tmp = `${path}.tmp-${process.pid}`;
-  let fh;
   try {
-    fh = await open(tmp, 'w');
+    await writeFileAtomic(path, JSON.stringify(clean, null, 2) + '\n');
   } catch (e) {
     throw new SftkitError('SFTKIT_IO', `Cannot write ${path}: ${(e as Error).message}`, { cause: e });
   }
-  try {
-    await fh.writeFile(JSON.stringify(clean, null, 2) + '\n');
-    await fh.sync();
-  } catch (e) {
-    await fh.close();
-    await rm(tmp, { force: true });
-    throw new SftkitError('SFTKIT_IO', `Cannot write ${path}: ${(e as Error).message}`, { cause: e });
-  }
-  await fh.close();
-  await rename(tmp, path);
 }
 
 /** Reads a responses file written by writeResponsesFile (or by the book's code). Errors name the record and field. */

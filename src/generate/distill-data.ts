@@ -4,11 +4,12 @@
 // far it got) and is renamed to OUT when complete, so a crash leaves an earlier OUT intact and the run resumable.
 import { createHash } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
-import { open, readFile, rename, rm, truncate, writeFile } from 'node:fs/promises';
+import { open, readFile, rename, rm, truncate } from 'node:fs/promises';
 import { createPipeline, type Example, type FieldMap, type RecordFormat } from '../data-api.ts';
 import { hashDataFiles, openDataset } from '../data/index.ts';
 import { SftkitError, invalidParameterError } from '../errors.ts';
 import type { Model } from '../native/model.ts';
+import { writeFileAtomic } from '../shared/atomic-write.ts';
 import { examplePromptIds, stopIdsFor } from './prompt.ts';
 import { replyText } from './stream-text.ts';
 
@@ -57,9 +58,7 @@ export function promptMessages(e: Example): { role: string; content: string }[] 
 }
 
 async function writeJsonAtomic(path: string, value: unknown): Promise<void> {
-  const tmp = `${path}.tmp-${process.pid}`;
-  await writeFile(tmp, JSON.stringify(value));
-  await rename(tmp, path);
+  await writeFileAtomic(path, JSON.stringify(value));
 }
 
 /** Answers every prompt of `o.prompts` with `teacher` and writes the chat dataset to `o.out`. */

@@ -1,9 +1,10 @@
 // The Model API: a Hugging Face causal LM directory loaded into the native engine. Every call goes through one
 // SerialQueue per model (one native operation in flight) and withCallerStack (errors point at the caller).
-import { mkdirSync, readFileSync, writeFileSync, renameSync, existsSync, rmSync } from 'node:fs';
+import { mkdirSync, readFileSync, existsSync, rmSync } from 'node:fs';
 import { isAbsolute, join, resolve } from 'node:path';
 import { invalidParameterError, SftkitError } from '../errors.ts';
 import { binding } from './binding.ts';
+import { writeFileAtomicSync } from '../shared/atomic-write.ts';
 import { SerialQueue, withCallerStack } from './call.ts';
 import type { ProcessGroup } from './distributed.ts';
 import {
@@ -113,9 +114,7 @@ function checkBatch(b: ForwardBatch, needLabels: boolean): void {
 }
 
 function writeJsonAtomic(file: string, value: unknown): void {
-  const tmp = `${file}.tmp-${process.pid}`;
-  writeFileSync(tmp, `${JSON.stringify(value, null, 2)}\n`);
-  renameSync(tmp, file);
+  writeFileAtomicSync(file, `${JSON.stringify(value, null, 2)}\n`);
 }
 
 export class Model {

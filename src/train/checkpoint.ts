@@ -1,9 +1,10 @@
 // Atomic checkpoint directories (write into OUT/.tmp-<name>-<pid>, fsync, rename), their trainer state, listing,
 // pruning and discovery of the latest complete one, and the SIGINT/SIGTERM handling that turns a first signal into a
 // graceful stop request. A checkpoint is complete when its trainer_state.json (written last) exists and validates.
-import { mkdir, open, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile, rename, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { SftkitError, dataError, invalidParameterError } from '../errors.ts';
+import { fsyncPath, writeFileAtomic } from '../shared/atomic-write.ts';
 import type { BaseTrainOptions } from './options.ts';
 
 export const TRAINER_STATE_FILE = 'trainer_state.json';
@@ -37,21 +38,7 @@ export interface CheckpointInfo {
 }
 
 // ---------------------------------------------------------------------------------------------------------------
-// fsync helpers
-
-async function fsyncPath(path: string): Promise<void> {
-  let fh;
-  try {
-    fh = await open(path, 'r');
-    await fh.sync();
-  } catch (e) {
-    // Directories cannot be opened/fsynced on some platforms (Windows); nothing better to do there.
-    const code = (e as NodeJS.ErrnoException).code;
-    if (code !== 'EISDIR' && code !== 'EPERM' && code !== 'EINVAL' && code !== 'EBADF') throw e;
-  } finally {
-    await fh?.close();
-  }
-}
+// fsync helpers (fsyncPath: src/shared/atomic-write.ts)
 
 /** fsyncs every file under `dir` and every directory (deepest first), then `dir` itself. */
 async function fsyncTree(dir: string): Promise<void> {
@@ -171,15 +158,11 @@ export function validateTrainerState(value: unknown, file = TRAINER_STATE_FILE):
   return state;
 }
 
-/** Writes `dir/trainer_state.json` (via a temp file, fsynced). Write it last: its presence marks a complete checkpoint. */
+/** Writes `dir/trainer_state.json` atomically (writeFileAtomic). Write it last: its presence marks a complete checkpoint. */
 export async function writeTrainerState(dir: string, state: TrainerState): Promise<void> {
   const checked = validateTrainerState({ version: STATE_VERSION, ...state }, join(dir, TRAINER_STATE_FILE));
   const file = join(dir, TRAINER_STATE_FILE);
-  const tmp = `${file}.tmp`;
-  await writeFile(tmp, JSON.stringify({ version: STATE_VERSION, ...checked }, null, 2) + '\n');
-  await fsyncPath(tmp);
-  await rename(tmp, file);
-  await fsyncPath(dir);
+  await writeFileAtomic(file, JSON.stringify({ version: STATE_VERSION, ...checked }, null, 2) + '\n');
 }
 
 export async function readTrainerState(dir: string): Promise<TrainerState> {

@@ -4,7 +4,7 @@
 // step. Metrics per step are TRL's: loss, rewards/chosen, rewards/rejected, rewards/accuracies, rewards/margins.
 import { createHash } from 'node:crypto';
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
-import { readFile, rename, writeFile } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { splitIndices, type Batch, type TokenizedExample } from '../data-api.ts';
 import { parseFieldMap } from '../data/formats.ts';
@@ -12,6 +12,7 @@ import { splitSources, type DataSource, type SplitName } from '../data/index.ts'
 import { SftkitError } from '../errors.ts';
 import { loadModel } from '../native/model.ts';
 import { readModelConfig } from '../native/model-config.ts';
+import { writeFileAtomic } from '../shared/atomic-write.ts';
 import { epochPlan, rankShare, realTokens, type Objective, type StepStats, type TrainHooks, type TrainResult } from './loop.ts';
 import { validateDpoOptions, type DpoOptions } from './options.ts';
 import { pairBatch, pairLogps, preferenceMetrics, preparePreferencePairs, type PreferencePair } from './preference.ts';
@@ -96,9 +97,7 @@ async function referenceLogps(o: DpoOptions, ctx: TaskContext, train: readonly P
     } finally {
       await ref.dispose();
     }
-    const tmp = `${file}.tmp-${process.pid}`;
-    await writeFile(tmp, JSON.stringify(cache));
-    await rename(tmp, file);
+    await writeFileAtomic(file, JSON.stringify(cache));
     ctx.log(`sftkit dpo: reference log-probs of ${train.length + val.length} pairs with ${refDir} in ${((Date.now() - t0) / 1000).toFixed(1)} s (cached in ${file})`);
   }
   if (ctx.group) await ctx.group.barrier();

@@ -1,7 +1,8 @@
 // metrics.jsonl: an append-only log of one JSON object per line, written line by line so a crash loses at most the
 // line being written; the reader tolerates a truncated last line. Resume can cut the log back to a checkpoint's step.
-import { closeSync, existsSync, fsyncSync, openSync, readFileSync, renameSync, writeFileSync, writeSync, ftruncateSync, fstatSync, readSync } from 'node:fs';
+import { closeSync, existsSync, fsyncSync, openSync, readFileSync, writeSync, ftruncateSync, fstatSync, readSync } from 'node:fs';
 import { dataError, invalidParameterError } from '../errors.ts';
+import { writeFileAtomicSync } from '../shared/atomic-write.ts';
 
 export type MetricType = 'train' | 'val' | 'epoch' | 'event';
 const METRIC_TYPES: readonly MetricType[] = ['train', 'val', 'epoch', 'event'];
@@ -72,9 +73,7 @@ export function openMetricsWriter(file: string, options: MetricsWriterOptions = 
     repairTail(file);
     if (options.keepUpToStep !== undefined) {
       const keep = readMetrics(file).filter((r) => r.step <= options.keepUpToStep!);
-      const tmp = `${file}.tmp-${process.pid}`;
-      writeFileSync(tmp, keep.map((r) => JSON.stringify(r) + '\n').join(''));
-      renameSync(tmp, file);
+      writeFileAtomicSync(file, keep.map((r) => JSON.stringify(r) + '\n').join(''));
     }
   }
   let fd: number | undefined = openSync(file, 'a');

@@ -1,12 +1,13 @@
 // One training run, whatever is trained: where the process sits in a data-parallel group, the run file, resume from
 // the latest checkpoint (same data fingerprint), the policy model (fresh or from the checkpoint, with its optimizer
 // state), then the shared loop. A task (SFT, DPO) prepares its data and objective in between.
-import { writeFile, rename, mkdir } from 'node:fs/promises';
+import { mkdir } from 'node:fs/promises';
 import { availableParallelism } from 'node:os';
 import { join, resolve } from 'node:path';
 import type { TextTokenizer } from '../data-api.ts';
 import { SftkitError, invalidParameterError } from '../errors.ts';
 import { binding } from '../native/binding.ts';
+import { writeFileAtomic } from '../shared/atomic-write.ts';
 import { chooseDistBackend, connectProcessGroup, distributedFromEnv, validateDistributed, type DistPlan, type DistributedOptions, type ProcessGroup } from '../native/distributed.ts';
 import { loadModel, type Model } from '../native/model.ts';
 import { latestCheckpoint, readTrainerState, removeStaleTempDirs, type CheckpointInfo, type TrainerState } from './checkpoint.ts';
@@ -18,9 +19,7 @@ import { warmupSteps } from './schedule.ts';
 export const RUN_FILE = 'sftkit_run.json';
 
 async function writeJsonAtomic(path: string, value: unknown): Promise<void> {
-  const tmp = `${path}.tmp-${process.pid}`;
-  await writeFile(tmp, `${JSON.stringify(value, null, 2)}\n`);
-  await rename(tmp, path);
+  await writeFileAtomic(path, `${JSON.stringify(value, null, 2)}\n`);
 }
 
 export interface TaskContext {

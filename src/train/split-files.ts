@@ -1,9 +1,10 @@
 // Writes the split a run used as OUT/data/{train,val,test}.jsonl: the source records (as read, one JSON object per
 // line) of the examples in each split, so `sftkit eval --data OUT/data/test.jsonl` evaluates exactly the held-out set.
-import { mkdir, open, rename } from 'node:fs/promises';
+import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { PreparedDataset } from '../data-api.ts';
 import { readRecords, type DataSource } from '../data/index.ts';
+import { writeStreamAtomic } from '../shared/atomic-write.ts';
 
 async function recordsByIndex(source: DataSource, wanted: Set<number>): Promise<Map<number, unknown>> {
   const found = new Map<number, unknown>();
@@ -14,16 +15,12 @@ async function recordsByIndex(source: DataSource, wanted: Set<number>): Promise<
   return found;
 }
 
+function* jsonLines(values: readonly unknown[]): Generator<string> {
+  for (const v of values) yield `${JSON.stringify(v)}\n`;
+}
+
 async function writeJsonl(path: string, values: readonly unknown[]): Promise<void> {
-  const tmp = `${path}.tmp-${process.pid}`;
-  const fh = await open(tmp, 'w');
-  try {
-    for (const v of values) await fh.write(`${JSON.stringify(v)}\n`);
-    await fh.sync();
-  } finally {
-    await fh.close();
-  }
-  await rename(tmp, path);
+  await writeStreamAtomic(path, jsonLines(values));
 }
 
 /** What the split files are written from: the sources and, per split, items that know their source record. */
