@@ -1,16 +1,10 @@
 // Training progress: one updating line with a bar on a TTY (step/total, loss, lr, tokens/s, ETA), plain log lines
 // every N steps otherwise. The formatting is pure functions; the reporter only decides when to write to its stream.
 
-/** `59s`, `4m05s`, `2h03m`, `3d04h`; `--` when unknown (not finite or negative). */
-export function formatDuration(seconds: number): string {
-  if (!Number.isFinite(seconds) || seconds < 0) return '--';
-  const s = Math.round(seconds);
-  if (s < 60) return `${s}s`;
-  const pad = (n: number) => String(n).padStart(2, '0');
-  if (s < 3600) return `${Math.floor(s / 60)}m${pad(s % 60)}s`;
-  if (s < 86400) return `${Math.floor(s / 3600)}h${pad(Math.floor((s % 3600) / 60))}m`;
-  return `${Math.floor(s / 86400)}d${pad(Math.floor((s % 86400) / 3600))}h`;
-}
+import { formatCount, formatDuration } from '../shared/format.ts';
+
+// The number formatting is src/shared/format.ts's (re-exported for the callers of this module).
+export { formatCount, formatDuration };
 
 /**
  * Seconds left after `done` of `total` steps, from the rate since the reporter started (`doneSinceStart` steps in
@@ -27,16 +21,6 @@ export function renderBar(fraction: number, width: number): string {
   const f = Number.isFinite(fraction) ? Math.min(1, Math.max(0, fraction)) : 0;
   const full = Math.floor(f * w + 1e-9);
   return '█'.repeat(full) + '░'.repeat(w - full);
-}
-
-/** 950 -> `950`, 12345 -> `12.3k`, 2.5e6 -> `2.50M`. */
-export function formatCount(n: number): string {
-  if (!Number.isFinite(n)) return '--';
-  const a = Math.abs(n);
-  if (a < 1000) return String(Math.round(n));
-  if (a < 1e6) return `${(n / 1e3).toFixed(a < 1e4 ? 2 : 1)}k`;
-  if (a < 1e9) return `${(n / 1e6).toFixed(2)}M`;
-  return `${(n / 1e9).toFixed(2)}G`;
 }
 
 export interface ProgressState {

@@ -1,4 +1,6 @@
-// A few DOM helpers for the dashboard: element construction, number and time formatting.
+// A few DOM helpers for the dashboard: element construction, number and time formatting (counts: the shared
+// formatCount of src/shared/format.ts, as in the progress lines).
+import { formatCount } from '../../shared/format.ts';
 
 type Child = Node | string | number | null | undefined | false;
 type Attrs = Record<string, string | number | boolean | null | undefined | EventListener>;
@@ -28,14 +30,10 @@ export function clear(el: Element): void {
   while (el.firstChild) el.firstChild.remove();
 }
 
-/** 1234567 -> "1.23M", 51234 -> "51.2k". */
+/** 1234567 -> "1.23M", 51234 -> "51.2k", 1234 -> "1.23k" (formatCount); "–" when missing. */
 export function compact(n: number | null | undefined): string {
   if (n === null || n === undefined || !Number.isFinite(n)) return '–';
-  const a = Math.abs(n);
-  if (a >= 1e9) return `${(n / 1e9).toPrecision(3)}G`;
-  if (a >= 1e6) return `${(n / 1e6).toPrecision(3)}M`;
-  if (a >= 1e4) return `${(n / 1e3).toPrecision(3)}k`;
-  return Number.isInteger(n) ? String(n) : n.toPrecision(4);
+  return formatCount(n);
 }
 
 export function fixed(n: number | null | undefined, digits = 4): string {
