@@ -33,12 +33,12 @@ export type { DataFiles, DataSource, SplitName } from './data/index.ts';
 export type { MaskMode } from './mask/mask-mode.ts';
 export type { MaskSummary } from './mask/mask-summary.ts';
 export type { MaskedPiece } from './mask/masked-pieces.ts';
-export type { DropReason, MaskResult, TokenizedExample, Truncation } from './mask/tokenize-with-mask.ts';
+export type { DropReason, MaskResult, TokenizedExample, Truncation, UnkReport } from './mask/tokenize-with-mask.ts';
 export type { PromptTemplate, Segment, TemplateName } from './template/types.ts';
 export type { TemplateChoice } from './template/resolve-template.ts';
 export type { AddedTokenInfo } from './tokenize/tokenizer.ts';
 export { IGNORE_INDEX } from './mask/tokenize-with-mask.ts';
-export { formatSummary, emptySummary, addToSummary } from './mask/mask-summary.ts';
+export { formatSummary, formatUnkWarning, emptySummary, addToSummary } from './mask/mask-summary.ts';
 export { maskedPieces, maskedRuns } from './mask/masked-pieces.ts';
 export { TextTokenizer, loadTokenizer, saveTokenizer, addSpecialTokens } from './tokenize/tokenizer.ts';
 export { collate, collatePacked } from './collate/batch.ts';
@@ -126,6 +126,12 @@ export async function createPipeline(
 export function prepareExample(example: Example, p: Pipeline): { segments: Segment[]; result: MaskResult } {
   const segments = applySegmentMode(p.template.render(applyMaskMode(example, p.mask)), p.mask);
   const result = tokenizeWithMask(segments, p.tokenizer, { maxLength: p.maxLength, truncation: p.truncation });
+  const unk = result.unk;
+  if (unk) {
+    // Whether the text that became the unknown token is the record's own, or only the template's.
+    const inData = example.messages.some((m) => m.content.includes(unk.text) || (m.input ?? '').includes(unk.text));
+    result.unk = { ...unk, source: inData ? 'data' : 'template', where: example.where };
+  }
   return { segments, result };
 }
 
@@ -281,7 +287,8 @@ async function tokenizeFile(
       },
     });
     const hit = await readCachedDataset<CacheMeta>(cache, key);
-    if (hit) {
+    // Entries written before the summary counted unknown tokens are tokenized again (and rewritten).
+    if (hit && typeof hit.meta.summary.unkTokens === 'number') {
       await opened.examples.return(undefined);
       const records = hit.meta.records;
       const examples = records && records.length === hit.examples.length ? hit.examples.map((e, i) => ({ ...e, record: records[i] as number })) : hit.examples;

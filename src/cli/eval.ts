@@ -8,6 +8,7 @@ import { OpenAiJudge, scoreResponses, type Judge, type ResponseRecord } from '..
 import { writeResponsesFile } from '../eval/responses.ts';
 import { defaultChatTemplate } from '../generate/prompt.ts';
 import { MASK_MODES, type MaskMode } from '../mask/mask-mode.ts';
+import { formatUnkWarning } from '../mask/mask-summary.ts';
 import { loadTokenizer } from '../tokenize/tokenizer.ts';
 import { loadModel } from '../native/model.ts';
 import { dataSelectionFlags, enumFlag, intFlag, MODEL_LOAD_HELP, modelLoadFlags, modelLoadOptions, requiredFlag, tokenizerDir, SAMPLING_HELP, samplingFlags, samplingOptions } from './args.ts';
@@ -82,6 +83,8 @@ export const evalCommand: Command = {
     try {
       if (values.responses === undefined) {
         const r = await evaluateLoss(model, tokDir, sel, batchSize);
+        const unkWarning = formatUnkWarning(r.summary, sel.data, r.unkToken);
+        if (unkWarning) io.stderr.write(`sftkit eval: ${unkWarning}\n`);
         const report = { loss: r.loss, perplexity: r.perplexity, tokens: r.tokens, examples: r.examples };
         io.stdout.write(
           values.json

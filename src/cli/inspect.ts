@@ -4,7 +4,7 @@ import { inspectExample, openInspection } from '../data-api.ts';
 import { parseFieldMap } from '../data/formats.ts';
 import { invalidParameterError } from '../errors.ts';
 import { maskedRuns, type MaskedPiece } from '../mask/masked-pieces.ts';
-import { addToSummary, emptySummary, formatSummary } from '../mask/mask-summary.ts';
+import { addToSummary, emptySummary, formatSummary, formatUnkWarning } from '../mask/mask-summary.ts';
 import { dataSelectionFlags } from './args.ts';
 import type { CliIo, Command } from './command.ts';
 
@@ -117,6 +117,9 @@ export const inspectCommand: Command = {
       );
     }
     (values.json ? io.stderr : io.stdout).write(`${values.json ? '' : '\n'}${formatSummary(summary)}\n`);
+    const tok = pipeline.tokenizer;
+    const unkWarning = formatUnkWarning(summary, opened.displayName, tok.unkId === undefined ? undefined : tok.idToToken(tok.unkId));
+    if (unkWarning) io.stderr.write(`${unkWarning}\n`);
     if (summary.kept === 0) {
       io.stderr.write(`${opened.displayName}: no example has a trained token left\n`);
       return 1;

@@ -32,6 +32,10 @@ export interface LossReport {
   /** Examples evaluated (kept after masking/truncation). */
   examples: number;
   dropped: number;
+  /** Counts over the file as tokenized (kept, dropped, unknown tokens: see formatUnkWarning). */
+  summary: MaskSummary;
+  /** The tokenizer's unknown token as text, when it has one (for formatUnkWarning). */
+  unkToken?: string | undefined;
 }
 
 async function tokenizedFile(sel: DataSelection, tokenizerDir: string): Promise<{ examples: TokenizedExample[]; pipeline: Pipeline; summary: MaskSummary; format: RecordFormat }> {
@@ -69,7 +73,9 @@ export async function evaluateLoss(model: Model, modelDir: string, sel: DataSele
     tokens += r.tokens;
   }
   const loss = tokens > 0 ? sum / tokens : Number.NaN;
-  return { loss, perplexity: Math.exp(loss), tokens, examples: examples.length, dropped: summary.droppedTotal };
+  const tok = pipeline.tokenizer;
+  const unkToken = tok.unkId === undefined ? undefined : tok.idToToken(tok.unkId);
+  return { loss, perplexity: Math.exp(loss), tokens, examples: examples.length, dropped: summary.droppedTotal, summary, ...(unkToken !== undefined ? { unkToken } : {}) };
 }
 
 export interface ResponseOptions extends DataSelection {

@@ -10,6 +10,8 @@ export const IGNORE_INDEX = -100;
 export interface SegmentEncoder {
   encode(text: string, options?: { continuation?: boolean }): number[];
   readonly prefixIds: readonly number[];
+  /** The id for text the vocabulary cannot represent, if the tokenizer has one (counted, see UnkReport). */
+  readonly unkId?: number | undefined;
 }
 
 /** Token ids and labels, aligned (labels unshifted; the model shifts), IGNORE_INDEX where not trained. */
@@ -40,9 +42,27 @@ export interface MaskOptions {
 export type DropReason = 'empty' | 'no-trained-tokens' | 'too-long' | 'truncated-away';
 export const DROP_REASONS: readonly DropReason[] = ['empty', 'no-trained-tokens', 'too-long', 'truncated-away'];
 
+/**
+ * The tokenizer's unknown token in an example's ids (before truncation): text of the template or of the data that the
+ * vocabulary cannot represent (e.g. `###` on TinyStories), which the model then reads as `<unk>`.
+ */
+export interface UnkReport {
+  /** Unknown-token ids among the example's ids. */
+  tokens: number;
+  /** Index of the first segment that produced one. */
+  segment: number;
+  /** A short piece of that segment that produces it on its own (a word, or the segment's start). */
+  text: string;
+  /** Filled in by the pipeline, which knows the record: whether `text` is in the record's own text or only in the template's. */
+  source?: 'template' | 'data';
+  /** Filled in by the pipeline: the record it came from. */
+  where?: { file: string; line: number; record: number };
+}
+
+/** `unk` is present only when the example has unknown tokens. */
 export type MaskResult =
-  | { kept: true; example: TokenizedExample; truncated: boolean; trainedTokens: number }
-  | { kept: false; reason: DropReason; tokens: number };
+  | { kept: true; example: TokenizedExample; truncated: boolean; trainedTokens: number; unk?: UnkReport }
+  | { kept: false; reason: DropReason; tokens: number; unk?: UnkReport };
 
 export function validateMaskOptions(options: MaskOptions): { maxLength: number | undefined; truncation: Truncation } {
   const { maxLength, truncation = 'cut' } = options;
@@ -99,18 +119,50 @@ export function encodeSegments(segments: readonly Segment[], encoder: SegmentEnc
 export function tokenizeWithMask(segments: readonly Segment[], encoder: SegmentEncoder, options: MaskOptions = {}): MaskResult {
   const { maxLength, truncation } = validateMaskOptions(options);
   const { ids, labels } = encodeSegments(segments, encoder);
+  const unk = findUnk(segments, ids, encoder);
+  const withUnk = <T extends object>(r: T): T => (unk ? { ...r, unk } : r);
   if (ids.length === 0) return { kept: false, reason: 'empty', tokens: 0 };
-  if (countTrained(labels) === 0) return { kept: false, reason: 'no-trained-tokens', tokens: ids.length };
+  if (countTrained(labels) === 0) return withUnk({ kept: false, reason: 'no-trained-tokens', tokens: ids.length });
   let truncated = false;
   if (maxLength !== undefined && ids.length > maxLength && truncation !== 'split') {
-    if (truncation === 'drop') return { kept: false, reason: 'too-long', tokens: ids.length };
+    if (truncation === 'drop') return withUnk({ kept: false, reason: 'too-long', tokens: ids.length });
     ids.length = maxLength;
     labels.length = maxLength;
     truncated = true;
   }
   const trainedTokens = countTrained(labels);
-  if (trainedTokens === 0) return { kept: false, reason: 'truncated-away', tokens: ids.length };
-  return { kept: true, example: { inputIds: Int32Array.from(ids), labels: Int32Array.from(labels) }, truncated, trainedTokens };
+  if (trainedTokens === 0) return withUnk({ kept: false, reason: 'truncated-away', tokens: ids.length });
+  return withUnk({ kept: true, example: { inputIds: Int32Array.from(ids), labels: Int32Array.from(labels) }, truncated, trainedTokens });
+}
+
+const UNK_SNIPPET = 40;
+
+/**
+ * Counts the unknown-token ids in `ids` and, when there are any, finds the first segment that produces one and a short
+ * piece of it that does on its own (its first whitespace-separated word that does, else the segment's start).
+ */
+export function findUnk(segments: readonly Segment[], ids: readonly number[], encoder: SegmentEncoder): UnkReport | undefined {
+  const unkId = encoder.unkId;
+  if (unkId === undefined) return undefined;
+  let tokens = 0;
+  for (const id of ids) if (id === unkId) tokens++;
+  if (tokens === 0) return undefined;
+  let first = true;
+  for (let i = 0; i < segments.length; i++) {
+    const text = (segments[i] as Segment).text;
+    if (text.length === 0) continue;
+    if (!encoder.encode(text, { continuation: !first }).includes(unkId)) {
+      first = false;
+      continue;
+    }
+    for (const word of text.split(/\s+/)) {
+      if (word !== '' && encoder.encode(word, { continuation: true }).includes(unkId)) {
+        return { tokens, segment: i, text: word.length > UNK_SNIPPET ? `${word.slice(0, UNK_SNIPPET)}…` : word };
+      }
+    }
+    return { tokens, segment: i, text: text.length > UNK_SNIPPET ? `${text.slice(0, UNK_SNIPPET)}…` : text };
+  }
+  return { tokens, segment: 0, text: '' };
 }
 
 /**

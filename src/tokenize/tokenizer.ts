@@ -131,6 +131,15 @@ function modelVocab(json: Json): Map<string, number> {
   return map;
 }
 
+/** The unknown-token id of tokenizer.json's model: `unk_token` (BPE, WordPiece, WordLevel) or `unk_id` (Unigram). */
+function modelUnkId(json: Json, ids: Map<string, number>): number | undefined {
+  const model = json.model;
+  if (!isObj(model)) return undefined;
+  if (typeof model.unk_token === 'string') return ids.get(model.unk_token);
+  if (typeof model.unk_id === 'number' && Number.isInteger(model.unk_id) && model.unk_id >= 0) return model.unk_id;
+  return undefined;
+}
+
 export interface EncodeOptions {
   /**
    * The text continues an example (it is not its first segment): no SentencePiece dummy prefix is added. Special
@@ -152,6 +161,11 @@ export class TextTokenizer {
   /** True when the config names no pad token and EOS is used for padding (masked by attention and labels). */
   readonly padIsEos: boolean;
   readonly unkToken: string | undefined;
+  /**
+   * The id the tokenizer model emits for text its vocabulary cannot represent (tokenizer.json `model.unk_token`, or
+   * `model.unk_id` for Unigram); undefined when the model has none (byte-level BPE never produces one).
+   */
+  readonly unkId: number | undefined;
   readonly chatTemplate: string | undefined;
   /** One past the largest id (model vocabulary plus added tokens): the embedding rows a model needs. */
   readonly vocabSize: number;
@@ -204,6 +218,7 @@ export class TextTokenizer {
     this.eosId = eosId;
     this.bosToken = special('bos_token');
     this.unkToken = special('unk_token');
+    this.unkId = modelUnkId(json, this.ids);
     const pad = special('pad_token');
     const padId = pad !== undefined ? this.ids.get(pad) : undefined;
     if (pad !== undefined && padId !== undefined) {

@@ -9,6 +9,7 @@ import {
   collate,
   collatePacked,
   formatSummary,
+  formatUnkWarning,
   packBestFitDecreasing,
   prepareDataset,
   type Batch,
@@ -160,6 +161,17 @@ async function prepareSft(o: TrainOptions, ctx: TaskContext): Promise<PreparedTa
     `sftkit train: ${prepared.format} data, template ${prepared.templateId}, mask ${prepared.mask}${packing ? ', packed rows' : ''}: ` +
       `${prepared.train.length} train / ${prepared.val.length} val / ${prepared.test.length} test examples (${formatSummary(prepared.summary)})`,
   );
+  const unkToken = prepared.tokenizer.unkId === undefined ? undefined : prepared.tokenizer.idToToken(prepared.tokenizer.unkId);
+  // Once per dataset read (the main data, and validation / test data read from their own files).
+  const datasets = [
+    [o.data, prepared.summary],
+    [o.valData ?? `${o.data} (validation)`, prepared.valSummary],
+    [o.testData ?? `${o.data} (test)`, prepared.testSummary],
+  ] as const;
+  for (const [name, summary] of datasets) {
+    const warning = summary && formatUnkWarning(summary, name, unkToken);
+    if (warning) log(`sftkit train: ${warning}`);
+  }
   if (ctx.isMain) await writeSplitFiles(join(ctx.out, 'data'), prepared);
   const padId = prepared.tokenizer.padId;
   let objective = crossEntropyObjective(prepared.val, o.batchSize, padId);

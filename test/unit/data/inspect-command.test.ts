@@ -67,3 +67,26 @@ test('dropped examples are shown and counted; options are validated', async () =
   await inspectCommand.run(['--model', gpt2, '--data', join(fixtures, 'data', 'minimind-toy', 'tiny_sft.jsonl'), '--add-special-tokens'], added.io);
   assert.match(added.out.join(''), /added tokens: <\|im_start\|>=50257 <\|im_end\|>=50258 \(vocab 50259\)/);
 });
+
+test('a template the tokenizer cannot represent: one warning per dataset with the unknown-token count and an example', async () => {
+  const tinystories = join(fixtures, 'models', 'tinystories-656k');
+  const data = join(fixtures, 'data', 'instruction-data.json');
+  for (const json of [false, true]) {
+    const c = io();
+    const args = ['--model', tinystories, '--data', data, '--limit', '2', '--template', 'alpaca', ...(json ? ['--json'] : [])];
+    assert.equal(await inspectCommand.run(args, c.io), 0);
+    const warnings = c.err.join('').split('\n').filter((l) => l.startsWith('warning:'));
+    assert.equal(warnings.length, 1, c.err.join(''));
+    const m = /: (\d+) unknown tokens? \(<unk>\) in (\d+) of 2 examples, e\.g\. "###" from the template text \(line \d+, record 0\)/.exec(warnings[0] as string);
+    assert.ok(m, warnings[0]);
+    assert.ok(Number(m[1]) > 0);
+    assert.ok(Number(m[2]) >= 1);
+    if (json) assert.ok(c.out.join('').split('\n').filter(Boolean).every((l) => Object.keys(JSON.parse(l)).join() === 'input_ids,labels'));
+  }
+  // The same data without `###` (plain), and a byte-level tokenizer with no unknown token: no warning.
+  for (const [model, template] of [[tinystories, 'plain'], [minimind, 'alpaca']] as const) {
+    const c = io();
+    assert.equal(await inspectCommand.run(['--model', model, '--data', data, '--limit', '2', '--template', template], c.io), 0);
+    assert.doesNotMatch(c.err.join('') + c.out.join(''), /unknown token/);
+  }
+});

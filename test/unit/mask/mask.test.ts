@@ -8,7 +8,7 @@ import { test } from 'node:test';
 import { prepareDataset } from '../../../src/data-api.ts';
 import type { Example } from '../../../src/data/types.ts';
 import { applyMaskMode, applySegmentMode, defaultMaskMode, validateMaskMode } from '../../../src/mask/mask-mode.ts';
-import { addToSummary, emptySummary, formatSummary } from '../../../src/mask/mask-summary.ts';
+import { addToSummary, emptySummary, formatSummary, formatUnkWarning } from '../../../src/mask/mask-summary.ts';
 import { countTrained, tokenizeWithMask, type SegmentEncoder } from '../../../src/mask/tokenize-with-mask.ts';
 import { loadTokenizer } from '../../../src/tokenize/tokenizer.ts';
 
@@ -103,7 +103,52 @@ test('the summary counts kept, dropped by reason, truncated, trained and masked 
   assert.equal(formatSummary(s), 'kept 1/3, dropped 2 (no-trained-tokens 1, truncated-away 1), truncated 0, trained 2 / masked 3 tokens');
 });
 
+test('unknown tokens: counted per example and over the dataset, with the first piece of text that produced one', () => {
+  // `#` has no token here: it becomes the unknown id 0 (one id per other character).
+  const enc: SegmentEncoder = {
+    prefixIds: [],
+    unkId: 0,
+    encode: (text) => [...text].map((c) => (c === '#' ? 0 : (c.codePointAt(0) as number))),
+  };
+  const r = tokenizeWithMask([{ text: 'Intro\n## Q: hi', trained: false }, { text: 'a#b', trained: true }], enc);
+  assert.deepEqual(r.unk, { tokens: 3, segment: 0, text: '##' });
+  const none = tokenizeWithMask([{ text: 'q', trained: false }, { text: 'a', trained: true }], enc);
+  assert.equal(none.unk, undefined);
+  // Dropped examples count too (the text produced them all the same).
+  const dropped = tokenizeWithMask([{ text: '#', trained: false }], enc);
+  assert.equal(dropped.kept, false);
+  assert.equal(dropped.unk?.tokens, 1);
+  const s = emptySummary();
+  for (const x of [r, none, dropped]) addToSummary(s, x);
+  assert.equal(s.unkTokens, 4);
+  assert.equal(s.unkExamples, 2);
+  assert.deepEqual(s.unkExample, r.unk);
+  assert.match(formatUnkWarning(s, 'd.json', '<unk>') as string, /^warning: d\.json: 4 unknown tokens \(<unk>\) in 2 of 3 examples, e\.g\. "##"/);
+  // No unknown id (byte-level tokenizers), or none produced: no warning.
+  const plain = emptySummary();
+  addToSummary(plain, tokenizeWithMask([{ text: '#', trained: false }, { text: 'a', trained: true }], charEncoder()));
+  addToSummary(plain, none);
+  assert.equal(plain.unkTokens, 0);
+  assert.equal(formatUnkWarning(plain, 'd.json', '<unk>'), undefined);
+});
+
 const gpt2 = join(import.meta.dirname, '..', '..', 'fixtures', 'tokenizers', 'gpt2');
+const tinystories = join(import.meta.dirname, '..', '..', 'fixtures', 'models', 'tinystories-656k');
+
+test('prepareDataset: Alpaca on TinyStories-656K counts the <unk> that `###` becomes, from the template text', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'sftkit-mask-'));
+  const file = join(dir, 'two.json');
+  writeFileSync(file, JSON.stringify([{ instruction: 'Say hi.', input: '', output: 'Hi.' }, { instruction: 'Add.', input: '1 and 2', output: '3' }]));
+  const p = await prepareDataset({ data: file, tokenizer: tinystories, template: 'alpaca', split: false });
+  assert.ok(p.summary.unkTokens > 0);
+  assert.equal(p.summary.unkExamples, 2);
+  assert.equal(p.summary.unkExample?.text, '###');
+  assert.equal(p.summary.unkExample?.source, 'template');
+  assert.deepEqual(p.summary.unkExample?.where, { file, line: 1, record: 0 });
+  const plain = await prepareDataset({ data: file, tokenizer: tinystories, template: 'plain', split: false });
+  assert.equal(plain.summary.unkTokens, 0);
+  assert.equal(formatUnkWarning(plain.summary, file, '<unk>'), undefined);
+});
 
 test('prepareDataset: a file where nothing is trainable is a clear error; dropped examples are counted', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'sftkit-mask-'));

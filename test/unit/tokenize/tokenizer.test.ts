@@ -28,6 +28,7 @@ test('GPT-2: no pad token, so pad = EOS; no BOS added', async () => {
   assert.equal(t.decode(t.encode('Hello 你好 world')), 'Hello 你好 world');
   assert.equal(t.decode([15496, 50256], { skipSpecialTokens: true }), 'Hello');
   assert.equal(t.decode([]), '');
+  assert.equal(t.unkId, undefined, 'byte-level BPE has no unknown token');
 });
 
 test('TinyStories: BOS from the post-processor, its own pad, byte fallback, no dummy prefix for continuations', async () => {
@@ -40,6 +41,9 @@ test('TinyStories: BOS from the post-processor, its own pad, byte fallback, no d
   assert.deepEqual(t.encode(' upon', { continuation: true }), t.encode('upon', { continuation: false }).slice(0));
   // A template's EOS string becomes the EOS id even though this tokenizer's special tokens are `normalized`.
   assert.deepEqual(t.encode('park.<|end_story|>').slice(-1), [2]);
+  // Its model's unk_token: `#` is not in the vocabulary (nor in the byte fallback's tokens) and becomes <unk>.
+  assert.equal(t.unkId, 0);
+  assert.ok(t.encode('### Response:').includes(0));
 });
 
 test('MiniMind: ChatML special tokens and a chat template', async () => {
@@ -51,6 +55,7 @@ test('MiniMind: ChatML special tokens and a chat template', async () => {
   assert.ok(t.chatTemplate?.includes('<|im_start|>'));
   assert.ok(t.isSpecialId(1));
   assert.deepEqual(t.encode('<|im_start|>user\n你好<|im_end|>'), t.encodeHf('<|im_start|>user\n你好<|im_end|>'));
+  assert.equal(t.unkId, undefined, 'the config names an unk_token, but the byte-level model never produces one');
 });
 
 test('ChatML on GPT-2 fails without the opt-in, and names the missing tokens', async () => {
