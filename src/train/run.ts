@@ -1,6 +1,7 @@
-// One training run, whatever is trained: where the process sits in a data-parallel group, the run file, resume from
-// the latest checkpoint (same data fingerprint), the policy model (fresh or from the checkpoint, with its optimizer
-// state), then the shared loop. A task (SFT, DPO) prepares its data and objective in between.
+// One training run, whatever is trained: where the process sits in a data-parallel group, the run directory's lock
+// (lock.ts: one owner per OUT), the run file, resume from the latest checkpoint (same data fingerprint), the policy
+// model (fresh or from the checkpoint, with its optimizer state), then the shared loop. A task (SFT, DPO) prepares its
+// data and objective in between.
 import { mkdir } from 'node:fs/promises';
 import { availableParallelism } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -12,6 +13,7 @@ import { chooseDistBackend, connectProcessGroup, distributedFromEnv, validateDis
 import { loadModel, type Model } from '../native/model.ts';
 import { latestCheckpoint, readTrainerState, removeStaleTempDirs, type CheckpointInfo, type TrainerState } from './checkpoint.ts';
 import { runLoop, type EpochPlan, type Objective, type TrainHooks, type TrainResult } from './loop.ts';
+import { acquireRunLock, type RunLock } from './lock.ts';
 import { checkLoraResume, loraFromTrainOptions } from './lora.ts';
 import type { BaseTrainOptions } from './options.ts';
 import { warmupSteps } from './schedule.ts';
@@ -83,20 +85,28 @@ export async function runTraining<B>(
   const userLog = hooks.log ?? ((m: string) => process.stderr.write(`${m}\n`));
   const log = isMain ? userLog : () => {};
   await mkdir(out, { recursive: true });
+  // One owner per run directory: rank 0 takes OUT's lock (or uses its --nproc launcher's) before anything is written;
+  // a second run on OUT stops here. Released in the finally below (and at process.exit).
+  let lock: RunLock | undefined;
+  try {
+    lock = isMain ? await acquireRunLock(out, { command, log: userLog }) : undefined;
+  } catch (e) {
+    group?.close();
+    throw e;
+  }
   const runFile = join(out, RUN_FILE);
   const startedAt = new Date().toISOString();
   const writeRun = async (status: 'running' | 'finished' | 'failed' | 'interrupted', extra: Record<string, unknown> = {}) => {
     if (isMain) await writeJsonAtomic(runFile, { status, command, startedAt, updatedAt: new Date().toISOString(), pid: process.pid, worldSize: world, options: o, ...extra });
   };
-  // Resume reads the latest checkpoint before rank 0 cleans stale temp dirs (they are never listed anyway).
-  const resumeFrom = o.resume ? await latestCheckpoint(out) : undefined;
-  if (group) await group.barrier();
-  if (isMain) await removeStaleTempDirs(out);
-  await writeRun('running');
-  if (group) log(`sftkit ${command}: data parallel, ${world} processes (this is rank ${rank}), global batch ${o.batchSize}, ${plan!.note}`);
-
   let task: PreparedTask<B> | undefined;
   try {
+    // Resume reads the latest checkpoint before rank 0 cleans stale temp dirs (they are never listed anyway).
+    const resumeFrom = o.resume ? await latestCheckpoint(out) : undefined;
+    if (group) await group.barrier();
+    if (isMain) await removeStaleTempDirs(out);
+    await writeRun('running');
+    if (group) log(`sftkit ${command}: data parallel, ${world} processes (this is rank ${rank}), global batch ${o.batchSize}, ${plan!.note}`);
     if (o.resume && !resumeFrom) log(`sftkit ${command}: --resume: no complete checkpoint in ${out}, starting from ${o.model}`);
     const state: TrainerState | undefined = resumeFrom ? await readTrainerState(resumeFrom.path) : undefined;
     const threads = o.threads > 0 ? o.threads : Math.max(1, Math.floor(availableParallelism() / (group ? Math.min(world, availableParallelism()) : 1)));
@@ -163,5 +173,6 @@ export async function runTraining<B>(
   } finally {
     await task?.dispose?.();
     group?.close();
+    lock?.release();
   }
 }

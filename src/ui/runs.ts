@@ -1,10 +1,13 @@
 // The run directories under --runs (every directory holding metrics.jsonl) and what the dashboard says about each:
-// status from sftkit_run.json (a 'running' run whose process is gone is reported as failed and stale), step,
-// tokens seen, throughput and losses from its metrics, followed incrementally (MetricsLog).
+// status from sftkit_run.json (a 'running' run whose process is gone is reported as failed and stale), the holder of
+// its lock (sftkit.lock: pid, host, since), step, tokens seen, throughput and losses from its metrics, followed
+// incrementally (MetricsLog).
 import { readFileSync } from 'node:fs';
 import { readdir, realpath } from 'node:fs/promises';
+import { hostname } from 'node:os';
 import { basename, join, relative, sep } from 'node:path';
 import type { MetricRecord } from '../train/metrics.ts';
+import { pidAlive, readRunLock, type LockHolder } from '../train/lock.ts';
 import { RUN_FILE } from '../train/trainer.ts';
 import { isInside } from './access.ts';
 import { MetricsLog, type LineProblem } from './metrics-log.ts';
@@ -34,6 +37,8 @@ export interface RunSummary {
   statusDetail: string | null;
   error: string | null;
   pid: number | null;
+  /** Who owns the run directory now (its lock): the process of a running run (or its --nproc launcher). */
+  holder: RunHolder | null;
   startedAt: string | null;
   /** Last change of sftkit_run.json (or of the metrics when there is none), ISO time. */
   updatedAt: string | null;
@@ -57,15 +62,22 @@ const MAX_DEPTH = 4;
 /** Directories visited at most per scan. */
 const MAX_VISITS = 5000;
 
-/** Whether a process with this pid exists (EPERM: it exists, owned by someone else). */
-export function pidAlive(pid: number): boolean {
-  if (!Number.isInteger(pid) || pid <= 0) return false;
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === 'EPERM';
-  }
+export { pidAlive };
+
+/** The process holding a run directory's lock (sftkit.lock) while a run owns it. */
+export interface RunHolder {
+  pid: number;
+  host: string;
+  /** When it took the lock, ISO time. */
+  since: string;
+  /** The command (train, dpo). */
+  command: string | null;
+}
+
+/** The holder of the lock: null without one, or for a dead process on this host (a stale lock, taken over by the next run). */
+export function lockHolder(lock: LockHolder | null, alive: (pid: number) => boolean = pidAlive, host: string = hostname()): RunHolder | null {
+  if (!lock || (lock.host === host && !alive(lock.pid))) return null;
+  return { pid: lock.pid, host: lock.host, since: lock.startedAt, command: lock.command };
 }
 
 interface RunFile {
@@ -145,6 +157,7 @@ export function summarizeRun(
   runFile: { value: RunFile | null; problem: string | null },
   metricsMtimeMs: number,
   alive: (pid: number) => boolean = pidAlive,
+  lock: LockHolder | null = null,
 ): RunSummary {
   const { steps, tokens, tokensPerSec, lastTrainLoss, lastValLoss, bestValLoss, epoch } = stats;
   const lastEvent = stats.events.at(-1)?.message ?? null;
@@ -185,6 +198,7 @@ export function summarizeRun(
     statusDetail,
     error,
     pid,
+    holder: lockHolder(lock, alive),
     startedAt: str(rf?.startedAt),
     updatedAt: str(rf?.updatedAt) ?? (metricsMtimeMs > 0 ? new Date(metricsMtimeMs).toISOString() : null),
     path,
@@ -310,7 +324,7 @@ export class RunIndex {
     const change = entry.log.refresh();
     if (change.reset) entry.stats = emptyStats();
     foldMetrics(entry.stats, change.added);
-    const s = summarizeRun(name, entry.dir, entry.stats, readRunFile(entry.dir), entry.log.mtimeMs());
+    const s = summarizeRun(name, entry.dir, entry.stats, readRunFile(entry.dir), entry.log.mtimeMs(), pidAlive, readRunLock(entry.dir));
     s.problems = entry.log.problems.slice(0, 20);
     return s;
   }

@@ -2,7 +2,7 @@
 // overlaid (loss, learning rate, gradient norm against steps or tokens, with smoothing), kept live through each
 // run's event stream, and the selected run's config.
 import type { MetricRecord } from '../../train/metrics.ts';
-import type { RunDetail, RunSummary } from '../runs.ts';
+import type { RunDetail, RunHolder, RunSummary } from '../runs.ts';
 import { getJson } from './api.ts';
 import { MetricChart, PALETTE } from './charts.ts';
 import { ago, append, clear, compact, fixed, h } from './dom.ts';
@@ -111,7 +111,7 @@ export class RunsView {
         h('td', {}, h('input', { type: 'checkbox', checked: on, title: 'plot this run', onchange: (e: Event) => this.toggle(r.name, (e.target as HTMLInputElement).checked) }),
           on ? h('span', { class: 'swatch', style: `background:${this.colour(r.name)}` }) : null),
         h('td', {}, h('a', { href: '#runs', class: 'run-name', onclick: (e: Event) => (e.preventDefault(), void this.showDetail(r.name)) }, r.name)),
-        h('td', {}, h('span', { class: `status status-${r.stale ? 'stale' : r.status}`, title: r.statusDetail ?? '' }, status)),
+        h('td', {}, h('span', { class: `status status-${r.stale ? 'stale' : r.status}`, title: [r.statusDetail, r.holder ? heldBy(r.holder) : null].filter(Boolean).join('\n') }, status)),
         h('td', { class: 'num' }, compact(r.steps)),
         h('td', { class: 'num' }, compact(r.tokens)),
         h('td', { class: 'num' }, compact(r.tokensPerSec)),
@@ -195,6 +195,7 @@ export class RunsView {
     append(this.detail,
       h('h2', {}, d.name),
       h('p', { class: 'path' }, d.path),
+      d.holder ? h('p', { class: 'holder' }, heldBy(d.holder)) : null,
       d.statusDetail ? h('p', { class: `message ${d.status === 'failed' ? 'error' : ''}` }, d.statusDetail) : null,
       d.problems.length ? h('p', { class: 'message error' }, `metrics.jsonl: ${d.problems.map((p) => `line ${p.line}: ${p.error}`).join('; ')}`) : null,
       h('div', { class: 'detail-grid' },
@@ -210,4 +211,10 @@ export class RunsView {
           d.result ? h('pre', { class: 'json' }, JSON.stringify(d.result, null, 2)) : null)),
     );
   }
+}
+
+/** "held by pid 123 on host box since 13:30:00 (sftkit train)": who owns the run directory. */
+function heldBy(o: RunHolder): string {
+  const since = new Date(o.since);
+  return `held by pid ${o.pid} on host ${o.host} since ${Number.isNaN(since.getTime()) ? o.since : since.toLocaleString()}${o.command ? ` (sftkit ${o.command})` : ''}`;
 }

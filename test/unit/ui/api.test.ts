@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { appendFileSync, copyFileSync, cpSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { connect } from 'node:net';
-import { tmpdir } from 'node:os';
+import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { inspectCommand } from '../../../src/cli/inspect.ts';
@@ -38,6 +38,10 @@ before(async () => {
   writeRun(RUNS, 'alive', [...trainRecords(3), val, { type: 'val', step: 3, tokensSeen: 300, loss: 1.5 }], { status: 'running', pid: process.pid, options: { lr: 0.001, model: 'm' }, updatedAt: '2030-01-03T00:00:00Z' });
   writeRun(RUNS, 'done', [...trainRecords(5), { type: 'event', step: 5, message: 'finished' }], { status: 'finished', pid: deadPid, result: { steps: 5 }, updatedAt: '2030-01-02T00:00:00Z' });
   writeRun(RUNS, 'crashed', trainRecords(2), { status: 'running', pid: deadPid, updatedAt: '2030-01-01T00:00:00Z' });
+  // The lock of a running run (this process holds it) and one left by a process that is gone.
+  const lock = { pid: process.pid, host: hostname(), startedAt: '2030-01-03T00:00:00.000Z', command: 'train', token: 'a' };
+  writeFileSync(join(RUNS, 'alive', 'sftkit.lock'), JSON.stringify(lock));
+  writeFileSync(join(RUNS, 'crashed', 'sftkit.lock'), JSON.stringify({ ...lock, pid: deadPid }));
   writeRun(RUNS, 'group/nested', trainRecords(4));
   writeRun(RUNS, 'broken', trainRecords(1));
   writeFileSync(join(RUNS, 'broken', 'sftkit_run.json'), '{not json');
@@ -80,6 +84,20 @@ test('GET /api/runs lists every run directory with the contract keys, newest fir
   assert.match(String(by.broken!.statusDetail), /sftkit_run\.json is not valid JSON/);
   assert.equal(by.partial!.steps, 3);
   assert.deepEqual(by.partial!.problems, [{ line: 3, error: 'not a JSON object' }]);
+});
+
+test('the holder of a run directory (its lock: pid, host, since) is reported for a running run, not for a stale lock', async () => {
+  const runs = (await get('/api/runs')).json() as Record<string, unknown>[];
+  const by = Object.fromEntries(runs.map((x) => [x.name, x])) as Record<string, Record<string, unknown>>;
+  assert.deepEqual(by.alive!.holder, { pid: process.pid, host: hostname(), since: '2030-01-03T00:00:00.000Z', command: 'train' });
+  assert.equal(by.crashed!.holder, null, 'a dead holder on this host is no holder');
+  assert.equal(by.done!.holder, null);
+  const detail = (await get('/api/runs/alive')).json() as Record<string, unknown>;
+  assert.deepEqual(detail.holder, by.alive!.holder);
+  assert.ok(!JSON.stringify(runs).includes('"token"'), 'the lock token stays in the lock');
+  // the lock file is no run and no problem for the listing
+  assert.equal(by.alive!.status, 'running');
+  assert.deepEqual(by.alive!.problems, []);
 });
 
 test('GET /api/runs/:name/metrics returns the records; complete lines only; nested names are one encoded segment', async () => {
