@@ -21,14 +21,14 @@ export {
   type PreferenceStepResult,
 } from './native/model.ts';
 export { readModelConfig, type ModelSpec } from './native/model-config.ts';
-export { train, type TrainHooks, type TrainResult } from './train/trainer.ts';
-export { trainDpo } from './train/dpo.ts';
-export { validateTrainOptions, validateDpoOptions, parseTrainArgs, loadConfigFile, type TrainOptions, type DpoOptions } from './train/options.ts';
-export { preparePreferencePairs, preferenceMetrics, type PreferencePair, type PreferenceMetrics } from './train/preference.ts';
+export { train, type TrainHooks, type TrainResult } from './recipes/sft.ts';
+export { trainDpo } from './recipes/dpo.ts';
+export { validateTrainOptions, validateDpoOptions, parseTrainArgs, loadConfigFile, type TrainOptions, type DpoOptions } from './training/index.ts';
+export { preparePreferencePairs, preferenceMetrics, type PreferencePair, type PreferenceMetrics } from './training/index.ts';
 export { distillDataset, type DistillDataOptions, type DistillDataResult } from './generate/distill-data.ts';
 export { truncateLayers } from './convert/truncate-layers.ts';
-export { lrAt, warmupSteps, type ScheduleName } from './train/schedule.ts';
-export { readMetrics, type MetricRecord } from './train/metrics.ts';
+export { lrAt, warmupSteps, type ScheduleName } from './training/index.ts';
+export { readMetrics, type MetricRecord } from './training/index.ts';
 export { evaluateLoss, generateResponses, LocalModelJudge, type LossReport } from './eval/evaluate.ts';
 export { OpenAiJudge, scoreResponses, judgePrompt, type Judge, type ResponseRecord } from './eval/judge.ts';
 export { promptIds, stopIdsFor } from './generate/prompt.ts';

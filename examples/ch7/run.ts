@@ -9,7 +9,7 @@ import { OpenAiJudge, scoreResponses, type ResponseRecord } from '../../src/eval
 import { writeResponsesFile } from '../../src/eval/responses.ts';
 import { loadModel } from '../../src/native/model.ts';
 import { QUICKSTART_DATA, QUICKSTART_MODEL, TINY_MODEL_RECIPE } from '../../src/cli/quickstart.ts';
-import { train } from '../../src/train/trainer.ts';
+import { train } from '../../src/recipes/sft.ts';
 
 const root = join(import.meta.dirname, '..', '..');
 const out = process.argv[2] ?? join(root, 'runs', 'ch7');

@@ -13,8 +13,8 @@ import { truncateLayers } from '../../src/convert/truncate-layers.ts';
 import { evaluateLoss } from '../../src/eval/evaluate.ts';
 import { distillDataset } from '../../src/generate/distill-data.ts';
 import { loadModel } from '../../src/native/model.ts';
-import { trainDpo } from '../../src/train/dpo.ts';
-import { train } from '../../src/train/trainer.ts';
+import { trainDpo } from '../../src/recipes/dpo.ts';
+import { train } from '../../src/recipes/sft.ts';
 
 const root = join(import.meta.dirname, '..', '..');
 const out = process.argv[2] ?? join(root, 'runs', 'ladder');

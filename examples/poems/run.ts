@@ -9,7 +9,7 @@ import { createPipeline } from '../../src/data-api.ts';
 import { promptIds, stopIdsFor } from '../../src/generate/prompt.ts';
 import { replyText } from '../../src/generate/stream-text.ts';
 import { loadModel } from '../../src/native/model.ts';
-import { train } from '../../src/train/trainer.ts';
+import { train } from '../../src/recipes/sft.ts';
 
 const here = import.meta.dirname;
 const root = join(here, '..', '..');

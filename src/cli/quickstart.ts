@@ -8,8 +8,8 @@ import { promptIds, stopIdsFor } from '../generate/prompt.ts';
 import { replyText } from '../generate/stream-text.ts';
 import { loadModel } from '../native/model.ts';
 import { shippedDataFile, shippedModelDir } from '../shipped.ts';
-import { validateTrainOptions } from '../train/options.ts';
-import { train } from '../train/trainer.ts';
+import { train } from '../recipes/sft.ts';
+import { validateTrainOptions } from '../training/index.ts';
 import { intFlag } from './args.ts';
 import type { CliIo, Command } from './command.ts';
 

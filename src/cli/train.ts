@@ -2,10 +2,8 @@
 import { mkdir } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { packageRoot } from '../native/binding.ts';
-import { launchWorkers } from '../train/launch.ts';
-import { acquireRunLock, LOCK_ENV } from '../train/lock.ts';
-import { formatTrainOptionsHelp, parseTrainArgs } from '../train/options.ts';
-import { train, type TrainHooks, type TrainResult } from '../train/trainer.ts';
+import { train, type TrainHooks, type TrainResult } from '../recipes/sft.ts';
+import { acquireRunLock, formatTrainOptionsHelp, launchWorkers, LOCK_ENV, parseTrainArgs } from '../training/index.ts';
 import type { CliIo, Command } from './command.ts';
 
 export const trainCommand: Command = {

@@ -2,7 +2,7 @@
 // fsynced, renamed over the target and the directory fsynced; on failure the temp file is removed and the target is
 // untouched (absent, or its previous content). A crash leaves the old file or the new one, never a partial one.
 // Three forms: async, sync (for the synchronous callers) and streaming (a download, JSONL written line by line).
-// Checkpoint directories are atomic one level up (src/train/checkpoint.ts renames a whole temp directory).
+// Checkpoint directories are atomic one level up (src/training/checkpoint.ts renames a whole temp directory).
 import { closeSync, createWriteStream, fsyncSync, openSync, renameSync, rmSync, writeSync } from 'node:fs';
 import { open, rename, rm } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';

@@ -1,7 +1,7 @@
 // The one number formatting of sftkit's human-readable output: counts with k/M/G (progress lines, the dashboard's
 // runs table and inspector, CLI summaries) and durations. Pure, no Node imports: the dashboard's front end
 // (src/ui/web, bundled for the browser) imports it too. Plot tick labels (decimals from the tick step) are
-// src/train/plot.ts's formatTick and the dashboard charts' own.
+// src/report/plot.ts's formatTick and the dashboard charts' own.
 
 /** 950 -> `950`, 1234 -> `1.23k`, 12345 -> `12.3k`, 2.5e6 -> `2.50M`, 3e9 -> `3.00G`; `--` when not finite. */
 export function formatCount(n: number): string {

@@ -6,9 +6,7 @@ import { readFileSync } from 'node:fs';
 import { readdir, realpath } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { basename, join, relative, sep } from 'node:path';
-import type { MetricRecord } from '../train/metrics.ts';
-import { pidAlive, readRunLock, type LockHolder } from '../train/lock.ts';
-import { RUN_FILE } from '../train/trainer.ts';
+import { pidAlive, readRunLock, RUN_FILE, type LockHolder, type MetricRecord } from '../training/index.ts';
 import { isInside } from './access.ts';
 import { MetricsLog, type LineProblem } from './metrics-log.ts';
 

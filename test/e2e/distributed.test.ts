@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
 import { loadSafetensors } from '../../src/native/safetensors.ts';
-import { freePort } from '../../src/train/launch.ts';
+import { freePort } from '../../src/training/launch.ts';
 
 const root = join(import.meta.dirname, '..', '..');
 const bin = join(root, 'bin', 'sftkit.js');
@@ -54,7 +54,7 @@ test('the library API: train({ ..., distributed: { rank, worldSize, masterAddr, 
   const out = join(scratch, 'lib');
   const port = await freePort();
   const script = (rank: number) => `
-    import { train } from ${JSON.stringify(join(root, 'src', 'train', 'trainer.ts'))};
+    import { train } from ${JSON.stringify(join(root, 'src', 'recipes', 'sft.ts'))};
     const r = await train({ model: ${JSON.stringify(MODEL)}, data: ${JSON.stringify(DATA)}, out: ${JSON.stringify(out)}, batchSize: 4, maxLength: 128,
       maxSteps: 3, valSplit: 0, testSplit: 0, threads: 1, distributed: { rank: ${rank}, worldSize: 2, masterAddr: '127.0.0.1', masterPort: ${port} } },
       { progress: { write: () => true }, log: () => {}, handleSignals: false });

@@ -11,9 +11,9 @@ import { after, test } from 'node:test';
 import { truncateLayers } from '../../src/convert/truncate-layers.ts';
 import { distillDataset } from '../../src/generate/distill-data.ts';
 import { loadModel, type Model } from '../../src/native/model.ts';
-import { trainDpo } from '../../src/train/dpo.ts';
-import { readMetrics, type MetricRecord } from '../../src/train/metrics.ts';
-import { train } from '../../src/train/trainer.ts';
+import { trainDpo } from '../../src/recipes/dpo.ts';
+import { readMetrics, type MetricRecord } from '../../src/training/metrics.ts';
+import { train } from '../../src/recipes/sft.ts';
 
 const root = join(import.meta.dirname, '..', '..');
 const MODEL = join(root, 'test', 'fixtures', 'models', 'tinystories-656k');

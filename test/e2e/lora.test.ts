@@ -10,10 +10,10 @@ import { join } from 'node:path';
 import { after, test } from 'node:test';
 import { loadModel } from '../../src/native/model.ts';
 import { safetensorsInfo } from '../../src/native/safetensors.ts';
-import { readMetrics } from '../../src/train/metrics.ts';
-import { trainDpo } from '../../src/train/dpo.ts';
-import { parseTrainArgs } from '../../src/train/options.ts';
-import { train } from '../../src/train/trainer.ts';
+import { readMetrics } from '../../src/training/metrics.ts';
+import { trainDpo } from '../../src/recipes/dpo.ts';
+import { parseTrainArgs } from '../../src/training/options.ts';
+import { train } from '../../src/recipes/sft.ts';
 
 const root = join(import.meta.dirname, '..', '..');
 const MODEL = join(root, 'test', 'fixtures', 'models', 'tinystories-656k');

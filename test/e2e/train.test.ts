@@ -5,8 +5,8 @@ import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSy
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
-import { readMetrics } from '../../src/train/metrics.ts';
-import { train } from '../../src/train/trainer.ts';
+import { readMetrics } from '../../src/training/metrics.ts';
+import { train } from '../../src/recipes/sft.ts';
 import { loadModel } from '../../src/native/model.ts';
 
 const root = join(import.meta.dirname, '..', '..');

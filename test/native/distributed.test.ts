@@ -9,8 +9,8 @@ import { test } from 'node:test';
 import { binding } from '../../src/native/binding.ts';
 import { connectProcessGroup } from '../../src/native/distributed.ts';
 import { loadModel } from '../../src/native/model.ts';
-import { freePort } from '../../src/train/launch.ts';
-import { train } from '../../src/train/trainer.ts';
+import { freePort } from '../../src/training/launch.ts';
+import { train } from '../../src/recipes/sft.ts';
 
 const tiny = (name: string) => join(import.meta.dirname, '..', 'fixtures', 'models', `tiny-${name}`);
 const info = binding().info();

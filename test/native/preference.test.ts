@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import { loadModel } from '../../src/native/model.ts';
 import { batchOf } from './helpers/batches.ts';
-import { preferenceMetrics } from '../../src/train/preference.ts';
+import { preferenceMetrics } from '../../src/training/preference.ts';
 
 const root = join(import.meta.dirname, '..', '..');
 const MODEL = join(root, 'test', 'fixtures', 'models', 'tinystories-656k');

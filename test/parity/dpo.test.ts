@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import { binding } from '../../src/native/binding.ts';
 import { loadModel, type Model } from '../../src/native/model.ts';
-import { pairBatch, preferenceMetrics, type PreferencePair } from '../../src/train/preference.ts';
+import { pairBatch, preferenceMetrics, type PreferencePair } from '../../src/training/preference.ts';
 
 const root = join(import.meta.dirname, '..', '..');
 const fixtures = join(root, 'test', 'fixtures');

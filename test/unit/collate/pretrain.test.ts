@@ -8,7 +8,7 @@ import { after, test } from 'node:test';
 import { collatePacked } from '../../../src/collate/batch.ts';
 import { prepareDataset } from '../../../src/data-api.ts';
 import { countTrained, splitLongExample } from '../../../src/mask/tokenize-with-mask.ts';
-import { parseTrainArgs, resolvePacking } from '../../../src/train/options.ts';
+import { parseTrainArgs, resolvePacking } from '../../../src/training/options.ts';
 
 const fixtures = join(import.meta.dirname, '..', '..', 'fixtures');
 const TOKENIZER = join(fixtures, 'tokenizers', 'tinystories-656k');

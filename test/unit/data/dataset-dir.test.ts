@@ -21,7 +21,7 @@ import {
   type DataFiles,
   type RawRecord,
 } from '../../../src/data/index.ts';
-import { writeSplitFiles } from '../../../src/train/split-files.ts';
+import { writeSplitFiles } from '../../../src/training/split-files.ts';
 
 const fixtures = join(import.meta.dirname, '..', '..', 'fixtures');
 const TAB = join(fixtures, 'data', 'tabular');

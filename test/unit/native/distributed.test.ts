@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { Writable } from 'node:stream';
 import { chooseDistBackend, distBackendFromEnv, distributedFromEnv, validateDistributed } from '../../../src/native/distributed.ts';
-import { launchWorkers } from '../../../src/train/launch.ts';
+import { launchWorkers } from '../../../src/training/launch.ts';
 
 const cpuOnly = { cudaAvailable: false, cudaDeviceCount: 0, distributed: { nccl: false } };
 const gpus = (n: number, nccl = true) => ({ cudaAvailable: true, cudaDeviceCount: n, distributed: { nccl } });
@@ -74,7 +74,7 @@ test('SFTKIT_DIST_BACKEND: auto | gloo | nccl, validated; it reaches the torchru
 });
 
 test('the launcher gives every rank LOCAL_RANK = rank, which chooseDistBackend maps to cuda:LOCAL_RANK', async () => {
-  // launchWorkers (src/train/launch.ts) with workers that print their torchrun environment.
+  // launchWorkers (src/training/launch.ts) with workers that print their torchrun environment.
   let text = '';
   const sink = new Writable({ write: (c, _e, done) => ((text += String(c)), done()) });
   const script = 'const e = process.env; console.log(JSON.stringify({ WORLD_SIZE: e.WORLD_SIZE, RANK: e.RANK, LOCAL_RANK: e.LOCAL_RANK, MASTER_ADDR: e.MASTER_ADDR, MASTER_PORT: e.MASTER_PORT }))';

@@ -2,7 +2,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { formatCount, formatDuration } from '../../../src/shared/format.ts';
-import * as progress from '../../../src/train/progress.ts';
+import * as progress from '../../../src/report/progress.ts';
 
 test('formatCount: k/M/G with 3 significant digits, rounded below 1000', () => {
   assert.deepEqual([0, 950, 845.6, 1234, 5000, 12345, 51234, 1234567, 2.5e6, 3e9, -12345].map(formatCount),

@@ -9,7 +9,7 @@ import {
   formatDuration,
   formatLogLine,
   renderBar,
-} from '../../../src/train/progress.ts';
+} from '../../../src/report/progress.ts';
 
 test('durations', () => {
   assert.equal(formatDuration(0), '0s');

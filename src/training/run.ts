@@ -8,6 +8,7 @@ import { join, resolve } from 'node:path';
 import type { TextTokenizer } from '../data-api.ts';
 import { SftkitError, invalidParameterError } from '../errors.ts';
 import { binding } from '../native/binding.ts';
+import { plotListener } from '../report/index.ts';
 import { writeFileAtomic } from '../shared/atomic-write.ts';
 import { chooseDistBackend, connectProcessGroup, distributedFromEnv, validateDistributed, type DistPlan, type DistributedOptions, type ProcessGroup } from '../native/distributed.ts';
 import { loadModel, type Model } from '../native/model.ts';
@@ -161,6 +162,7 @@ export async function runTraining<B>(
         examples: task.examples,
         log,
         hooks,
+        listeners: [plotListener],
         writeRun,
         group,
       });

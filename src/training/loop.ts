@@ -1,18 +1,18 @@
 // The optimizer-step loop every training command shares (SFT, pretraining, distillation, DPO): micro-batches of an
 // epoch plan -> an objective's native step (loss sum, units) -> AdamW, with gradient accumulation normalised by the
 // units of the whole optimizer step (label tokens, pairs), LR schedule, validation, atomic checkpoints, exact resume,
-// graceful stop on SIGINT/SIGTERM, metrics.jsonl and the curves. What is trained on and how the loss is computed is
-// the objective's business; this file knows neither.
+// graceful stop on SIGINT/SIGTERM, metrics.jsonl and metric events to listeners (the curves are drawn by one,
+// src/report/plot.ts). What is trained on and how the loss is computed is the objective's business; this file knows
+// neither.
 import { join } from 'node:path';
 import { planBatches, saveTokenizer, type TextTokenizer } from '../data-api.ts';
 import { SftkitError } from '../errors.ts';
 import type { ProcessGroup } from '../native/distributed.ts';
 import type { Model } from '../native/model.ts';
+import { ProgressReporter, type ProgressStream } from '../report/index.ts';
 import { latestCheckpoint, pruneCheckpoints, saveCheckpoint, installStopSignals, type TrainerState } from './checkpoint.ts';
-import { openMetricsWriter, readMetrics, type MetricRecord, type MetricsWriter } from './metrics.ts';
+import { openMetricsWriter, readMetrics, type MetricEvent, type MetricListener, type MetricRecord, type MetricsWriter } from './metrics.ts';
 import type { BaseTrainOptions } from './options.ts';
-import { writeLossPlots } from './plot.ts';
-import { ProgressReporter, type ProgressStream } from './progress.ts';
 import { lrAt } from './schedule.ts';
 
 export const OPTIMIZER_FILE = 'optimizer.safetensors';
@@ -143,6 +143,8 @@ export interface LoopContext<B> {
   examples: TrainResult['examples'];
   log: (m: string) => void;
   hooks: TrainHooks;
+  /** Metric events (main rank only), e.g. the curves' listener. */
+  listeners?: readonly MetricListener[];
   writeRun: (status: 'running' | 'finished' | 'failed' | 'interrupted', extra?: Record<string, unknown>) => Promise<void>;
   /** Data parallelism: every rank runs this loop in lock step; only rank 0 writes. */
   group: ProcessGroup | undefined;
@@ -214,8 +216,10 @@ export async function runLoop<B>(c: LoopContext<B>): Promise<TrainResult> {
     progress.log(`step ${step}: val loss ${loss.toFixed(4)}${shown}`);
   };
 
-  const plots = async (): Promise<void> => {
-    if (isMain) await writeLossPlots(readMetrics(metricsFile), out);
+  const emit = async (type: MetricEvent['type']): Promise<void> => {
+    if (!isMain) return;
+    const event: MetricEvent = { type, step, out, records: () => readMetrics(metricsFile) };
+    for (const listener of c.listeners ?? []) await listener(event);
   };
 
   let stopped: StopReason = 'completed';
@@ -316,7 +320,7 @@ export async function runLoop<B>(c: LoopContext<B>): Promise<TrainResult> {
         }
         const evalNow = (o.evalEvery > 0 && step % o.evalEvery === 0) || epochDone || step === totalSteps;
         if (evalNow) await validate();
-        if (evalNow) await plots();
+        if (evalNow) await emit('validated');
         // Every rank must stop at the same step: a stop request anywhere stops all.
         const [stopVotes = 0] = c.group ? await sum([stopRequested() ? 1 : 0]) : [stopRequested() ? 1 : 0];
         const stopping = stopVotes > 0;
@@ -338,7 +342,7 @@ export async function runLoop<B>(c: LoopContext<B>): Promise<TrainResult> {
       await model.save(out);
       await saveTokenizer(c.tokenizer, out);
     }
-    await plots();
+    await emit('finished');
     metrics.write({ type: 'event', step, epoch, tokensSeen, message: stopped === 'completed' ? 'finished' : 'interrupted' });
     const result: TrainResult = {
       out,

@@ -13,7 +13,7 @@ import {
   parseTrainArgs,
   trainOptionSchema,
   validateTrainOptions,
-} from '../../../src/train/options.ts';
+} from '../../../src/training/options.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'sftkit-options-'));
 after(() => rmSync(dir, { recursive: true, force: true }));
@@ -177,7 +177,7 @@ test('the help table is generated from the schema', () => {
 });
 
 test('the dpo schema: the shared training flags, its own defaults and flags, and none of SFT\'s', async () => {
-  const { dpoOptions, validateDpoOptions } = await import('../../../src/train/options.ts');
+  const { dpoOptions, validateDpoOptions } = await import('../../../src/training/options.ts');
   const o = dpoOptions.parseArgs([...req, '--ref', 'r', '--max-steps', '3']);
   assert.deepEqual([o.ref, o.beta, o.labelSmoothing, o.lossType, o.lr, o.format, o.maxSteps], ['r', 0.1, 0, 'sigmoid', 1e-6, 'auto', 3]);
   assert.deepEqual(validateDpoOptions(o), o);

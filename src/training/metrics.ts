@@ -25,6 +25,22 @@ export interface MetricRecord {
   [extra: string]: unknown;
 }
 
+/**
+ * A metric event of the training loop's main rank: `validated` after each validation in the step loop (also when the
+ * validation set is empty; not after the step-0 validation), `finished` once at the end of the loop (completed or
+ * interrupted, after the final model is saved and before the closing event line). `records()` reads metrics.jsonl as
+ * it stands. The curves (src/report/plot.ts, plotListener) are drawn by such a listener.
+ */
+export interface MetricEvent {
+  type: 'validated' | 'finished';
+  step: number;
+  out: string;
+  records: () => MetricRecord[];
+}
+
+/** Receives the loop's metric events in order; the loop awaits each before it goes on. */
+export type MetricListener = (event: MetricEvent) => void | Promise<void>;
+
 export interface MetricsWriterOptions {
   /** Resume: drop the records with `step` greater than this before appending (the rest of a crashed run). */
   keepUpToStep?: number;

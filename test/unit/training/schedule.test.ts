@@ -2,7 +2,7 @@
 // get_{linear,cosine}_schedule_with_warmup) and the --warmup ratio-or-steps rule.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { lrAt, lrFactor, warmupSteps } from '../../../src/train/schedule.ts';
+import { lrAt, lrFactor, warmupSteps } from '../../../src/training/schedule.ts';
 
 const close = (a: number, b: number, tol = 1e-15): void =>
   assert.ok(Math.abs(a - b) <= tol * Math.max(1, Math.abs(b)), `${a} != ${b}`);

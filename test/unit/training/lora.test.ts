@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
 import { adapterConfigFromOptions, adapterConfigJson, loraModuleSpecs, readAdapterConfig } from '../../../src/native/lora.ts';
-import { checkLoraResume, loraFromTrainOptions } from '../../../src/train/lora.ts';
+import { checkLoraResume, loraFromTrainOptions } from '../../../src/training/lora.ts';
 
 const scratch = mkdtempSync(join(tmpdir(), 'sftkit-lora-unit-'));
 after(() => rmSync(scratch, { recursive: true, force: true }));

@@ -5,7 +5,9 @@
 import { rename, writeFile } from 'node:fs/promises';
 import { delimiter, join } from 'node:path';
 import { Resvg, type ResvgRenderOptions } from '@resvg/resvg-js';
-import type { MetricRecord } from './metrics.ts';
+// The record and listener types from training/metrics.ts itself (a leaf), not the training door: the loop uses this
+// room's progress lines, and the door would close an import circle.
+import type { MetricListener, MetricRecord } from '../training/metrics.ts';
 
 export interface Point {
   x: number;
@@ -399,3 +401,11 @@ export async function writeLossPlots(
   if (rewards) await writeScene(rewards, outDir, basename === 'loss' ? 'rewards' : `${basename}-rewards`);
   return paths;
 }
+
+/**
+ * The metrics listener that draws the curves: at every metric event of the loop (each validation, the end of the
+ * run) metrics.jsonl is read and OUT/loss.svg, OUT/loss.png (and for DPO OUT/rewards.svg, OUT/rewards.png) rewritten.
+ */
+export const plotListener: MetricListener = async (event) => {
+  await writeLossPlots(event.records(), event.out);
+};

@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
 import { crc32, inflateSync } from 'node:zlib';
-import type { MetricRecord } from '../../../src/train/metrics.ts';
+import type { MetricRecord } from '../../../src/training/metrics.ts';
 import {
   buildLossFigure,
   decimate,
@@ -19,7 +19,7 @@ import {
   renderSvg,
   writeLossPlots,
   type Point,
-} from '../../../src/train/plot.ts';
+} from '../../../src/report/plot.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'sftkit-plot-'));
 after(() => rmSync(dir, { recursive: true, force: true }));

@@ -7,7 +7,7 @@ import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSy
 import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
-import { LOCK_FILE, acquireRunLock, describeHolder, readRunLock } from '../../../src/train/lock.ts';
+import { LOCK_FILE, acquireRunLock, describeHolder, readRunLock } from '../../../src/training/lock.ts';
 
 const scratch = mkdtempSync(join(tmpdir(), 'sftkit-lock-'));
 after(() => rmSync(scratch, { recursive: true, force: true }));
@@ -104,7 +104,7 @@ test('many concurrent acquires: exactly one wins, the others name it', async () 
 
 test('a process that exits without releasing (process.exit) leaves no lock behind', () => {
   const dir = freshDir();
-  const script = `import { acquireRunLock } from ${JSON.stringify(join(import.meta.dirname, '..', '..', '..', 'src', 'train', 'lock.ts'))};
+  const script = `import { acquireRunLock } from ${JSON.stringify(join(import.meta.dirname, '..', '..', '..', 'src', 'training', 'lock.ts'))};
 await acquireRunLock(${JSON.stringify(dir)}, { command: 'train' });
 process.exit(130);`;
   const r = spawnSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], { encoding: 'utf8' });

@@ -13,12 +13,28 @@ import { SftkitError } from '../errors.ts';
 import { loadModel } from '../native/model.ts';
 import { readModelConfig } from '../native/model-config.ts';
 import { writeFileAtomic } from '../shared/atomic-write.ts';
-import { epochPlan, rankShare, realTokens, type Objective, type StepStats, type TrainHooks, type TrainResult } from './loop.ts';
-import { validateDpoOptions, type DpoOptions } from './options.ts';
-import { pairBatch, pairLogps, preferenceMetrics, preparePreferencePairs, type PreferencePair } from './preference.ts';
-import { runTraining, takeDistributed, type PreparedTask, type TaskContext } from './run.ts';
-import { writeSplitFiles } from './split-files.ts';
-import { checkSameTokenizer } from './trainer.ts';
+import {
+  checkSameTokenizer,
+  epochPlan,
+  pairBatch,
+  pairLogps,
+  preferenceMetrics,
+  preparePreferencePairs,
+  rankShare,
+  realTokens,
+  runTraining,
+  takeDistributed,
+  validateDpoOptions,
+  writeSplitFiles,
+  type DpoOptions,
+  type Objective,
+  type PreferencePair,
+  type PreparedTask,
+  type StepStats,
+  type TaskContext,
+  type TrainHooks,
+  type TrainResult,
+} from '../training/index.ts';
 
 /** A micro-batch of pairs: rows chosen_0, rejected_0, ... and the reference log-prob sums of those rows. */
 export interface PairBatch {

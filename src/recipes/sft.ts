@@ -1,8 +1,8 @@
 // Supervised fine-tuning and pretraining (and logit-level distillation from a teacher): prepared data -> rows (padded
-// or packed) -> the fused cross-entropy (or CE + KL against the teacher) in the shared loop (loop.ts), normalised by
-// the label tokens of the whole optimizer step.
+// or packed) -> the fused cross-entropy (or CE + KL against the teacher) in the shared loop (training/loop.ts),
+// normalised by the label tokens of the whole optimizer step. Distillation has no wiring of its own: it wraps the SFT
+// objective (distillObjective) when --teacher is given.
 import { createHash } from 'node:crypto';
-import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import {
   batches,
@@ -22,13 +22,27 @@ import type { MaskMode } from '../mask/mask-mode.ts';
 import { SftkitError } from '../errors.ts';
 import { loadModel, type Model } from '../native/model.ts';
 import { readModelConfig } from '../native/model-config.ts';
-import { epochPlan, rankShare, realTokens, type EpochPlan, type Objective, type StepStats, type TrainHooks, type TrainResult } from './loop.ts';
-import { resolvePacking, validateTrainOptions, type TrainOptions } from './options.ts';
-import { runTraining, takeDistributed, type TaskContext, type PreparedTask } from './run.ts';
-import { writeSplitFiles } from './split-files.ts';
+import {
+  checkSameTokenizer,
+  epochPlan,
+  rankShare,
+  realTokens,
+  resolvePacking,
+  runTraining,
+  takeDistributed,
+  validateTrainOptions,
+  writeSplitFiles,
+  type EpochPlan,
+  type Objective,
+  type PreparedTask,
+  type StepStats,
+  type TaskContext,
+  type TrainHooks,
+  type TrainOptions,
+  type TrainResult,
+} from '../training/index.ts';
 
-export { OPTIMIZER_FILE, type StopReason, type TrainHooks, type TrainResult } from './loop.ts';
-export { RUN_FILE } from './run.ts';
+export { OPTIMIZER_FILE, RUN_FILE, type StopReason, type TrainHooks, type TrainResult } from '../training/index.ts';
 
 /** What the model is given: packed rows carry positions and document lengths instead of the attention mask. */
 function modelBatch(b: Batch): Batch {
@@ -99,29 +113,6 @@ function distillObjective(teacher: Model, alpha: number, temperature: number, ba
       return { lossSum: r.lossSum, units: r.tokens, sums: [r.ceSum, r.klSum] };
     },
   };
-}
-
-/**
- * A second model of a run (`--teacher`, `--ref`) must share the tokenizer of `--model`: the same tokenizer.json and
- * vocabulary size, since its distributions are compared with the model's token by token.
- */
-export function checkSameTokenizer(flag: '--teacher' | '--ref', otherDir: string, otherVocab: number, modelDir: string, modelVocab: number): void {
-  const read = (dir: string) => {
-    try {
-      return readFileSync(join(dir, 'tokenizer.json'), 'utf8');
-    } catch (e) {
-      throw new SftkitError('SFTKIT_BAD_ARGUMENT', `${flag}: cannot read ${join(dir, 'tokenizer.json')}: ${(e as Error).message}`, { cause: e });
-    }
-  };
-  const same = (a: string, b: string) => a === b || JSON.stringify(JSON.parse(a)) === JSON.stringify(JSON.parse(b));
-  if (otherVocab !== modelVocab || !same(read(modelDir), read(otherDir))) {
-    throw new SftkitError(
-      'SFTKIT_BAD_ARGUMENT',
-      `${flag} ${otherDir} and --model ${modelDir} do not share the tokenizer (vocabulary ${otherVocab} vs ${modelVocab}` +
-        `${otherVocab === modelVocab ? ', tokenizer.json differs' : ''}); their distributions are compared token by token, so both need the same tokenizer` +
-        `${flag === '--teacher' ? ' (sequence-level distillation, sftkit distill, works across tokenizers)' : ''}`,
-    );
-  }
 }
 
 /**

@@ -19,8 +19,8 @@ import {
   writeCheckpointDir,
   writeTrainerState,
   type TrainerState,
-} from '../../../src/train/checkpoint.ts';
-import { validateTrainOptions } from '../../../src/train/options.ts';
+} from '../../../src/training/checkpoint.ts';
+import { validateTrainOptions } from '../../../src/training/options.ts';
 
 const root = mkdtempSync(join(tmpdir(), 'sftkit-ckpt-'));
 after(() => rmSync(root, { recursive: true, force: true }));
@@ -110,7 +110,7 @@ test('a process killed in the middle of a checkpoint write never yields a latest
   const out = fresh();
   await saveCheckpoint(out, state(10), writeModel(10));
   const script = join(root, 'crash.mts');
-  const mod = resolve('src/train/checkpoint.ts');
+  const mod = resolve('src/training/checkpoint.ts');
   writeFileSync(
     script,
     `import { saveCheckpoint } from ${JSON.stringify(mod)};
