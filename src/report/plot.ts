@@ -2,12 +2,12 @@
 // seen (right), drawn as a scene, written as hand-written SVG and rasterised from that SVG to PNG by resvg
 // (@resvg/resvg-js) with the system's fonts (SFTKIT_PLOT_FONT adds font files; without any font the PNG has no text).
 // Files: OUT/loss.svg and OUT/loss.png (writeLossPlots).
-import { rename, writeFile } from 'node:fs/promises';
 import { delimiter, join } from 'node:path';
 import { Resvg, type ResvgRenderOptions } from '@resvg/resvg-js';
 // The record and listener types from training/metrics.ts itself (a leaf), not the training door: the loop uses this
 // room's progress lines, and the door would close an import circle.
 import type { MetricListener, MetricRecord } from '../training/metrics.ts';
+import { writeFileAtomic } from '../shared/atomic-write.ts';
 
 export interface Point {
   x: number;
@@ -378,16 +378,13 @@ export function renderPng(scene: Scene, options: RenderPngOptions = {}): Buffer 
 async function writeScene(scene: Scene, outDir: string, basename: string): Promise<{ svg: string; png: string }> {
   const svg = join(outDir, `${basename}.svg`);
   const png = join(outDir, `${basename}.png`);
-  for (const [path, data] of [[svg, renderSvg(scene)], [png, renderPng(scene)]] as const) {
-    const tmp = `${path}.tmp-${process.pid}`;
-    await writeFile(tmp, data);
-    await rename(tmp, path);
-  }
+  await writeFileAtomic(svg, renderSvg(scene));
+  await writeFileAtomic(png, renderPng(scene));
   return { svg, png };
 }
 
 /**
- * Writes OUT/<basename>.svg and OUT/<basename>.png (each via a temp file and rename), and for DPO runs also
+ * Writes OUT/<basename>.svg and OUT/<basename>.png (each atomically, src/shared/atomic-write.ts), and for DPO runs also
  * OUT/rewards.svg and OUT/rewards.png. Returns the loss plot's paths.
  */
 export async function writeLossPlots(
