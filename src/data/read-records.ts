@@ -6,6 +6,7 @@ import { createReadStream } from 'node:fs';
 import { open, stat } from 'node:fs/promises';
 import { extname } from 'node:path';
 import { dataError, SftkitError } from '../errors.ts';
+import { isUrl } from './data-source.ts';
 import { directorySplit, type DataFiles, type SplitName } from './dataset-dir.ts';
 import { readDelimited } from './read-csv.ts';
 import { readParquet } from './read-parquet.ts';
@@ -37,7 +38,7 @@ const LAYOUT_BY_EXTENSION: Record<string, FileLayout> = { '.parquet': 'parquet',
 
 function layoutFromName(name: string): FileLayout | undefined {
   let path = name;
-  if (/^https?:\/\//i.test(name)) {
+  if (isUrl(name)) {
     try {
       path = new URL(name).pathname;
     } catch {
