@@ -23,10 +23,11 @@ import { randomBatch } from '../../src/bench/train-bench.ts';
 import { binding } from '../../src/native/binding.ts';
 import { connectProcessGroup } from '../../src/native/distributed.ts';
 import { readModelConfig } from '../../src/native/model-config.ts';
-import { loadModel, type Batch, type ModelDevice } from '../../src/native/model.ts';
+import { loadModel, type ModelDevice } from '../../src/native/model.ts';
 import { freePort } from '../../src/training/launch.ts';
 import { readMetrics } from '../../src/training/metrics.ts';
 import { train } from '../../src/recipes/sft.ts';
+import { batchOf } from '../../test/native/helpers/batches.ts';
 import { benchModel, sftkitBin } from '../bench-models.ts';
 import { compareGradients, maxAbsDiff, modelParity, relError, relNormError, TOLERANCES, type ModelParity } from './parity.ts';
 import { type Ceiling, type DeviceCheckResults, type StepGroup, type StepResult, type StepStatus, type ThroughputRow, type ThroughputSide, writeResults } from './results.ts';
@@ -190,25 +191,6 @@ function findPython(): { py: PythonInfo | null; why: string; tried?: string[] } 
   return { py: null, why: 'no Python with torch and transformers (results.json machine.pythonProbe)', tried };
 }
 
-// ---- batches ---------------------------------------------------------------------------------------------------
-
-/** Rows padded to the longest; row b labelled from labelFrom[b] on (as test/native/helpers/batches.ts). */
-function rowsBatch(rows: number[][], labelFrom: number[]): Batch {
-  const T = Math.max(...rows.map((r) => r.length));
-  const B = rows.length;
-  const inputIds = new Int32Array(B * T);
-  const labels = new Int32Array(B * T).fill(-100);
-  const attentionMask = new Uint8Array(B * T);
-  rows.forEach((r, b) =>
-    r.forEach((id, t) => {
-      inputIds[b * T + t] = id;
-      attentionMask[b * T + t] = 1;
-      if (t >= (labelFrom[b] as number)) labels[b * T + t] = id;
-    }),
-  );
-  return { inputIds, labels, attentionMask, shape: [B, T] };
-}
-
 // ---- the run ---------------------------------------------------------------------------------------------------
 
 const shipped = join(fixtures, 'models', 'tinystories-656k');
@@ -291,7 +273,7 @@ async function main(): Promise<void> {
 
   const data = join(scratch, 'instruction-data.json');
   writeFileSync(data, JSON.stringify((JSON.parse(readFileSync(join(fixtures, 'data', 'instruction-data.json'), 'utf8')) as unknown[]).slice(0, 160)));
-  const probe = rowsBatch([[1, 80, 147, 201, 282, 215, 286, 1890], [1, 80, 147, 9, 33]], [4, 2]);
+  const probe = batchOf([[1, 80, 147, 201, 282, 215, 286, 1890], [1, 80, 147, 9, 33]], [4, 2]);
   for (const autocast of [false, true]) {
     const tag = autocast ? 'train-shipped-bf16' : 'train-shipped';
     const steps = 24;
@@ -338,7 +320,7 @@ async function main(): Promise<void> {
     const cpu = await loadModel(tiny('llama'), { ...opts, device: 'cpu' });
     const dev = await loadModel(tiny('llama'), { ...opts, device });
     try {
-      const batch = rowsBatch([[1, 17, 42, 99, 5, 63, 7, 88, 31, 2], [1, 33, 7, 81, 120, 9]], [3, 2]);
+      const batch = batchOf([[1, 17, 42, 99, 5, 63, 7, 88, 31, 2], [1, 33, 7, 81, 120, 9]], [3, 2]);
       const sa = await cpu.step(batch);
       const sb = await dev.step(batch);
       const g = await compareGradients(dev, cpu);
@@ -375,7 +357,7 @@ async function main(): Promise<void> {
     const dev = await loadModel(shipped, { device, threads });
     try {
       // Two pairs (chosen, rejected), references off the policy so that the loss is not log 2.
-      const pairs = rowsBatch([[1, 80, 147, 201, 282, 215], [1, 80, 147, 201, 9, 33, 12], [1, 64, 9, 120, 77, 301], [1, 64, 9, 5, 81]], [3, 3, 3, 3]);
+      const pairs = batchOf([[1, 80, 147, 201, 282, 215], [1, 80, 147, 201, 9, 33, 12], [1, 64, 9, 120, 77, 301], [1, 64, 9, 5, 81]], [3, 3, 3, 3]);
       const la = await cpu.sequenceLogps(pairs);
       const lb = await dev.sequenceLogps(pairs);
       const logpsRel = Math.max(...Array.from(la.logps, (x, i) => relError(lb.logps[i] as number, x)));
