@@ -1,0 +1,178 @@
+// exportGguf: a Hugging Face model directory (what sftkit trains and saves) -> one GGUF file that llama.cpp,
+// node-llama-cpp, Ollama and LM Studio load: architecture metadata and tensors (gguf-arch.ts), the tokenizer
+// (gguf-tokenizer.ts), 2-D weights in the chosen type (1-D tensors stay f32), streamed and atomic (gguf-writer.ts).
+// With an adapter, the LoRA adapter is merged into its base first (through the addon, into a temporary directory).
+import { copyFileSync, existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { basename, dirname, join, relative, resolve } from 'node:path';
+import { SftkitError, invalidParameterError } from '../errors.ts';
+import { readModelConfig, parseModelConfig, type LoadedConfig } from '../native/model-config.ts';
+import { writeFileAtomic } from '../shared/atomic-write.ts';
+import { archMetadata, planTensors } from './gguf-arch.ts';
+import { FILE_TYPE_OF, GGUF_OUT_TYPES, GgmlType, Q8_0_BLOCK, str, u32, type GgufOutType, type GgufMetadata } from './gguf-format.ts';
+import { tokenizerMetadata } from './gguf-tokenizer.ts';
+import { writeGguf, type GgufTensor } from './gguf-writer.ts';
+import { modelfileText, type ModelfileTemplate } from './modelfile.ts';
+import { modelTensors, readSourceTensor } from './safetensors-source.ts';
+
+export interface ExportGgufOptions {
+  /** The type of 2-D weights: f32 (default), f16, bf16 or q8_0 (rows not a multiple of 32 values fall back to f16). */
+  type?: GgufOutType;
+  /** A LoRA adapter directory merged into the model first. */
+  adapter?: string;
+  /** Also write an Ollama `Modelfile` beside the GGUF (true, or the Modelfile's path). */
+  modelfile?: boolean | string;
+  /** The prompt style for the Modelfile's TEMPLATE (default: the run's `--template` from sftkit_run.json, else the tokenizer's chat template when it is ChatML or Phi-3, else none). */
+  template?: ModelfileTemplate;
+  /** `general.name` (default: the model directory's name). */
+  name?: string;
+  /** CPU threads for the adapter merge. */
+  threads?: number;
+}
+
+export interface ExportGgufResult {
+  out: string;
+  arch: string;
+  type: GgufOutType;
+  tensors: number;
+  bytes: number;
+  modelfile?: string;
+}
+
+const TOKENIZER_FILES = ['tokenizer.json', 'tokenizer_config.json', 'special_tokens_map.json', 'chat_template.jinja', 'sftkit_run.json'];
+
+/** The ggml type of one tensor for `--type` (convert_hf_to_gguf.py's rule: 1-D tensors and norms in f32). */
+export function tensorType(name: string, shape: readonly number[], type: GgufOutType): GgmlType {
+  if (type === 'f32' || shape.length < 2 || name.endsWith('_norm.weight')) return GgmlType.F32;
+  if (type === 'f16') return GgmlType.F16;
+  if (type === 'bf16') return GgmlType.BF16;
+  return shape[shape.length - 1]! % Q8_0_BLOCK === 0 ? GgmlType.Q8_0 : GgmlType.F16;
+}
+
+/** The config of a model for export: Llama 3 RoPE scaling is read as the default RoPE plus `rope_freqs`. */
+function exportConfig(dir: string): LoadedConfig {
+  try {
+    return readModelConfig(dir);
+  } catch (e) {
+    const raw = JSON.parse(readFileSync(join(dir, 'config.json'), 'utf8')) as Record<string, unknown>;
+    const scaling = (raw['rope_scaling'] ?? raw['rope_parameters']) as Record<string, unknown> | null | undefined;
+    if (scaling == null || String(scaling['rope_type'] ?? scaling['type']).toLowerCase() !== 'llama3') throw e;
+    const theta = scaling['rope_theta'] ?? raw['rope_theta'] ?? 10000;
+    const { spec } = parseModelConfig({ ...raw, rope_scaling: null, rope_parameters: { rope_type: 'default', rope_theta: theta } });
+    return { spec, raw };
+  }
+}
+
+/** The run's prompt style (sftkit_run.json options.template), else the chat template's family. */
+function detectTemplate(dir: string, chatTemplate: string | undefined): ModelfileTemplate | undefined {
+  const run = join(dir, 'sftkit_run.json');
+  if (existsSync(run)) {
+    try {
+      const t = (JSON.parse(readFileSync(run, 'utf8')) as { options?: { template?: unknown } }).options?.template;
+      if (t === 'plain' || t === 'alpaca' || t === 'chatml' || t === 'phi3') return t;
+    } catch {
+      // not a run file we understand: fall through
+    }
+  }
+  if (chatTemplate?.includes('<|im_start|>')) return 'chatml';
+  if (chatTemplate?.includes('<|assistant|>') && chatTemplate.includes('<|end|>')) return 'phi3';
+  return undefined;
+}
+
+function checkOptions(options: ExportGgufOptions): void {
+  if (options.type !== undefined && !GGUF_OUT_TYPES.includes(options.type)) throw invalidParameterError('options.type', GGUF_OUT_TYPES.join(', '), options.type);
+  if (options.adapter !== undefined && (typeof options.adapter !== 'string' || options.adapter === '')) throw invalidParameterError('options.adapter', 'a directory path', options.adapter);
+  if (options.template !== undefined && !['plain', 'alpaca', 'chatml', 'phi3'].includes(options.template)) {
+    throw invalidParameterError('options.template', 'plain, alpaca, chatml or phi3', options.template);
+  }
+}
+
+/** Merges `adapter` into `base` into a temporary directory (model + tokenizer files); the caller removes it. */
+async function mergedDir(base: string, adapter: string, threads: number | undefined): Promise<string> {
+  const { loadModel } = await import('../native/model.ts');
+  const tmp = mkdtempSync(join(tmpdir(), 'sftkit-export-'));
+  try {
+    const model = await loadModel(base, { adapter, device: 'cpu', ...(threads ? { threads } : {}) });
+    try {
+      await model.mergeAdapter();
+      await model.save(tmp);
+    } finally {
+      await model.dispose();
+    }
+    const tokSource = [adapter, base].find((d) => existsSync(join(d, 'tokenizer.json'))) ?? base;
+    for (const f of TOKENIZER_FILES) {
+      const from = existsSync(join(adapter, f)) ? join(adapter, f) : join(tokSource, f);
+      if (existsSync(from)) copyFileSync(from, join(tmp, f));
+    }
+    return tmp;
+  } catch (e) {
+    rmSync(tmp, { recursive: true, force: true });
+    throw e;
+  }
+}
+
+/**
+ * Writes the model in `modelDir` (optionally with `options.adapter` merged) to `outFile` as GGUF.
+ * The file is streamed (one tensor in memory at a time) and atomic; errors name the tensor.
+ */
+export async function exportGguf(modelDir: string, outFile: string, options: ExportGgufOptions = {}): Promise<ExportGgufResult> {
+  if (typeof modelDir !== 'string' || modelDir === '') throw invalidParameterError('modelDir', 'a directory path', modelDir);
+  if (typeof outFile !== 'string' || outFile === '') throw invalidParameterError('outFile', 'a file path', outFile);
+  checkOptions(options);
+  if (!existsSync(dirname(resolve(outFile)))) throw new SftkitError('SFTKIT_IO', `${dirname(resolve(outFile))}: the output directory does not exist`);
+  const type = options.type ?? 'f32';
+  let dir = modelDir;
+  let tmp: string | undefined;
+  if (options.adapter !== undefined) {
+    const { resolveModelDirs } = await import('../native/model.ts');
+    const dirs = resolveModelDirs(modelDir, options.adapter);
+    tmp = await mergedDir(dirs.base, options.adapter, options.threads);
+    dir = tmp;
+  }
+  try {
+    const { spec, raw } = exportConfig(dir);
+    const sources = modelTensors(dir);
+    const plan = planTensors(spec, raw, sources);
+    const tokenizer = tokenizerMetadata(dir, spec);
+    const name = options.name ?? basename(resolve(options.adapter ?? modelDir));
+    const metadata: GgufMetadata = [
+      ['general.architecture', str(spec.arch)],
+      ['general.type', str('model')],
+      ['general.name', str(name)],
+      ['general.file_type', u32(FILE_TYPE_OF[type])],
+      ['general.quantization_version', u32(2)],
+      ...archMetadata(spec),
+      ...tokenizer,
+    ];
+    const tensors: GgufTensor[] = plan.map((p) => ({
+      name: p.name,
+      shape: p.shape,
+      type: tensorType(p.name, p.shape, type),
+      values: () => p.build(p.sources.map((s) => readSourceTensor(sources.get(s)!))),
+    }));
+    const { bytes } = await writeGguf(outFile, metadata, tensors);
+    const result: ExportGgufResult = { out: outFile, arch: spec.arch, type, tensors: tensors.length, bytes };
+    if (options.modelfile) {
+      const file = typeof options.modelfile === 'string' ? options.modelfile : join(dirname(outFile), 'Modelfile');
+      const chat = tokenizer.find(([k]) => k === 'tokenizer.chat_template')?.[1];
+      const tokens = tokenizer.find(([k]) => k === 'tokenizer.ggml.tokens')?.[1];
+      const eosId = tokenizer.find(([k]) => k === 'tokenizer.ggml.eos_token_id')?.[1];
+      const eosToken = tokens?.type === 'array' && eosId?.type === 'u32' ? String(tokens.value[eosId.value]) : undefined;
+      const template = options.template ?? detectTemplate(modelDir, chat?.type === 'string' ? chat.value : undefined);
+      let from = relative(dirname(resolve(file)), resolve(outFile));
+      if (!from.startsWith('.') && !from.startsWith('/')) from = `./${from}`;
+      const text = modelfileText({
+        from,
+        ...(template !== undefined ? { template } : {}),
+        ...(eosToken !== undefined ? { eosToken } : {}),
+        contextLength: spec.maxPositions,
+        comment: `exported by sftkit from ${modelDir}${options.adapter ? ` + adapter ${options.adapter}` : ''} (${type})\nollama create NAME -f ${basename(file)}`,
+      });
+      await writeFileAtomic(file, text);
+      result.modelfile = file;
+    }
+    return result;
+  } finally {
+    if (tmp !== undefined) rmSync(tmp, { recursive: true, force: true });
+  }
+}
