@@ -4,7 +4,7 @@
 
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { batches, loadTokenizer, prepareDataset } from '../src/data-api.ts';
+import { batches, loadTokenizer, prepareDataset } from '../src/index.ts';
 
 const { values } = parseArgs({ options: { runs: { type: 'string', default: '5' } }, strict: true });
 const runs = Number(values.runs);

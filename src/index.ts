@@ -1,9 +1,69 @@
 // Public library API of sftkit.
 export { SftkitError, invalidParameterError, dataError, type SftkitErrorCode } from './errors.ts';
-export { binding, readLibtorchRecord, type NativeBinding, type RuntimeInfo, type LibtorchRecord } from './native/binding.ts';
+export { binding, readLibtorchRecord, type NativeBinding, type RuntimeInfo, type LibtorchRecord } from './native/index.ts';
 export { doctorReport, type DoctorReport } from './cli/doctor.ts';
 export { shippedModelDir, shippedDataFile } from './shipped.ts';
-export * from './data-api.ts';
+export {
+  createPipeline,
+  templateContext,
+  prepareExample,
+  tokenizeExamples,
+  openInspection,
+  inspectExample,
+  prepareDataset,
+  splitIndices,
+  type Pipeline,
+  type PipelineOptions,
+  type InspectOptions,
+  type Inspection,
+  type InspectedExample,
+  type PrepareOptions,
+  type PreparedDataset,
+  type SplitOptions,
+  type SplitIndices,
+} from './pipeline/index.ts';
+export {
+  batches,
+  collate,
+  collatePacked,
+  planBatches,
+  packBestFitDecreasing,
+  type Batch,
+  type BatchOptions,
+  type BatchPlanOptions,
+} from './collate/index.ts';
+export {
+  IGNORE_INDEX,
+  formatSummary,
+  formatUnkWarning,
+  emptySummary,
+  addToSummary,
+  maskedPieces,
+  maskedRuns,
+  type MaskMode,
+  type MaskSummary,
+  type MaskedPiece,
+  type DropReason,
+  type MaskResult,
+  type TokenizedExample,
+  type Truncation,
+  type UnkReport,
+} from './mask/index.ts';
+export { TextTokenizer, loadTokenizer, saveTokenizer, addSpecialTokens, type AddedTokenInfo } from './tokenize/index.ts';
+export {
+  openDataset,
+  loadExamples,
+  type DataFiles,
+  type DataSource,
+  type Example,
+  type FieldMap,
+  type Message,
+  type RecordFormat,
+  type Role,
+  type SplitName,
+} from './data/index.ts';
+export type { PromptTemplate, Segment, TemplateChoice, TemplateName } from './template/index.ts';
+export { Rng } from './shared/index.ts';
 export {
   loadModel,
   Model,
@@ -19,19 +79,19 @@ export {
   type PreferenceLossType,
   type PreferenceStepOptions,
   type PreferenceStepResult,
-} from './native/model.ts';
-export { readModelConfig, type ModelSpec } from './native/model-config.ts';
+} from './native/index.ts';
+export { readModelConfig, type ModelSpec } from './native/index.ts';
 export { train, type TrainHooks, type TrainResult } from './recipes/sft.ts';
 export { trainDpo } from './recipes/dpo.ts';
 export { validateTrainOptions, validateDpoOptions, parseTrainArgs, loadConfigFile, type TrainOptions, type DpoOptions } from './training/index.ts';
 export { preparePreferencePairs, preferenceMetrics, type PreferencePair, type PreferenceMetrics } from './training/index.ts';
-export { distillDataset, type DistillDataOptions, type DistillDataResult } from './generate/distill-data.ts';
-export { truncateLayers } from './convert/truncate-layers.ts';
+export { distillDataset, type DistillDataOptions, type DistillDataResult } from './generate/index.ts';
+export { truncateLayers } from './convert/index.ts';
 export { lrAt, warmupSteps, type ScheduleName } from './training/index.ts';
-export { readMetrics, type MetricRecord } from './training/index.ts';
-export { evaluateLoss, generateResponses, LocalModelJudge, type LossReport } from './eval/evaluate.ts';
-export { OpenAiJudge, scoreResponses, judgePrompt, type Judge, type ResponseRecord } from './eval/judge.ts';
-export { promptIds, stopIdsFor } from './generate/prompt.ts';
-export { streamText, replyText } from './generate/stream-text.ts';
-export { convertLlama2c } from './convert/llama2c.ts';
-export { loadSafetensors, saveSafetensors, safetensorsInfo } from './native/safetensors.ts';
+export { readMetrics, type MetricRecord } from './report/index.ts';
+export { evaluateLoss, generateResponses, LocalModelJudge, type LossReport } from './eval/index.ts';
+export { OpenAiJudge, scoreResponses, judgePrompt, type Judge, type ResponseRecord } from './eval/index.ts';
+export { promptIds, stopIdsFor } from './generate/index.ts';
+export { streamText, replyText } from './generate/index.ts';
+export { convertLlama2c } from './convert/index.ts';
+export { loadSafetensors, saveSafetensors, safetensorsInfo } from './native/index.ts';

@@ -25,7 +25,7 @@ import { connectProcessGroup } from '../../src/native/distributed.ts';
 import { readModelConfig } from '../../src/native/model-config.ts';
 import { loadModel, type ModelDevice } from '../../src/native/model.ts';
 import { freePort } from '../../src/training/launch.ts';
-import { readMetrics } from '../../src/training/metrics.ts';
+import { readMetrics } from '../../src/report/metrics.ts';
 import { train } from '../../src/recipes/sft.ts';
 import { batchOf } from '../../test/native/helpers/batches.ts';
 import { benchModel, sftkitBin } from '../bench-models.ts';

@@ -5,7 +5,7 @@
 // Run: npm run example:poems   (about 20 s on 2 CPU cores)
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { createPipeline } from '../../src/data-api.ts';
+import { createPipeline } from '../../src/index.ts';
 import { promptIds, stopIdsFor } from '../../src/generate/prompt.ts';
 import { replyText } from '../../src/generate/stream-text.ts';
 import { loadModel } from '../../src/native/model.ts';

@@ -1,7 +1,7 @@
 // FLOP accounting for training-throughput benches: the matmul FLOPs of one training token (forward + backward),
 // 6 x the matmul parameters (every projection of every layer and the LM head; embedding lookups cost none) plus
 // causal-agnostic attention as in the PaLM paper / nanoGPT's estimate_mfu: 12 x layers x heads x head_dim x T.
-import type { ModelSpec } from '../native/model-config.ts';
+import type { ModelSpec } from '../native/index.ts';
 
 /** Parameters that take part in matrix multiplications (per token, once each), LM head included. */
 export function matmulParameters(spec: ModelSpec): number {

@@ -2,8 +2,7 @@
 // Qwen2-0.5B shapes of the performance issue, for benches. Weights are uniform with GPT-2's init scale.
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import type { TensorToSave } from '../native/binding.ts';
-import { saveSafetensors } from '../native/safetensors.ts';
+import { saveSafetensors, type TensorToSave } from '../native/index.ts';
 
 export type BenchShape = 'gpt2-124m' | 'qwen2-0.5b';
 export const BENCH_SHAPES: readonly BenchShape[] = ['gpt2-124m', 'qwen2-0.5b'];

@@ -3,9 +3,7 @@
 import { readFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { invalidParameterError } from '../errors.ts';
-import { binding } from '../native/binding.ts';
-import type { LoraOptions } from '../native/lora.ts';
-import { loadModel, type ModelDevice } from '../native/model.ts';
+import { binding, loadModel, type LoraOptions, type ModelDevice } from '../native/index.ts';
 
 export interface TrainBenchOptions {
   model: string;

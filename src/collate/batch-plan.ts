@@ -1,7 +1,7 @@
 // Which examples go in which batch for an epoch: shuffling by seed, drop_last, length grouping.
 
 import { invalidParameterError } from '../errors.ts';
-import { Rng, deriveSeed, permutation, shuffleInPlace } from './prng.ts';
+import { Rng, deriveSeed, permutation, shuffleInPlace } from '../shared/index.ts';
 
 export interface BatchPlanOptions {
   batchSize: number;

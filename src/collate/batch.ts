@@ -1,7 +1,7 @@
 // The Batch handed to the native step, and padding of examples into one (dynamic, right padding).
 
 import { invalidParameterError } from '../errors.ts';
-import { IGNORE_INDEX, type TokenizedExample } from '../mask/tokenize-with-mask.ts';
+import { IGNORE_INDEX, type TokenizedExample } from '../mask/index.ts';
 
 /**
  * A training batch. Every array is row-major with shape [B, T] (`shape`), except `docLengths`.

@@ -1,8 +1,7 @@
-// The collate room's public surface.
+// The collate room's door: tokenized examples -> batches (padding, packing, length-grouped epoch plans), and the one
+// `Batch` type handed to the native step.
 
-export * from './prng.ts';
-export * from './split.ts';
 export * from './batch.ts';
 export * from './pack.ts';
 export * from './batch-plan.ts';
-export * from './dataset-cache.ts';
+export * from './batches.ts';

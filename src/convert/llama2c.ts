@@ -12,7 +12,7 @@
 import { mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { SftkitError, invalidParameterError } from '../errors.ts';
-import { saveSafetensors, type TensorToSave } from '../native/safetensors.ts';
+import { saveSafetensors, type TensorToSave } from '../native/index.ts';
 
 export interface Llama2cConfig {
   dim: number;

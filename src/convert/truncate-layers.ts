@@ -4,7 +4,7 @@
 import { copyFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { SftkitError, invalidParameterError } from '../errors.ts';
-import { loadSafetensorsDir, saveSafetensors, type TensorToSave } from '../native/safetensors.ts';
+import { loadSafetensorsDir, saveSafetensors, type TensorToSave } from '../native/index.ts';
 
 const TOKENIZER_FILES = ['tokenizer.json', 'tokenizer_config.json', 'special_tokens_map.json', 'generation_config.json'];
 /** The decoder-layer index in a Hugging Face parameter name (`model.layers.3.`, GPT-2's `transformer.h.3.`). */

@@ -6,8 +6,7 @@ import { mkdir, stat } from 'node:fs/promises';
 import { basename, extname, join } from 'node:path';
 import { Readable } from 'node:stream';
 import { SftkitError } from '../errors.ts';
-import { writeStreamAtomic } from '../shared/atomic-write.ts';
-import { cacheRoot } from '../shared/cache-root.ts';
+import { cacheRoot, writeStreamAtomic } from '../shared/index.ts';
 
 export { cacheRoot };
 

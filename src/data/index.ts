@@ -25,5 +25,5 @@ export {
   type SplitName,
 } from './dataset-dir.ts';
 export { resolveDataSource, cacheRoot, cachedPathFor, hashDataFiles, isUrl, type ResolvedSource } from './data-source.ts';
-export { detectFormat, detectFormatOrThrow, toExample, validateFieldMap, validateFormat } from './formats.ts';
+export * from './formats.ts';
 export { openDataset, loadExamples, splitSources, type OpenOptions, type OpenedDataset } from './load-examples.ts';

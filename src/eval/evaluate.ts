@@ -1,14 +1,18 @@
 // Evaluation on a whole data file (no split): mean loss over label tokens and perplexity, and ch7-style generated
 // responses ({instruction, input, output, model_response}) with optional judge scores.
 import { batches, createPipeline, prepareExample, type Pipeline, type TokenizedExample } from '../data-api.ts';
-import { EVAL_SPLITS, openDataset, readRecords } from '../data/index.ts';
-import type { Example, FieldMap, RecordFormat } from '../data/types.ts';
+import {
+  EVAL_SPLITS,
+  type Example,
+  type FieldMap,
+  openDataset,
+  readRecords,
+  type RecordFormat,
+} from '../data/index.ts';
 import { SftkitError, invalidParameterError } from '../errors.ts';
-import { examplePromptIds, promptIds, stopIdsFor } from '../generate/prompt.ts';
-import { replyText } from '../generate/stream-text.ts';
-import type { MaskMode } from '../mask/mask-mode.ts';
-import { addToSummary, emptySummary, type MaskSummary } from '../mask/mask-summary.ts';
-import type { GenerateOptions, Model } from '../native/model.ts';
+import { examplePromptIds, promptIds, replyText, stopIdsFor } from '../generate/index.ts';
+import { addToSummary, emptySummary, type MaskMode, type MaskSummary } from '../mask/index.ts';
+import type { GenerateOptions, Model } from '../native/index.ts';
 import type { Judge } from './judge.ts';
 
 export interface DataSelection {

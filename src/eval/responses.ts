@@ -2,7 +2,7 @@
 // ch. 7 `{instruction, input, output, model_response}` records file, written atomically.
 import { readFile } from 'node:fs/promises';
 import { dataError, invalidParameterError, SftkitError } from '../errors.ts';
-import { writeFileAtomic } from '../shared/atomic-write.ts';
+import { writeFileAtomic } from '../shared/index.ts';
 import type { ResponseRecord } from './judge.ts';
 
 /** End-of-text tokens of the common tokenizers (GPT-2, Llama/TinyStories, Qwen/ChatML, Phi-3, Llama 3). */

@@ -2,9 +2,9 @@
 // `none` for a raw continuation of the text), the prompt ids of a history, and the reply streamed as text.
 // `sftkit chat` and the web playground both talk to models through it.
 import { createPipeline } from '../data-api.ts';
-import type { Message } from '../data/types.ts';
-import type { GenerateOptions, Model } from '../native/model.ts';
-import type { TextTokenizer } from '../tokenize/tokenizer.ts';
+import type { Message } from '../data/index.ts';
+import type { GenerateOptions, Model } from '../native/index.ts';
+import type { TextTokenizer } from '../tokenize/index.ts';
 import { defaultChatTemplate, promptIds, stopIdsFor } from './prompt.ts';
 import { streamText, type TextDelta } from './stream-text.ts';
 

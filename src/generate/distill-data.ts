@@ -8,8 +8,8 @@ import { open, readFile, rename, rm, truncate } from 'node:fs/promises';
 import { createPipeline, type Example, type FieldMap, type RecordFormat } from '../data-api.ts';
 import { hashDataFiles, openDataset } from '../data/index.ts';
 import { SftkitError, invalidParameterError } from '../errors.ts';
-import type { Model } from '../native/model.ts';
-import { writeFileAtomic } from '../shared/atomic-write.ts';
+import type { Model } from '../native/index.ts';
+import { writeFileAtomic } from '../shared/index.ts';
 import { examplePromptIds, stopIdsFor } from './prompt.ts';
 import { replyText } from './stream-text.ts';
 

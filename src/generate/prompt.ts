@@ -1,9 +1,9 @@
 // Generation prompts: a user turn (or a chat history) rendered with the same template and per-segment encoding as
 // training, cut where the assistant's reply would start, so the model sees exactly what it was trained to answer.
-import type { Example, ExampleKind, Message } from '../data/types.ts';
-import { encodeSegments } from '../mask/tokenize-with-mask.ts';
-import type { PromptTemplate } from '../template/types.ts';
-import type { TextTokenizer } from '../tokenize/tokenizer.ts';
+import type { Example, ExampleKind, Message } from '../data/index.ts';
+import { encodeSegments } from '../mask/index.ts';
+import type { PromptTemplate } from '../template/index.ts';
+import type { TextTokenizer } from '../tokenize/index.ts';
 
 /** End-of-turn tokens that stop a reply when the tokenizer has them (besides EOS). */
 const END_OF_TURN = ['<|im_end|>', '<|end|>', '<|eot_id|>', '<|endoftext|>'];

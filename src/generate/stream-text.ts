@@ -1,7 +1,7 @@
 // Text streaming over token streaming: decodes the growing id list and emits only the new, complete text (a
 // multi-byte character split across tokens is held back until it is whole).
-import type { GenerateOptions, Model } from '../native/model.ts';
-import type { TextTokenizer } from '../tokenize/tokenizer.ts';
+import type { GenerateOptions, Model } from '../native/index.ts';
+import type { TextTokenizer } from '../tokenize/index.ts';
 
 export interface TextDelta {
   /** New text since the previous delta. */

@@ -1,8 +1,8 @@
 // Masking modes: which messages (or tokens) are trained, decided before tokenization.
 
-import type { Example, RecordFormat } from '../data/types.ts';
+import type { Example, RecordFormat } from '../data/index.ts';
 import { invalidParameterError } from '../errors.ts';
-import type { Segment } from '../template/types.ts';
+import type { Segment } from '../template/index.ts';
 
 /**
  * - `completion`: what the record names as the completion (alpaca output, instruct label, prompt-completion's

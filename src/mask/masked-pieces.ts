@@ -1,7 +1,7 @@
 // A tokenized example as text pieces with their token ids and whether they are trained: what `sftkit inspect`
 // prints (runs of trained / masked text) and what the web inspector shows token by token.
 
-import { tokenPieces, type PieceDecoder } from '../tokenize/token-pieces.ts';
+import { tokenPieces, type PieceDecoder } from '../tokenize/index.ts';
 import { IGNORE_INDEX, type TokenizedExample } from './tokenize-with-mask.ts';
 
 export interface MaskedPiece {

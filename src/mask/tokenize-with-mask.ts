@@ -1,7 +1,7 @@
 // Segment[] -> {inputIds, labels}: per-segment encoding, BOS rule, truncation, and why an example is dropped.
 
 import { invalidParameterError } from '../errors.ts';
-import type { Segment } from '../template/types.ts';
+import type { Segment } from '../template/index.ts';
 
 /** Labels of tokens the loss ignores (Hugging Face convention). */
 export const IGNORE_INDEX = -100;

@@ -4,8 +4,8 @@ import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { mkdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { TokenizedExample } from '../mask/tokenize-with-mask.ts';
-import { writeFileAtomic } from '../shared/atomic-write.ts';
+import type { TokenizedExample } from '../mask/index.ts';
+import { writeFileAtomic } from '../shared/index.ts';
 
 const MAGIC = 'SFTKTOK1';
 /** Bump when the tokenization rules change so that old cache entries are not reused. */

@@ -1,7 +1,7 @@
 // Deterministic train/val/test split (ch7's 85/10/5, test sliced before val), optionally shuffled by seed.
 
 import { invalidParameterError } from '../errors.ts';
-import { Rng, permutation } from './prng.ts';
+import { Rng, permutation } from '../shared/index.ts';
 
 export interface SplitOptions {
   /** Fractions; defaults 0.85 / 0.10 / 0.05. val takes the remainder when the three add up to 1. */

@@ -7,12 +7,10 @@ import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { splitIndices, type Batch, type TokenizedExample } from '../data-api.ts';
-import { parseFieldMap } from '../data/formats.ts';
-import { splitSources, type DataSource, type SplitName } from '../data/index.ts';
+import { type DataSource, parseFieldMap, type SplitName, splitSources } from '../data/index.ts';
 import { SftkitError } from '../errors.ts';
-import { loadModel } from '../native/model.ts';
-import { readModelConfig } from '../native/model-config.ts';
-import { writeFileAtomic } from '../shared/atomic-write.ts';
+import { loadModel, readModelConfig } from '../native/index.ts';
+import { writeFileAtomic } from '../shared/index.ts';
 import {
   checkSameTokenizer,
   epochPlan,

@@ -16,12 +16,10 @@ import {
   type PreparedDataset,
   type TokenizedExample,
 } from '../data-api.ts';
-import { parseFieldMap } from '../data/formats.ts';
-import type { RecordFormat } from '../data/types.ts';
-import type { MaskMode } from '../mask/mask-mode.ts';
+import { parseFieldMap, type RecordFormat } from '../data/index.ts';
+import type { MaskMode } from '../mask/index.ts';
 import { SftkitError } from '../errors.ts';
-import { loadModel, type Model } from '../native/model.ts';
-import { readModelConfig } from '../native/model-config.ts';
+import { loadModel, type Model, readModelConfig } from '../native/index.ts';
 import {
   checkSameTokenizer,
   epochPlan,

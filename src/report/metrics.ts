@@ -2,7 +2,7 @@
 // line being written; the reader tolerates a truncated last line. Resume can cut the log back to a checkpoint's step.
 import { closeSync, existsSync, fsyncSync, openSync, readFileSync, writeSync, ftruncateSync, fstatSync, readSync } from 'node:fs';
 import { dataError, invalidParameterError } from '../errors.ts';
-import { writeFileAtomicSync } from '../shared/atomic-write.ts';
+import { writeFileAtomicSync } from '../shared/index.ts';
 
 export type MetricType = 'train' | 'val' | 'epoch' | 'event';
 const METRIC_TYPES: readonly MetricType[] = ['train', 'val', 'epoch', 'event'];

@@ -4,10 +4,8 @@
 // Files: OUT/loss.svg and OUT/loss.png (writeLossPlots).
 import { delimiter, join } from 'node:path';
 import { Resvg, type ResvgRenderOptions } from '@resvg/resvg-js';
-// The record and listener types from training/metrics.ts itself (a leaf), not the training door: the loop uses this
-// room's progress lines, and the door would close an import circle.
-import type { MetricListener, MetricRecord } from '../training/metrics.ts';
-import { writeFileAtomic } from '../shared/atomic-write.ts';
+import type { MetricListener, MetricRecord } from './metrics.ts';
+import { writeFileAtomic } from '../shared/index.ts';
 
 export interface Point {
   x: number;

@@ -1,7 +1,7 @@
 // Training progress: one updating line with a bar on a TTY (step/total, loss, lr, tokens/s, ETA), plain log lines
 // every N steps otherwise. The formatting is pure functions; the reporter only decides when to write to its stream.
 
-import { formatCount, formatDuration } from '../shared/format.ts';
+import { formatCount, formatDuration } from '../shared/index.ts';
 
 // The number formatting is src/shared/format.ts's (re-exported for the callers of this module).
 export { formatCount, formatDuration };

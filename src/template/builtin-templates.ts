@@ -1,6 +1,6 @@
 // The built-in prompt styles: plain (seed 001), alpaca (LLMs-from-scratch ch7 wording), phi3, chatml.
 
-import type { Example } from '../data/types.ts';
+import type { Example } from '../data/index.ts';
 import { SegmentBuilder, contentWithInput, renderText } from './segments.ts';
 import type { PromptTemplate, Segment, TemplateContext } from './types.ts';
 

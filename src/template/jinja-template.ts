@@ -2,7 +2,7 @@
 
 import { createHash } from 'node:crypto';
 import { Template } from '@huggingface/jinja';
-import type { Example, Message } from '../data/types.ts';
+import type { Example, Message } from '../data/index.ts';
 import { SftkitError } from '../errors.ts';
 import { SegmentBuilder, contentWithInput, renderText } from './segments.ts';
 import type { PromptTemplate, Segment, TemplateContext } from './types.ts';

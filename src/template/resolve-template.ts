@@ -1,7 +1,7 @@
 // Chooses a PromptTemplate from a name or a custom template file, and the default for a record format.
 
 import { readFileSync } from 'node:fs';
-import type { RecordFormat } from '../data/types.ts';
+import type { RecordFormat } from '../data/index.ts';
 import { SftkitError, invalidParameterError } from '../errors.ts';
 import { alpacaTemplate, chatmlTemplate, phi3Template, plainTemplate } from './builtin-templates.ts';
 import { jinjaTemplate } from './jinja-template.ts';

@@ -1,6 +1,6 @@
 // Helpers shared by the templates: building merged segment lists.
 
-import type { Message } from '../data/types.ts';
+import type { Message } from '../data/index.ts';
 import type { Segment } from './types.ts';
 
 /** Collects text pieces, merging neighbours with the same trained flag and dropping empty ones. */

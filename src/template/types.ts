@@ -1,6 +1,6 @@
 // Segment: a piece of rendered text with a trained flag; a PromptTemplate turns an Example into Segment[].
 
-import type { Example } from '../data/types.ts';
+import type { Example } from '../data/index.ts';
 
 export interface Segment {
   text: string;

@@ -1,12 +1,4 @@
-// The tokenize room's public surface.
+// The tokenize room's door: tokenizer.json / tokenizer_config.json, special tokens, encode/decode, token pieces.
 
-export {
-  TextTokenizer,
-  loadTokenizer,
-  addSpecialTokens,
-  saveTokenizer,
-  type AddedTokenInfo,
-  type AddTokensResult,
-  type EncodeOptions,
-  type TokenizerFiles,
-} from './tokenizer.ts';
+export * from './tokenizer.ts';
+export * from './token-pieces.ts';

@@ -4,7 +4,7 @@
 import { mkdir, readdir, readFile, rename, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { SftkitError, dataError, invalidParameterError } from '../errors.ts';
-import { fsyncPath, writeFileAtomic } from '../shared/atomic-write.ts';
+import { fsyncPath, writeFileAtomic } from '../shared/index.ts';
 import type { BaseTrainOptions } from './options.ts';
 
 export const TRAINER_STATE_FILE = 'trainer_state.json';

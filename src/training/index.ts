@@ -7,7 +7,6 @@ export * from './launch.ts';
 export * from './lock.ts';
 export * from './loop.ts';
 export * from './lora.ts';
-export * from './metrics.ts';
 export * from './options.ts';
 export * from './preference.ts';
 export * from './run.ts';

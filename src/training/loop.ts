@@ -7,11 +7,18 @@
 import { join } from 'node:path';
 import { planBatches, saveTokenizer, type TextTokenizer } from '../data-api.ts';
 import { SftkitError } from '../errors.ts';
-import type { ProcessGroup } from '../native/distributed.ts';
-import type { Model } from '../native/model.ts';
-import { ProgressReporter, type ProgressStream } from '../report/index.ts';
+import type { Model, ProcessGroup } from '../native/index.ts';
+import {
+  type MetricEvent,
+  type MetricListener,
+  type MetricRecord,
+  type MetricsWriter,
+  openMetricsWriter,
+  ProgressReporter,
+  type ProgressStream,
+  readMetrics,
+} from '../report/index.ts';
 import { latestCheckpoint, pruneCheckpoints, saveCheckpoint, installStopSignals, type TrainerState } from './checkpoint.ts';
-import { openMetricsWriter, readMetrics, type MetricEvent, type MetricListener, type MetricRecord, type MetricsWriter } from './metrics.ts';
 import type { BaseTrainOptions } from './options.ts';
 import { lrAt } from './schedule.ts';
 

@@ -2,7 +2,7 @@
 // LoRA options it was started with (its checkpoints hold adapters of that shape). Any objective that trains through
 // Model.step / preferenceStep / optimizerStep gets the adapters from the model itself.
 import { SftkitError } from '../errors.ts';
-import type { LoraOptions } from '../native/lora.ts';
+import type { LoraOptions } from '../native/index.ts';
 import type { TrainOptions } from './options.ts';
 
 const LORA_KEYS = ['loraR', 'loraAlpha', 'loraDropout', 'loraTargets'] as const;

@@ -2,11 +2,10 @@
 // segments of chosen and rejected are the same text, so their ids are identical), pair batches (rows chosen_0,
 // rejected_0, chosen_1, ...), reference log-probabilities, and the DPO metrics TRL reports.
 import { collate, createPipeline, prepareExample, type Batch, type TokenizedExample } from '../data-api.ts';
-import { openDataset, type DataSource, type SplitName } from '../data/index.ts';
-import type { FieldMap, RecordFormat } from '../data/types.ts';
+import { type DataSource, type FieldMap, openDataset, type RecordFormat, type SplitName } from '../data/index.ts';
 import { SftkitError, invalidParameterError } from '../errors.ts';
-import type { Model, PreferenceLossType } from '../native/model.ts';
-import type { TextTokenizer } from '../tokenize/tokenizer.ts';
+import type { Model, PreferenceLossType } from '../native/index.ts';
+import type { TextTokenizer } from '../tokenize/index.ts';
 
 export interface PreferencePair {
   chosen: TokenizedExample;

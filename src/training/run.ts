@@ -7,11 +7,20 @@ import { availableParallelism } from 'node:os';
 import { join, resolve } from 'node:path';
 import type { TextTokenizer } from '../data-api.ts';
 import { SftkitError, invalidParameterError } from '../errors.ts';
-import { binding } from '../native/binding.ts';
+import {
+  binding,
+  chooseDistBackend,
+  connectProcessGroup,
+  type DistPlan,
+  distributedFromEnv,
+  type DistributedOptions,
+  loadModel,
+  type Model,
+  type ProcessGroup,
+  validateDistributed,
+} from '../native/index.ts';
 import { plotListener } from '../report/index.ts';
-import { writeFileAtomic } from '../shared/atomic-write.ts';
-import { chooseDistBackend, connectProcessGroup, distributedFromEnv, validateDistributed, type DistPlan, type DistributedOptions, type ProcessGroup } from '../native/distributed.ts';
-import { loadModel, type Model } from '../native/model.ts';
+import { writeFileAtomic } from '../shared/index.ts';
 import { latestCheckpoint, readTrainerState, removeStaleTempDirs, type CheckpointInfo, type TrainerState } from './checkpoint.ts';
 import { runLoop, type EpochPlan, type Objective, type TrainHooks, type TrainResult } from './loop.ts';
 import { acquireRunLock, type RunLock } from './lock.ts';

@@ -4,7 +4,7 @@ import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { PreparedDataset } from '../data-api.ts';
 import { readRecords, type DataSource } from '../data/index.ts';
-import { writeStreamAtomic } from '../shared/atomic-write.ts';
+import { writeStreamAtomic } from '../shared/index.ts';
 
 async function recordsByIndex(source: DataSource, wanted: Set<number>): Promise<Map<number, unknown>> {
   const found = new Map<number, unknown>();

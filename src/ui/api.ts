@@ -7,15 +7,12 @@
 // GET /api/config. Run names are looked up among the discovered runs, never joined to a path; every other path
 // goes through access.ts.
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import type { Message } from '../data/types.ts';
-import { RECORD_FORMATS, type RecordFormat } from '../data/types.ts';
-import { parseFieldMap } from '../data/formats.ts';
-import { readResponsesFile } from '../eval/responses.ts';
-import { chatPrompter, RAW_TEMPLATE, streamReply } from '../generate/chat-prompter.ts';
-import { MASK_MODES } from '../mask/mask-mode.ts';
-import { TRUNCATIONS } from '../mask/tokenize-with-mask.ts';
-import type { GenerateOptions } from '../native/model.ts';
-import { TEMPLATE_NAMES } from '../template/types.ts';
+import { type Message, parseFieldMap, RECORD_FORMATS, type RecordFormat } from '../data/index.ts';
+import { readResponsesFile } from '../eval/index.ts';
+import { chatPrompter, RAW_TEMPLATE, streamReply } from '../generate/index.ts';
+import { MASK_MODES, TRUNCATIONS } from '../mask/index.ts';
+import type { GenerateOptions } from '../native/index.ts';
+import { TEMPLATE_NAMES } from '../template/index.ts';
 import { checkPathText, resolveAllowed, type AccessRoots } from './access.ts';
 import { CANDIDATE_KINDS, listCandidates } from './files.ts';
 import { HttpError, openEventStream, Query, readJsonBody, sendJson } from './http.ts';

@@ -5,13 +5,17 @@
 import { statSync } from 'node:fs';
 import { join } from 'node:path';
 import { inspectExample, openInspection, type InspectOptions } from '../data-api.ts';
-import { datasetDirectory, directorySplit } from '../data/index.ts';
-import type { FieldMap, RecordFormat } from '../data/types.ts';
-import type { MaskMode } from '../mask/mask-mode.ts';
-import { addToSummary, emptySummary, type MaskSummary } from '../mask/mask-summary.ts';
-import type { MaskedPiece } from '../mask/masked-pieces.ts';
-import type { DropReason, Truncation } from '../mask/tokenize-with-mask.ts';
-import { loadTokenizer, type TextTokenizer } from '../tokenize/tokenizer.ts';
+import { datasetDirectory, directorySplit, type FieldMap, type RecordFormat } from '../data/index.ts';
+import {
+  addToSummary,
+  type DropReason,
+  emptySummary,
+  type MaskedPiece,
+  type MaskMode,
+  type MaskSummary,
+  type Truncation,
+} from '../mask/index.ts';
+import { loadTokenizer, type TextTokenizer } from '../tokenize/index.ts';
 
 export interface InspectRequest {
   /** Realpath of the model (tokenizer) directory. */

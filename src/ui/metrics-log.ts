@@ -4,7 +4,7 @@
 // a run. Watching uses fs.watch on the directory (the file may be replaced) plus polling as the fallback.
 import { closeSync, fstatSync, openSync, readSync, statSync, watch, type FSWatcher } from 'node:fs';
 import { basename, dirname } from 'node:path';
-import { parseMetricLine, type MetricRecord } from '../training/index.ts';
+import { parseMetricLine, type MetricRecord } from '../report/index.ts';
 
 export interface MetricsChange {
   /** Records appended since the previous refresh (after a reset: every record of the file). */

@@ -1,7 +1,7 @@
 // The playground's loaded models: a few kept (least recently used evicted), one request at a time per model (a
 // native model generates one batch at a time), every model disposed on shutdown once its request has ended.
-import type { Model } from '../native/model.ts';
-import type { TextTokenizer } from '../tokenize/tokenizer.ts';
+import type { Model } from '../native/index.ts';
+import type { TextTokenizer } from '../tokenize/index.ts';
 
 export interface LoadedModel {
   dir: string;

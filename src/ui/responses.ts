@@ -1,6 +1,6 @@
 // The responses view: the records of `sftkit eval --responses` (read and checked by eval/responses.ts) and the
 // distribution of their judge scores.
-import type { ResponseRecord } from '../eval/judge.ts';
+import type { ResponseRecord } from '../eval/index.ts';
 
 export interface ScoreStats {
   records: number;

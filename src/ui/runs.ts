@@ -6,7 +6,8 @@ import { readFileSync } from 'node:fs';
 import { readdir, realpath } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { basename, join, relative, sep } from 'node:path';
-import { pidAlive, readRunLock, RUN_FILE, type LockHolder, type MetricRecord } from '../training/index.ts';
+import type { MetricRecord } from '../report/index.ts';
+import { pidAlive, readRunLock, RUN_FILE, type LockHolder } from '../training/index.ts';
 import { isInside } from './access.ts';
 import { MetricsLog, type LineProblem } from './metrics-log.ts';
 

@@ -6,8 +6,8 @@ import { createServer, type IncomingMessage, type ServerResponse } from 'node:ht
 import type { AddressInfo, Socket } from 'node:net';
 import { statSync } from 'node:fs';
 import { SftkitError } from '../errors.ts';
-import { loadModel } from '../native/model.ts';
-import { loadTokenizer } from '../tokenize/tokenizer.ts';
+import { loadModel } from '../native/index.ts';
+import { loadTokenizer } from '../tokenize/index.ts';
 import { accessRoots, type AccessRoots } from './access.ts';
 import { handleApi } from './api.ts';
 import { loadWebAssets, type WebAssets } from './assets.ts';

@@ -12,7 +12,7 @@ import { truncateLayers } from '../../src/convert/truncate-layers.ts';
 import { distillDataset } from '../../src/generate/distill-data.ts';
 import { loadModel, type Model } from '../../src/native/model.ts';
 import { trainDpo } from '../../src/recipes/dpo.ts';
-import { readMetrics, type MetricRecord } from '../../src/training/metrics.ts';
+import { readMetrics, type MetricRecord } from '../../src/report/metrics.ts';
 import { train } from '../../src/recipes/sft.ts';
 
 const root = join(import.meta.dirname, '..', '..');

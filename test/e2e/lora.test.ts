@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { after, test } from 'node:test';
 import { loadModel } from '../../src/native/model.ts';
 import { safetensorsInfo } from '../../src/native/safetensors.ts';
-import { readMetrics } from '../../src/training/metrics.ts';
+import { readMetrics } from '../../src/report/metrics.ts';
 import { trainDpo } from '../../src/recipes/dpo.ts';
 import { parseTrainArgs } from '../../src/training/options.ts';
 import { train } from '../../src/recipes/sft.ts';

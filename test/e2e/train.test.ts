@@ -5,7 +5,7 @@ import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSy
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
-import { readMetrics } from '../../src/training/metrics.ts';
+import { readMetrics } from '../../src/report/metrics.ts';
 import { train } from '../../src/recipes/sft.ts';
 import { loadModel } from '../../src/native/model.ts';
 

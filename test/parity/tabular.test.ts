@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { prepareDataset, type PreparedDataset, type TokenizedExample } from '../../src/data-api.ts';
+import { prepareDataset, type PreparedDataset, type TokenizedExample } from '../../src/index.ts';
 import { preparePreferencePairs } from '../../src/training/preference.ts';
 
 const fixtures = join(import.meta.dirname, '..', 'fixtures');

@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
-import { collatePacked, createPipeline, packBestFitDecreasing, prepareExample, type TokenizedExample } from '../../src/data-api.ts';
+import { collatePacked, createPipeline, packBestFitDecreasing, prepareExample, type TokenizedExample } from '../../src/index.ts';
 import { toExample } from '../../src/data/formats.ts';
 import type { RecordFormat } from '../../src/data/types.ts';
 import type { MaskMode } from '../../src/mask/mask-mode.ts';

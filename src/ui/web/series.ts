@@ -1,7 +1,7 @@
 // Metric records of one or more runs -> the aligned columns a uPlot chart draws: one x column (steps or tokens
 // seen, the union over the runs) and per run its train curve (raw and smoothed) and validation points, null where
 // a run has no value at that x. Pure, so the node tests check it.
-import type { MetricRecord } from '../../training/index.ts';
+import type { MetricRecord } from '../../report/index.ts';
 import { smoothEma } from './smooth.ts';
 
 export type XAxis = 'step' | 'tokens';

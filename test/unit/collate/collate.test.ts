@@ -7,11 +7,11 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import { collate, collatePacked } from '../../../src/collate/batch.ts';
 import { planBatches } from '../../../src/collate/batch-plan.ts';
-import { datasetCacheKey, readCachedDataset, writeCachedDataset } from '../../../src/collate/dataset-cache.ts';
+import { datasetCacheKey, readCachedDataset, writeCachedDataset } from '../../../src/pipeline/dataset-cache.ts';
 import { packBestFitDecreasing } from '../../../src/collate/pack.ts';
-import { Rng, deriveSeed, permutation } from '../../../src/collate/prng.ts';
-import { splitIndices } from '../../../src/collate/split.ts';
-import { batches, prepareDataset } from '../../../src/data-api.ts';
+import { Rng, deriveSeed, permutation } from '../../../src/shared/prng.ts';
+import { splitIndices } from '../../../src/pipeline/split.ts';
+import { batches, prepareDataset } from '../../../src/index.ts';
 import type { TokenizedExample } from '../../../src/mask/tokenize-with-mask.ts';
 import { loadTokenizer } from '../../../src/tokenize/tokenizer.ts';
 

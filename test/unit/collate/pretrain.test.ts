@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
 import { collatePacked } from '../../../src/collate/batch.ts';
-import { prepareDataset } from '../../../src/data-api.ts';
+import { prepareDataset } from '../../../src/index.ts';
 import { countTrained, splitLongExample } from '../../../src/mask/tokenize-with-mask.ts';
 import { parseTrainArgs, resolvePacking } from '../../../src/training/options.ts';
 

@@ -9,7 +9,7 @@ import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import { after, before, test } from 'node:test';
-import { prepareDataset } from '../../../src/data-api.ts';
+import { prepareDataset } from '../../../src/index.ts';
 import {
   cachedPathFor,
   directorySplit,

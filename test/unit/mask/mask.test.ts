@@ -5,7 +5,7 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { prepareDataset } from '../../../src/data-api.ts';
+import { prepareDataset } from '../../../src/index.ts';
 import type { Example } from '../../../src/data/types.ts';
 import { applyMaskMode, applySegmentMode, defaultMaskMode, validateMaskMode } from '../../../src/mask/mask-mode.ts';
 import { addToSummary, emptySummary, formatSummary, formatUnkWarning } from '../../../src/mask/mask-summary.ts';

@@ -4,7 +4,7 @@ import { appendFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
-import { openMetricsWriter, parseMetrics, readMetrics } from '../../../src/training/metrics.ts';
+import { openMetricsWriter, parseMetrics, readMetrics } from '../../../src/report/metrics.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'sftkit-metrics-'));
 after(() => rmSync(dir, { recursive: true, force: true }));

@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
 import { crc32, inflateSync } from 'node:zlib';
-import type { MetricRecord } from '../../../src/training/metrics.ts';
+import type { MetricRecord } from '../../../src/report/metrics.ts';
 import {
   buildLossFigure,
   decimate,

@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { createPipeline, prepareExample, type Message } from '../../../src/data-api.ts';
+import { createPipeline, prepareExample, type Message } from '../../../src/index.ts';
 import { maskedPieces, maskedRuns } from '../../../src/mask/masked-pieces.ts';
 import { tokenPieces } from '../../../src/tokenize/token-pieces.ts';
 import { loadTokenizer } from '../../../src/tokenize/tokenizer.ts';

@@ -5,7 +5,7 @@ import { mkdtempSync, readFileSync, writeFileSync, mkdirSync, copyFileSync } fro
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { createPipeline } from '../../../src/data-api.ts';
+import { createPipeline } from '../../../src/index.ts';
 import { addSpecialTokens, loadTokenizer, saveTokenizer } from '../../../src/tokenize/tokenizer.ts';
 
 const tokDir = (name: string) => join(import.meta.dirname, '..', '..', 'fixtures', 'tokenizers', name);

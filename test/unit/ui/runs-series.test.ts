@@ -2,7 +2,7 @@
 // and the smoothing of the curves.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import type { MetricRecord } from '../../../src/training/metrics.ts';
+import type { MetricRecord } from '../../../src/report/metrics.ts';
 import { emptyStats, foldMetrics, summarizeRun } from '../../../src/ui/runs.ts';
 import { chartData } from '../../../src/ui/web/series.ts';
 import { smoothEma } from '../../../src/ui/web/smooth.ts';
