@@ -1,48 +1,49 @@
 // `sftkit chat`: an interactive multi-turn chat in the terminal; replies are streamed token by token.
 import { createInterface } from 'node:readline';
-import { parseArgs } from 'node:util';
 import type { Message } from '../data/types.ts';
 import { chatPrompter, streamReply } from '../generate/chat-prompter.ts';
 import { loadModel } from '../native/model.ts';
 import { loadTokenizer } from '../tokenize/tokenizer.ts';
-import { MODEL_LOAD_HELP, modelLoadFlags, modelLoadOptions, requiredFlag, tokenizerDir, SAMPLING_HELP, samplingFlags, samplingOptions } from './args.ts';
+import { commandOptions, loadOptionsOf, modelLoad, opt, sampling, samplingOf } from '../options/index.ts';
+import { tokenizerDir } from './args.ts';
 import type { CliIo, Command } from './command.ts';
+
+const chatOptions = commandOptions({
+  command: 'chat',
+  shape: {
+    model: opt.string('model directory', { placeholder: 'DIR' }),
+    template: opt
+      .string(
+        "chat template: model (the tokenizer's), chatml, phi3, alpaca, plain or a Jinja file\n(default: the tokenizer's chat template, else chatml when its tokens exist, else alpaca);\nnone: no template, the text is continued as it is",
+        { placeholder: 'T' },
+      )
+      .optional(),
+    system: opt.string('a system prompt', { placeholder: 'TEXT' }).optional(),
+    ...modelLoad,
+    ...sampling,
+  },
+});
 
 const HELP = `Usage: sftkit chat --model DIR [--template T] [--system TEXT] [sampling flags]
 
 An interactive chat: type a message, the reply streams back; the conversation is kept and rendered with the
 template each turn. Commands: /reset clears the history, /exit (or Ctrl-D) quits.
 
-  --model DIR            model directory
-  --template T           chat template: model (the tokenizer's), chatml, phi3, alpaca, plain or a Jinja file
-                         (default: the tokenizer's chat template, else chatml when its tokens exist, else alpaca);
-                         none: no template, the text is continued as it is
-  --system TEXT          a system prompt
-${MODEL_LOAD_HELP}${SAMPLING_HELP}`;
+${chatOptions.formatHelp()}`;
 
 export const chatCommand: Command = {
   name: 'chat',
   summary: 'chat with a model in the terminal (streamed replies)',
   help: HELP,
   async run(argv: string[], io: CliIo): Promise<number> {
-    const { values } = parseArgs({
-      args: argv,
-      strict: true,
-      options: {
-        model: { type: 'string' },
-        template: { type: 'string' },
-        system: { type: 'string' },
-        ...modelLoadFlags,
-        ...samplingFlags,
-      },
-    });
-    const modelDir = requiredFlag('model', values.model);
-    const loadOptions = modelLoadOptions(values);
+    const o = chatOptions.parseArgs(argv);
+    const modelDir = o.model;
+    const loadOptions = loadOptionsOf(o);
     const tok = await loadTokenizer(tokenizerDir(modelDir));
-    const prompter = await chatPrompter(tok, values.template);
+    const prompter = await chatPrompter(tok, o.template);
     const model = await loadModel(modelDir, loadOptions);
-    const sampling = { maxNewTokens: 256, temperature: 0, ...samplingOptions(values) };
-    const history: Message[] = values.system ? [{ role: 'system', content: values.system, trained: false }] : [];
+    const sampled = { maxNewTokens: 256, temperature: 0, ...samplingOf(o) };
+    const history: Message[] = o.system ? [{ role: 'system', content: o.system, trained: false }] : [];
     const rl = createInterface({ input: process.stdin, output: io.stdout, terminal: io.stdout.isTTY === true });
     io.stdout.write(`sftkit chat (${modelDir}, template ${prompter.template}); /reset, /exit\n`);
     try {
@@ -52,7 +53,7 @@ export const chatCommand: Command = {
         const text = line.trim();
         if (text === '/exit' || text === '/quit') break;
         if (text === '/reset') {
-          history.splice(values.system ? 1 : 0);
+          history.splice(o.system ? 1 : 0);
           io.stdout.write('(history cleared)\n> ');
           continue;
         }
@@ -62,7 +63,7 @@ export const chatCommand: Command = {
         }
         history.push({ role: 'user', content: text, trained: false });
         let reply = '';
-        for await (const delta of streamReply(model, prompter, history, sampling)) {
+        for await (const delta of streamReply(model, prompter, history, sampled)) {
           io.stdout.write(delta.text);
           reply += delta.text;
         }

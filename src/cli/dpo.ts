@@ -1,15 +1,35 @@
 // `sftkit dpo`: DPO training (flags / --config -> the dpo options schema -> trainDpo), and `--eval-only`: DPO loss,
 // rewards and reward accuracy of a policy against a reference on every pair of a preference file, without training.
-import { parseArgs } from 'node:util';
-import { parseFieldMap } from '../data/formats.ts';
 import { EVAL_SPLITS } from '../data/index.ts';
-import { RECORD_FORMATS, type RecordFormat } from '../data/types.ts';
-import { loadModel, type PreferenceLossType } from '../native/model.ts';
+import { loadModel } from '../native/model.ts';
+import { commandOptions, common, dataSelection, opt, selectionOf } from '../options/index.ts';
 import { trainDpo } from '../recipes/dpo.ts';
-import { dpoOptions, pairLogps, preferenceMetrics, preparePreferencePairs } from '../training/index.ts';
-import { enumFlag, intFlag, numFlag, requiredFlag } from './args.ts';
+import { dpoFields, dpoOptions, ipoRule, pairLogps, preferenceMetrics, preparePreferencePairs } from '../training/index.ts';
 import type { CliIo, Command } from './command.ts';
 import { runTrainingCommand } from './train.ts';
+
+/** `sftkit dpo --eval-only`: DPO's own fields and the data selection, no training. */
+const evalOnlyOptions = commandOptions({
+  command: 'dpo --eval-only',
+  shape: {
+    evalOnly: opt.boolean('metrics of --model against --ref on every pair of --data; trains nothing').default(false),
+    model: opt.string('the policy to evaluate', { placeholder: 'DIR' }),
+    ref: dpoFields.ref,
+    data: opt.string('preference pairs: a file, a dataset directory (its test files, else validation, else train) or a URL', { placeholder: 'FILE' }),
+    beta: dpoFields.beta,
+    labelSmoothing: dpoFields.labelSmoothing,
+    lossType: dpoFields.lossType,
+    format: dpoFields.format,
+    template: dataSelection.template,
+    maxLength: dataSelection.maxLength,
+    limit: dataSelection.limit,
+    fieldMap: dataSelection.fieldMap,
+    batchSize: opt.int('pairs per forward batch', { min: 1 }).default(4),
+    threads: common.threads,
+    json: common.json,
+  },
+  rules: ipoRule,
+});
 
 const USAGE = `Usage: sftkit dpo --model DIR [--ref DIR] --data FILE --out DIR [training options]   (or --config file)
        sftkit dpo --model DIR [--ref DIR] --data FILE --eval-only [--json] [--beta 0.1] [--label-smoothing X]
@@ -31,61 +51,34 @@ export const dpoCommand: Command = {
   name: 'dpo',
   summary: 'DPO training on preference pairs against a frozen reference (--eval-only: metrics only)',
   get help() {
-    return USAGE + dpoOptions.formatHelp();
+    return `${USAGE}${dpoOptions.formatHelp()}\n--eval-only options:\n${evalOnlyOptions.formatHelp()}`;
   },
   async run(argv: string[], io: CliIo): Promise<number> {
     if (!argv.includes('--eval-only')) return runTrainingCommand('dpo', argv, io, dpoOptions.parseArgs(argv), trainDpo);
-    const { values } = parseArgs({
-      args: argv,
-      strict: true,
-      options: {
-        model: { type: 'string' },
-        ref: { type: 'string' },
-        data: { type: 'string' },
-        'eval-only': { type: 'boolean', default: false },
-        beta: { type: 'string' },
-        'label-smoothing': { type: 'string' },
-        'loss-type': { type: 'string' },
-        format: { type: 'string' },
-        template: { type: 'string' },
-        'max-length': { type: 'string' },
-        limit: { type: 'string' },
-        'field-map': { type: 'string' },
-        'batch-size': { type: 'string' },
-        threads: { type: 'string' },
-        json: { type: 'boolean', default: false },
-      },
-    });
-    const modelDir = requiredFlag('model', values.model);
-    const refDir = values.ref ?? modelDir;
-    const threads = intFlag('threads', values.threads, 1);
-    const maxLength = intFlag('max-length', values['max-length'], 2);
-    const limit = intFlag('limit', values.limit, 1);
+    const o = evalOnlyOptions.parseArgs(argv);
+    const { data: source, template, maxLength, limit, fieldMap } = selectionOf(o);
     const data = await preparePreferencePairs({
-      data: requiredFlag('data', values.data),
+      data: source,
       split: EVAL_SPLITS, // a dataset directory: its test files, else validation, else train
-      tokenizer: modelDir,
-      format: enumFlag<RecordFormat | 'auto'>('format', values.format, ['auto', ...RECORD_FORMATS]) ?? 'auto',
-      ...(values.template ? { template: values.template } : {}),
+      tokenizer: o.model,
+      format: o.format,
+      ...(template !== undefined ? { template } : {}),
       ...(maxLength !== undefined ? { maxLength } : {}),
       ...(limit !== undefined ? { limit } : {}),
-      fieldMap: parseFieldMap(values['field-map']),
+      fieldMap: fieldMap ?? {},
     });
-    const batchPairs = intFlag('batch-size', values['batch-size'], 1) ?? 4;
-    const opts = {
-      beta: numFlag('beta', values.beta, 1e-9) ?? 0.1,
-      labelSmoothing: numFlag('label-smoothing', values['label-smoothing'], 0, 0.49) ?? 0,
-      lossType: enumFlag<PreferenceLossType>('loss-type', values['loss-type'], ['sigmoid', 'ipo']) ?? 'sigmoid',
-    };
+    const batchPairs = o.batchSize;
+    const threads = o.threads;
+    const opts = { beta: o.beta, labelSmoothing: o.labelSmoothing, lossType: o.lossType };
     const padId = data.tokenizer.padId;
-    const ref = await loadModel(refDir, threads ? { threads } : {});
+    const ref = await loadModel(o.ref ?? o.model, threads ? { threads } : {});
     const refLogps = await pairLogps(ref, data.pairs, padId, batchPairs).finally(() => ref.dispose());
-    const policy = await loadModel(modelDir, threads ? { threads } : {});
+    const policy = await loadModel(o.model, threads ? { threads } : {});
     const pol = await pairLogps(policy, data.pairs, padId, batchPairs).finally(() => policy.dispose());
     const m = preferenceMetrics(pol.logps, refLogps.logps, pol.tokens, opts);
     const report = { loss: m.loss, rewards_chosen: m.rewards_chosen, rewards_rejected: m.rewards_rejected, accuracy: m.accuracy, pairs: m.pairs };
     io.stdout.write(
-      values.json
+      o.json
         ? `${JSON.stringify(report)}\n`
         : `DPO (${opts.lossType}, beta ${opts.beta}) over ${m.pairs} pairs${data.dropped ? ` (${data.dropped} dropped)` : ''}: loss ${m.loss.toFixed(4)}, ` +
             `rewards chosen ${m.rewards_chosen.toFixed(4)} / rejected ${m.rewards_rejected.toFixed(4)}, accuracy ${m.accuracy.toFixed(3)}, margin ${m.margin.toFixed(4)}\n`,

@@ -1,12 +1,25 @@
 // `sftkit inspect`: what the model will read and what it is trained on, example by example, plus the counts.
-import { parseArgs } from 'node:util';
 import { inspectExample, openInspection } from '../data-api.ts';
-import { parseFieldMap } from '../data/formats.ts';
-import { invalidParameterError } from '../errors.ts';
 import { maskedRuns, type MaskedPiece } from '../mask/masked-pieces.ts';
 import { addToSummary, emptySummary, formatSummary, formatUnkWarning } from '../mask/mask-summary.ts';
-import { dataSelectionFlags } from './args.ts';
+import { commandOptions, common, dataSelection, opt, selectionOf } from '../options/index.ts';
 import type { CliIo, Command } from './command.ts';
+
+const inspectOptions = commandOptions({
+  command: 'inspect',
+  shape: {
+    model: opt.string('directory with tokenizer.json (and tokenizer_config.json)', { placeholder: 'DIR' }),
+    data: opt.string(
+      'JSON array, JSONL, Parquet, CSV or TSV file, a dataset directory (its train files), or an\nhttp(s) URL (downloaded once into the cache)',
+      { placeholder: 'FILE' },
+    ),
+    ...dataSelection,
+    truncation: opt.enum(['cut', 'drop'], 'what to do with examples longer than --max-length').default('cut'),
+    json: opt
+      .boolean('one JSON object per kept example, {"input_ids": [...], "labels": [...]}, in dataset order\n(before any split or shuffle); the counts go to stderr')
+      .default(false),
+  },
+});
 
 const HELP = `Usage: sftkit inspect --model DIR --data FILE [--format F] [--template T] [--mask M] [--max-length N]
                       [--limit N] [--json] [--add-special-tokens] [--truncation cut|drop]
@@ -14,27 +27,7 @@ const HELP = `Usage: sftkit inspect --model DIR --data FILE [--format F] [--temp
 Shows examples as the model reads them, with the trained tokens highlighted (colour on a terminal, [[...]]
 otherwise), and the counts of trained / masked tokens and dropped examples.
 
-  --model DIR            directory with tokenizer.json (and tokenizer_config.json)
-  --data FILE            JSON array, JSONL, Parquet, CSV or TSV file, a dataset directory (its train files), or an
-                         http(s) URL (downloaded once into the cache)
-  --format F             auto (default), alpaca, instruct, prompt-completion, chat, sharegpt, text, preference
-  --template T           plain, alpaca, phi3, chatml, model, or a Jinja template file (default: by format)
-  --mask M               completion, assistant, last-assistant, all, pretrain (default: by format)
-  --max-length N         cut examples to N tokens (or drop them with --truncation drop)
-  --truncation cut|drop  what to do with longer examples (default cut)
-  --limit N              read only the first N records
-  --field-map F=KEY,...  read fields from other keys, e.g. instruction=question,output=answer
-  --add-special-tokens   add tokens the template needs but the tokenizer lacks (e.g. ChatML on GPT-2)
-  --json                 one JSON object per kept example, {"input_ids": [...], "labels": [...]}, in dataset order
-                         (before any split or shuffle); the counts go to stderr
-`;
-
-function positiveInt(name: string, v: string | undefined): number | undefined {
-  if (v === undefined) return undefined;
-  const n = Number(v);
-  if (!/^\d+$/.test(v) || !Number.isSafeInteger(n) || n < 1) throw invalidParameterError(name, 'a positive integer', v);
-  return n;
-}
+${inspectOptions.formatHelp()}`;
 
 const GREEN = '\u001b[1;32m';
 const DIM = '\u001b[2m';
@@ -52,40 +45,13 @@ export const inspectCommand: Command = {
   summary: 'show examples as tokens with the trained ones highlighted, and trained/masked/dropped counts',
   help: HELP,
   async run(argv: string[], io: CliIo): Promise<number> {
-    const { values } = parseArgs({
-      args: argv,
-      strict: true,
-      options: {
-        ...dataSelectionFlags,
-        truncation: { type: 'string' },
-        json: { type: 'boolean', default: false },
-        help: { type: 'boolean', short: 'h', default: false },
-      },
-    });
-    if (values.help) {
-      io.stdout.write(HELP);
-      return 0;
-    }
-    if (values.model === undefined) throw invalidParameterError('--model', 'a directory with tokenizer.json', undefined);
-    if (values.data === undefined) throw invalidParameterError('--data', 'a data file, dataset directory or URL', undefined);
-    const maxLength = positiveInt('--max-length', values['max-length']);
-    const limit = positiveInt('--limit', values.limit);
-    const opened = await openInspection({
-      data: values.data,
-      format: (values.format ?? 'auto') as never,
-      fieldMap: parseFieldMap(values['field-map']),
-      limit,
-      tokenizer: values.model,
-      template: values.template,
-      mask: values.mask as never,
-      maxLength,
-      truncation: values.truncation as never,
-      addSpecialTokens: values['add-special-tokens'],
-    });
+    const o = inspectOptions.parseArgs(argv);
+    const { maxLength, ...sel } = selectionOf(o);
+    const opened = await openInspection({ ...sel, tokenizer: o.model, truncation: o.truncation, ...(maxLength !== undefined ? { maxLength } : {}) });
     const { pipeline, addedTokens } = opened;
-    const colour = !values.json && io.stdout.isTTY === true;
+    const colour = !o.json && io.stdout.isTTY === true;
     const summary = emptySummary();
-    if (!values.json) {
+    if (!o.json) {
       io.stdout.write(
         `${opened.displayName}: format ${opened.format}, template ${pipeline.template.id}, mask ${pipeline.mask}` +
           `${maxLength !== undefined ? `, max length ${maxLength} (${pipeline.truncation})` : ''}\n`,
@@ -95,10 +61,10 @@ export const inspectCommand: Command = {
       }
     }
     for await (const example of opened.examples) {
-      const { result, pieces } = inspectExample(example, pipeline, { pieces: values.json ? false : 'run' });
+      const { result, pieces } = inspectExample(example, pipeline, { pieces: o.json ? false : 'run' });
       addToSummary(summary, result);
       const where = `${example.where.file}:${example.where.line} (record ${example.where.record})`;
-      if (values.json) {
+      if (o.json) {
         if (result.kept) {
           io.stdout.write(
             `${JSON.stringify({ input_ids: Array.from(result.example.inputIds), labels: Array.from(result.example.labels) })}\n`,
@@ -116,7 +82,7 @@ export const inspectCommand: Command = {
           `${result.truncated ? ', truncated' : ''}\n${highlighted(pieces, colour)}\n`,
       );
     }
-    (values.json ? io.stderr : io.stdout).write(`${values.json ? '' : '\n'}${formatSummary(summary)}\n`);
+    (o.json ? io.stderr : io.stdout).write(`${o.json ? '' : '\n'}${formatSummary(summary)}\n`);
     const tok = pipeline.tokenizer;
     const unkWarning = formatUnkWarning(summary, opened.displayName, tok.unkId === undefined ? undefined : tok.idToToken(tok.unkId));
     if (unkWarning) io.stderr.write(`${unkWarning}\n`);

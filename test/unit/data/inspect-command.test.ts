@@ -56,8 +56,8 @@ test('dropped examples are shown and counted; options are validated', async () =
   await inspectCommand.run(['--model', gpt2, '--data', join(fixtures, 'data', 'instruction-data.json'), '--limit', '3', '--max-length', '20'], c.io);
   assert.match(c.out.join(''), /dropped \(truncated-away, 20 tokens\)/);
   assert.match(c.out.join(''), /kept 0\/3, dropped 3 \(truncated-away 3\)/);
-  await assert.rejects(inspectCommand.run(['--data', 'x'], io().io), /Expected a directory with tokenizer\.json for --model/);
-  await assert.rejects(inspectCommand.run(['--model', gpt2, '--data', 'x', '--limit', 'ten'], io().io), /Expected a positive integer for --limit/);
+  await assert.rejects(inspectCommand.run(['--data', 'x'], io().io), /Missing required inspect option --model: directory with tokenizer\.json/);
+  await assert.rejects(inspectCommand.run(['--model', gpt2, '--data', 'x', '--limit', 'ten'], io().io), /Expected an integer >= 1 for --limit but received "ten"/);
   await assert.rejects(inspectCommand.run(['--model', gpt2, '--data', 'x', '--bogus'], io().io), (e: Error & { code?: string }) => e.code === 'ERR_PARSE_ARGS_UNKNOWN_OPTION');
   await assert.rejects(
     inspectCommand.run(['--model', gpt2, '--data', join(fixtures, 'data', 'minimind-toy', 'tiny_sft.jsonl')], io().io),

@@ -7,13 +7,13 @@ import { after, test } from 'node:test';
 import {
   TRAIN_OPTION_KEYS,
   TRAIN_OPTION_TABLE,
-  flagName,
   formatTrainOptionsHelp,
   loadConfigFile,
   parseTrainArgs,
-  trainOptionSchema,
+  trainOptions,
   validateTrainOptions,
 } from '../../../src/training/options.ts';
+import { flagName } from '../../../src/options/index.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'sftkit-options-'));
 after(() => rmSync(dir, { recursive: true, force: true }));
@@ -157,7 +157,7 @@ test('validateTrainOptions is the same schema for the library API', () => {
 });
 
 test('the help table is generated from the schema', () => {
-  assert.equal(TRAIN_OPTION_TABLE.length, Object.keys(trainOptionSchema).length);
+  assert.equal(TRAIN_OPTION_TABLE.length, trainOptions.schema.keyof().options.length);
   const row = TRAIN_OPTION_TABLE.find((r) => r.key === 'saveTotalLimit')!;
   assert.deepEqual(row, { key: 'saveTotalLimit', flag: '--save-total-limit', type: 'N', default: '2', description: row.description });
   const help = formatTrainOptionsHelp();

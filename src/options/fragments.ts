@@ -1,0 +1,93 @@
+// Option fields several commands share, declared once: data selection (train, dpo, eval, inspect, distill), model
+// loading (eval, generate, chat), sampling (generate, chat, eval --responses, distill) and a few single fields.
+// Commands spread them into their shapes: `{ ...dataSelection, ...modelLoad, json }`.
+import { parseFieldMap, RECORD_FORMATS } from '../data/index.ts';
+import type { DataSelection } from '../eval/index.ts';
+import { MASK_MODES } from '../mask/index.ts';
+import type { LoadModelOptions } from '../native/index.ts';
+import { TEMPLATE_NAMES } from '../template/index.ts';
+import { opt } from './command-options.ts';
+
+/** Single fields used by several commands under the same meaning. */
+export const common = {
+  /** CPU threads of the native engine (0: libtorch's default, all cores). */
+  threads: opt.int('CPU threads for the native engine (0: automatic, all cores)', { min: 0 }).default(0),
+  json: opt.boolean('print the result as one JSON object').default(false),
+  dtype: opt.enum(['float32', 'bfloat16'], 'parameter and compute dtype').default('float32'),
+  device: opt.enum(['auto', 'cpu', 'cuda'], 'where to run (auto: cuda when this libtorch has CUDA and a GPU is visible)').default('auto'),
+};
+
+/** How a data file is read and rendered (the data pipeline's choices). */
+export const dataSelection = {
+  format: opt.enum(['auto', ...RECORD_FORMATS], 'record format (auto: detected from the keys)').default('auto'),
+  template: opt.string(`prompt style: ${TEMPLATE_NAMES.join(', ')}, or a Jinja file (auto: by format)`, { placeholder: 'NAME|FILE' }).default('auto'),
+  mask: opt.enum(['auto', ...MASK_MODES], 'which tokens are trained (auto: by format)').default('auto'),
+  maxLength: opt.int('truncate examples (and packed rows) to N tokens', { min: 1, defaultText: "the model's context length" }).optional(),
+  limit: opt.int('read only the first N records', { min: 1 }).optional(),
+  fieldMap: opt.string('read fields from other keys, e.g. instruction=question,output=answer', { placeholder: 'F=KEY,...' }).optional(),
+  addSpecialTokens: opt.boolean("add template tokens the tokenizer lacks (training resizes the model's embeddings)").default(false),
+};
+
+type DataSelectionOptions = { data: string } & Partial<{
+  format: 'auto' | (typeof RECORD_FORMATS)[number];
+  template: string;
+  mask: 'auto' | (typeof MASK_MODES)[number];
+  maxLength: number;
+  limit: number;
+  fieldMap: string;
+  addSpecialTokens: boolean;
+}>;
+
+/** The data selection of validated options as the data pipeline takes it ('auto' template and mask: by format). */
+export function selectionOf(o: DataSelectionOptions): DataSelection {
+  return {
+    data: o.data,
+    format: o.format ?? 'auto',
+    ...(o.template !== undefined && o.template !== 'auto' ? { template: o.template } : {}),
+    ...(o.mask !== undefined && o.mask !== 'auto' ? { mask: o.mask } : {}),
+    ...(o.maxLength !== undefined ? { maxLength: o.maxLength } : {}),
+    ...(o.limit !== undefined ? { limit: o.limit } : {}),
+    ...(o.addSpecialTokens !== undefined ? { addSpecialTokens: o.addSpecialTokens } : {}),
+    fieldMap: parseFieldMap(o.fieldMap),
+  };
+}
+
+/** How eval, generate and chat load their model. */
+export const modelLoad = {
+  adapter: opt
+    .string(
+      'apply a LoRA adapter (PEFT directory: adapter_config.json + adapter_model.safetensors);\n--model may also be an adapter directory alone (its base_model_name_or_path is loaded)',
+      { placeholder: 'DIR' },
+    )
+    .optional(),
+  device: common.device,
+  threads: common.threads,
+};
+
+export function loadOptionsOf(o: { adapter?: string | undefined; device: 'auto' | 'cpu' | 'cuda'; threads: number }): LoadModelOptions {
+  return { device: o.device, ...(o.threads ? { threads: o.threads } : {}), ...(o.adapter !== undefined ? { adapter: o.adapter } : {}) };
+}
+
+/** Sampling of generated replies. */
+export const sampling = {
+  maxNewTokens: opt.int('most tokens to generate', { min: 1, defaultText: '256' }).optional(),
+  temperature: opt.number('0 = greedy; > 0 samples', { min: 0, defaultText: '0' }).optional(),
+  topK: opt.int('sample among the N most likely tokens (0 = off)', { min: 0 }).optional(),
+  topP: opt.number('nucleus sampling threshold (1 = off)', { min: 0, max: 1 }).optional(),
+  seed: opt.int('seed of the sampler (reproducible)', { min: 0 }).optional(),
+};
+
+export interface SamplingOptions {
+  maxNewTokens?: number;
+  temperature?: number;
+  topK?: number;
+  topP?: number;
+  seed?: number;
+}
+
+/** The sampling keys that were given (absent ones stay absent: the generator's defaults apply). */
+export function samplingOf(o: SamplingOptions): SamplingOptions {
+  const out: SamplingOptions = {};
+  for (const k of ['maxNewTokens', 'temperature', 'topK', 'topP', 'seed'] as const) if (o[k] !== undefined) out[k] = o[k];
+  return out;
+}
