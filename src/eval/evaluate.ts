@@ -1,6 +1,8 @@
 // Evaluation on a whole data file (no split): mean loss over label tokens and perplexity, and ch7-style generated
 // responses ({instruction, input, output, model_response}) with optional judge scores.
-import { batches, createPipeline, prepareExample, type Pipeline, type TokenizedExample } from '../data-api.ts';
+import { batches } from '../collate/index.ts';
+import { createPipeline, prepareExample, type Pipeline } from '../pipeline/index.ts';
+import { addToSummary, emptySummary, type MaskMode, type MaskSummary, type TokenizedExample } from '../mask/index.ts';
 import {
   EVAL_SPLITS,
   type Example,
@@ -11,7 +13,6 @@ import {
 } from '../data/index.ts';
 import { SftkitError, invalidParameterError } from '../errors.ts';
 import { examplePromptIds, promptIds, replyText, stopIdsFor } from '../generate/index.ts';
-import { addToSummary, emptySummary, type MaskMode, type MaskSummary } from '../mask/index.ts';
 import type { GenerateOptions, Model } from '../native/index.ts';
 import type { Judge } from './judge.ts';
 

@@ -1,7 +1,7 @@
 // A conversation rendered for a model: the chat template (the tokenizer's own, ChatML or Alpaca by default, or
 // `none` for a raw continuation of the text), the prompt ids of a history, and the reply streamed as text.
 // `sftkit chat` and the web playground both talk to models through it.
-import { createPipeline } from '../data-api.ts';
+import { createPipeline } from '../pipeline/index.ts';
 import type { Message } from '../data/index.ts';
 import type { GenerateOptions, Model } from '../native/index.ts';
 import type { TextTokenizer } from '../tokenize/index.ts';

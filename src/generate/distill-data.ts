@@ -5,8 +5,8 @@
 import { createHash } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import { open, readFile, rename, rm, truncate } from 'node:fs/promises';
-import { createPipeline, type Example, type FieldMap, type RecordFormat } from '../data-api.ts';
-import { hashDataFiles, openDataset } from '../data/index.ts';
+import { createPipeline } from '../pipeline/index.ts';
+import { type Example, type FieldMap, hashDataFiles, openDataset, type RecordFormat } from '../data/index.ts';
 import { SftkitError, invalidParameterError } from '../errors.ts';
 import type { Model } from '../native/index.ts';
 import { writeFileAtomic } from '../shared/index.ts';

@@ -6,7 +6,9 @@ import { createHash } from 'node:crypto';
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { splitIndices, type Batch, type TokenizedExample } from '../data-api.ts';
+import { splitIndices } from '../pipeline/index.ts';
+import type { Batch } from '../collate/index.ts';
+import { formatUnkWarning, type TokenizedExample } from '../mask/index.ts';
 import { type DataSource, parseFieldMap, type SplitName, splitSources } from '../data/index.ts';
 import { SftkitError } from '../errors.ts';
 import { loadModel, readModelConfig } from '../native/index.ts';
@@ -190,6 +192,12 @@ async function prepareDpo(o: DpoOptions, ctx: TaskContext): Promise<PreparedTask
       `${dropped ? ` (${dropped} dropped: no trained token on one side)` : ''}; ${o.lossType} loss, beta ${o.beta}` +
       `${o.labelSmoothing ? `, label smoothing ${o.labelSmoothing}` : ''}; reference ${o.ref ?? `${o.model} (the starting policy)`}`,
   );
+  const unkToken = main.tokenizer.unkId === undefined ? undefined : main.tokenizer.idToToken(main.tokenizer.unkId);
+  // Once per file read (the main data, and validation / test data read from their own files).
+  for (const [name, read_] of [[o.data, main], [o.valData ?? `${o.data} (validation)`, v], [o.testData ?? `${o.data} (test)`, t]] as const) {
+    const warning = read_ && formatUnkWarning(read_.summary, name, unkToken);
+    if (warning) ctx.log(`sftkit dpo: ${warning}`);
+  }
   if (ctx.isMain) {
     await writeSplitFiles(join(ctx.out, 'data'), {
       sources: { data: main.source, ...(v ? { valData: v.source } : {}), ...(t ? { testData: t.source } : {}) },

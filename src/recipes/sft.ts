@@ -4,20 +4,10 @@
 // objective (distillObjective) when --teacher is given.
 import { createHash } from 'node:crypto';
 import { join } from 'node:path';
-import {
-  batches,
-  collate,
-  collatePacked,
-  formatSummary,
-  formatUnkWarning,
-  packBestFitDecreasing,
-  prepareDataset,
-  type Batch,
-  type PreparedDataset,
-  type TokenizedExample,
-} from '../data-api.ts';
+import { batches, collate, collatePacked, packBestFitDecreasing, type Batch } from '../collate/index.ts';
+import { formatSummary, formatUnkWarning, type MaskMode, type TokenizedExample } from '../mask/index.ts';
+import { prepareDataset, type PreparedDataset } from '../pipeline/index.ts';
 import { parseFieldMap, type RecordFormat } from '../data/index.ts';
-import type { MaskMode } from '../mask/index.ts';
 import { SftkitError } from '../errors.ts';
 import { loadModel, type Model, readModelConfig } from '../native/index.ts';
 import {

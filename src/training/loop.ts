@@ -5,7 +5,8 @@
 // src/report/plot.ts). What is trained on and how the loss is computed is the objective's business; this file knows
 // neither.
 import { join } from 'node:path';
-import { planBatches, saveTokenizer, type TextTokenizer } from '../data-api.ts';
+import { planBatches } from '../collate/index.ts';
+import { saveTokenizer, type TextTokenizer } from '../tokenize/index.ts';
 import { SftkitError } from '../errors.ts';
 import type { Model, ProcessGroup } from '../native/index.ts';
 import {

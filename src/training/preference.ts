@@ -1,7 +1,9 @@
 // Preference pairs for DPO: {prompt?, chosen, rejected} records rendered and tokenized per segment (the prompt
 // segments of chosen and rejected are the same text, so their ids are identical), pair batches (rows chosen_0,
 // rejected_0, chosen_1, ...), reference log-probabilities, and the DPO metrics TRL reports.
-import { collate, createPipeline, prepareExample, type Batch, type TokenizedExample } from '../data-api.ts';
+import { collate, type Batch } from '../collate/index.ts';
+import { createPipeline, prepareExample } from '../pipeline/index.ts';
+import { addToSummary, emptySummary, type MaskSummary, type TokenizedExample } from '../mask/index.ts';
 import { type DataSource, type FieldMap, openDataset, type RecordFormat, type SplitName } from '../data/index.ts';
 import { SftkitError, invalidParameterError } from '../errors.ts';
 import type { Model, PreferenceLossType } from '../native/index.ts';
@@ -23,6 +25,8 @@ export interface PreferenceData {
   /** What to read the same records from again (the local file, or the files of a directory's split). */
   source: DataSource;
   templateId: string;
+  /** Counts over both sides of every record read (each side is an example): kept, dropped, unknown tokens. */
+  summary: MaskSummary;
 }
 
 export interface PreferenceDataOptions {
@@ -53,15 +57,18 @@ export async function preparePreferencePairs(o: PreferenceDataOptions): Promise<
   const { pipeline } = await createPipeline('preference', { tokenizer: o.tokenizer, template: o.template, maxLength: o.maxLength });
   const pairs: PreferencePair[] = [];
   let dropped = 0;
+  const summary = emptySummary();
   for await (const e of opened.examples) {
     if (!e.rejected) throw new SftkitError('SFTKIT_DATA', `${e.where.file}:${e.where.line} (record ${e.where.record}): no rejected answer`);
     const c = prepareExample(e, pipeline).result;
     const r = prepareExample({ ...e, messages: e.rejected }, pipeline).result;
+    addToSummary(summary, c);
+    addToSummary(summary, r);
     if (c.kept && r.kept) pairs.push({ chosen: c.example, rejected: r.example, record: e.where.record });
     else dropped++;
   }
   if (pairs.length === 0) throw new SftkitError('SFTKIT_DATA', `${opened.displayName}: no preference pair has a trained token on both sides`);
-  return { pairs, tokenizer: pipeline.tokenizer, dropped, path: opened.path, source: opened.source, templateId: pipeline.template.id };
+  return { pairs, tokenizer: pipeline.tokenizer, dropped, path: opened.path, source: opened.source, templateId: pipeline.template.id, summary };
 }
 
 /** Rows chosen_0, rejected_0, chosen_1, rejected_1, ... padded to the longest. */

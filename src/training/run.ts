@@ -5,7 +5,7 @@
 import { mkdir } from 'node:fs/promises';
 import { availableParallelism } from 'node:os';
 import { join, resolve } from 'node:path';
-import type { TextTokenizer } from '../data-api.ts';
+import type { TextTokenizer } from '../tokenize/index.ts';
 import { SftkitError, invalidParameterError } from '../errors.ts';
 import {
   binding,

@@ -2,7 +2,7 @@
 // line) of the examples in each split, so `sftkit eval --data OUT/data/test.jsonl` evaluates exactly the held-out set.
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { PreparedDataset } from '../data-api.ts';
+import type { PreparedDataset } from '../pipeline/index.ts';
 import { readRecords, type DataSource } from '../data/index.ts';
 import { writeStreamAtomic } from '../shared/index.ts';
 

@@ -4,7 +4,7 @@
 // the page; tokenizers are kept per model directory.
 import { statSync } from 'node:fs';
 import { join } from 'node:path';
-import { inspectExample, openInspection, type InspectOptions } from '../data-api.ts';
+import { inspectExample, openInspection, type InspectOptions } from '../pipeline/index.ts';
 import { datasetDirectory, directorySplit, type FieldMap, type RecordFormat } from '../data/index.ts';
 import {
   addToSummary,
