@@ -10,6 +10,7 @@ import {
   addToSummary,
   type DropReason,
   emptySummary,
+  formatUnkWarning,
   type MaskedPiece,
   type MaskMode,
   type MaskSummary,
@@ -61,9 +62,17 @@ export interface InspectPage {
   truncation: Truncation;
   addedTokens: { content: string; id: number }[];
   summary: MaskSummary;
+  /** What `sftkit inspect` warns about for the same file (e.g. text the tokenizer reads as its unknown token). */
+  warnings: string[];
   offset: number;
   limit: number;
   examples: InspectedView[];
+}
+
+/** The unknown-token warning of `sftkit inspect` for a page's counts (none when nothing became the unknown token). */
+function unkWarnings(summary: MaskSummary, data: string, tok: TextTokenizer): string[] {
+  const warning = formatUnkWarning(summary, data, tok.unkId === undefined ? undefined : tok.idToToken(tok.unkId));
+  return warning === undefined ? [] : [warning.replace(/^warning: /, '')];
 }
 
 const stamp = (path: string): string => {
@@ -151,6 +160,7 @@ export class Inspector {
       truncation: pipeline.truncation,
       addedTokens: opened.addedTokens.map((a) => ({ content: a.content, id: a.id })),
       summary,
+      warnings: unkWarnings(summary, r.data, pipeline.tokenizer),
       offset: r.offset,
       limit: r.limit,
       examples,

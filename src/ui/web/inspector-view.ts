@@ -99,6 +99,7 @@ export class InspectorView {
         h('b', { class: 'trained-count', 'data-count': 'trained' }, compact(s.trainedTokens)), ' trained / ',
         h('b', { class: 'masked-count', 'data-count': 'masked' }, compact(s.maskedTokens)), ' masked tokens'),
       page.addedTokens.length ? h('span', {}, `added tokens: ${page.addedTokens.map((a) => `${a.content}=${a.id}`).join(' ')}`) : null,
+      ...page.warnings.map((w) => h('span', { class: 'message warning', 'data-warning': 'unk' }, `⚠ ${w}`)),
     );
     clear(this.pager);
     const last = Math.min(s.examples, page.offset + page.limit);

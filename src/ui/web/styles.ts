@@ -45,6 +45,7 @@ table.kv th { text-transform: none; font-size: 13px; width: 40%; }
 .path { color: var(--muted); font-family: ui-monospace, monospace; font-size: 12px; word-break: break-all; }
 .message { color: var(--muted); }
 .message.error, .error { color: var(--bad); }
+.message.warning { color: var(--warn); }
 .hint { color: var(--muted); font-size: 12px; }
 pre.json { font-size: 12px; background: var(--bg); padding: 8px; border-radius: 6px; overflow: auto; }
 ul.events { padding-left: 18px; margin: 0; }

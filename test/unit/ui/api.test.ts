@@ -15,6 +15,7 @@ import { EventReader, jsonl, request, trainRecords, writeRun } from './helpers.t
 
 const fixtures = join(import.meta.dirname, '..', '..', 'fixtures');
 const GPT2 = join(fixtures, 'tokenizers', 'gpt2');
+const TINYSTORIES = join(fixtures, 'tokenizers', 'tinystories-656k');
 const scratch = mkdtempSync(join(tmpdir(), 'sftkit-ui-api-'));
 const DATA_DIR = join(scratch, 'data');
 const DATA = join(DATA_DIR, 'instructions.json');
@@ -54,7 +55,7 @@ before(async () => {
   mkdirSync(join(RUNS, 'linked-file'));
   symlinkSync(join(OUTSIDE, 'foreign', 'metrics.jsonl'), join(RUNS, 'linked-file', 'metrics.jsonl'));
   symlinkSync(OUTSIDE, join(RUNS, 'escape'));
-  server = await startUiServer({ runs: RUNS, allow: [GPT2, DATA_DIR], pollMs: 50, keepAliveMs: 60_000 });
+  server = await startUiServer({ runs: RUNS, allow: [GPT2, TINYSTORIES, DATA_DIR], pollMs: 50, keepAliveMs: 60_000 });
   base = server.url.replace(/\/$/, '');
 });
 
@@ -233,6 +234,11 @@ test('the inspector gives the counts of `sftkit inspect` and pages of text piece
   const again = (await get(q('&limit=2&offset=118'))).json();
   assert.deepEqual(again.summary, s);
   assert.deepEqual(again.examples.map((e: { index: number }) => e.index), [118, 119]);
+  assert.deepEqual(page.warnings, []);
+  // Alpaca's `###` is <unk> to the TinyStories tokenizer: the page says so, in the words of `sftkit inspect`.
+  const unk = (await get(`/api/inspect?model=${encodeURIComponent(TINYSTORIES)}&data=${encodeURIComponent(DATA)}&limit=2`)).json();
+  assert.equal(unk.warnings.length, 1, JSON.stringify(unk.warnings));
+  assert.match(unk.warnings[0], /\d+ unknown tokens? \(<unk>\) in \d+ of 120 examples, e\.g\. "###" from the template text/);
   const dropped = (await get(q('&limit=1&maxLength=20'))).json();
   assert.equal(dropped.examples[0].kept, false);
   assert.equal(dropped.examples[0].reason, 'truncated-away');
