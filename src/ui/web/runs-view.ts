@@ -1,7 +1,7 @@
 // Runs: the table of run directories (status, steps, losses, tokens, throughput), the curves of the selected runs
 // overlaid (loss, learning rate, gradient norm against steps or tokens, with smoothing), kept live through each
 // run's event stream, and the selected run's config.
-import type { MetricRecord } from '../../training/index.ts';
+import type { MetricRecord } from '../../report/index.ts';
 import type { RunDetail, RunHolder, RunSummary } from '../runs.ts';
 import { getJson } from './api.ts';
 import { MetricChart, PALETTE } from './charts.ts';
