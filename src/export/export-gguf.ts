@@ -6,8 +6,8 @@ import { copyFileSync, existsSync, mkdtempSync, readFileSync, rmSync } from 'nod
 import { tmpdir } from 'node:os';
 import { basename, dirname, join, relative, resolve } from 'node:path';
 import { SftkitError, invalidParameterError } from '../errors.ts';
-import { readModelConfig, parseModelConfig, type LoadedConfig } from '../native/model-config.ts';
-import { writeFileAtomic } from '../shared/atomic-write.ts';
+import { loadModel, parseModelConfig, readModelConfig, resolveModelDirs, type LoadedConfig } from '../native/index.ts';
+import { writeFileAtomic } from '../shared/index.ts';
 import { archMetadata, planTensors } from './gguf-arch.ts';
 import { FILE_TYPE_OF, GGUF_OUT_TYPES, GgmlType, Q8_0_BLOCK, str, u32, type GgufOutType, type GgufMetadata } from './gguf-format.ts';
 import { tokenizerMetadata } from './gguf-tokenizer.ts';
@@ -89,7 +89,6 @@ function checkOptions(options: ExportGgufOptions): void {
 
 /** Merges `adapter` into `base` into a temporary directory (model + tokenizer files); the caller removes it. */
 async function mergedDir(base: string, adapter: string, threads: number | undefined): Promise<string> {
-  const { loadModel } = await import('../native/model.ts');
   const tmp = mkdtempSync(join(tmpdir(), 'sftkit-export-'));
   try {
     const model = await loadModel(base, { adapter, device: 'cpu', ...(threads ? { threads } : {}) });
@@ -124,7 +123,6 @@ export async function exportGguf(modelDir: string, outFile: string, options: Exp
   let dir = modelDir;
   let tmp: string | undefined;
   if (options.adapter !== undefined) {
-    const { resolveModelDirs } = await import('../native/model.ts');
     const dirs = resolveModelDirs(modelDir, options.adapter);
     tmp = await mergedDir(dirs.base, options.adapter, options.threads);
     dir = tmp;

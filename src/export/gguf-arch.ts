@@ -7,7 +7,7 @@
 // - llama family, tied: no `output.weight` (llama.cpp falls back to `token_embd.weight`);
 // - Llama 3 RoPE scaling: the per-frequency factors as the `rope_freqs.weight` tensor.
 import { SftkitError } from '../errors.ts';
-import type { ModelSpec } from '../native/model-config.ts';
+import type { ModelSpec } from '../native/index.ts';
 import { f32, u32, type GgufMetadata } from './gguf-format.ts';
 
 /** One GGUF tensor as a function of source tensors (Hugging Face names). */

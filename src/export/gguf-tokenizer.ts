@@ -10,7 +10,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { SftkitError } from '../errors.ts';
-import type { ModelSpec } from '../native/model-config.ts';
+import type { ModelSpec } from '../native/index.ts';
 import { bool, f32s, i32s, str, strings, TokenType, u32, type GgufMetadata } from './gguf-format.ts';
 
 interface AddedToken {

@@ -2,7 +2,7 @@
 // before any tensor is computed), then each tensor's bytes as its `values()` produce them, one tensor in memory at a
 // time. The file appears whole or not at all (shared/atomic-write.ts); a failure names the tensor.
 import { SftkitError } from '../errors.ts';
-import { writeStreamAtomic } from '../shared/atomic-write.ts';
+import { writeStreamAtomic } from '../shared/index.ts';
 import {
   GGUF_DEFAULT_ALIGNMENT,
   GGUF_MAGIC,

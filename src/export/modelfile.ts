@@ -1,7 +1,7 @@
 // An Ollama Modelfile beside an exported GGUF (https://github.com/ollama/ollama/blob/main/docs/modelfile.md):
 // FROM the file, the prompt TEMPLATE (Go text/template over .System/.Prompt/.Response, or .Messages for chat) for the
 // prompt styles sftkit knows, the stop sequences and PARAMETER defaults. Pure: text in, text out.
-import { ALPACA_PREAMBLE } from '../template/builtin-templates.ts';
+import { ALPACA_PREAMBLE } from '../template/index.ts';
 
 export type ModelfileTemplate = 'plain' | 'alpaca' | 'chatml' | 'phi3';
 

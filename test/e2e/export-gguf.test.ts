@@ -74,7 +74,7 @@ before(async () => {
   await convertLlama2c({ checkpoint: join(fixtures, 'stories260K', 'stories260K.bin'), tokenizer: join(fixtures, 'stories260K', 'tok512.bin'), out: stories });
   for (const [name, dir] of [['tinystories-656k', join(fixtures, 'tinystories-656k')], ['stories260K', stories]] as const) {
     const tok = await loadTokenizer(dir);
-    const bos = tok.bosTokenId ?? 1;
+    const bos = tok.tokenToId(tok.bosToken ?? '') ?? 1;
     const story = [bos, ...tok.encode(STORY)].slice(0, 128);
     cases.push({ name, dir, real: true, prompt: [bos, ...tok.encode('Once upon a time')], teacherForced: story, texts: [STORY, 'The cat sat on the mat.\nIt was happy!'], contextSize: 256 });
   }
