@@ -6,32 +6,28 @@
 // test-artifacts/export/agreement.json). The tokenizer inside the file tokenizes text as sftkit does.
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { cpSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { mkdirSync, readFileSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
-import { convertLlama2c } from '../../src/convert/llama2c.ts';
 import { exportGguf, readGguf, type GgufOutType } from '../../src/export/index.ts';
 import { loadModel } from '../../src/native/model.ts';
 import { loadTokenizer } from '../../src/tokenize/tokenizer.ts';
-import { writeTinyTokenizer } from './helpers/tiny-tokenizer.ts';
+import { EXPORT_TYPES, prepareExportCases, type ExportCase } from './helpers/export-cases.ts';
 
 const root = join(import.meta.dirname, '..', '..');
-const fixtures = join(root, 'test', 'fixtures', 'models');
 const scratch = mkdtempSync(join(tmpdir(), 'sftkit-e2e-gguf-'));
 after(() => rmSync(scratch, { recursive: true, force: true }));
 
-const TYPES: GgufOutType[] = ['f32', 'f16', 'bf16', 'q8_0'];
+const TYPES = EXPORT_TYPES;
 const STORY =
   'Once upon a time, there was a little girl named Lily. She loved to play outside in the park with her dog. ' +
   'One day, she saw a big red ball under a tree. She ran to the ball and picked it up. "Look, Mom!" she said. ' +
   'Her mom smiled and said, "What a nice ball! Be careful and share it with your friends." Lily played with her ' +
   'friends all day, and they were very happy. When the sun went down, they all went home to eat dinner.';
 
-interface Case {
-  name: string;
-  dir: string;
-  real: boolean;
+interface Case extends ExportCase {
   prompt: number[];
   teacherForced: number[];
   texts: string[];
@@ -70,19 +66,15 @@ let llamaResults: Array<{ path: string; generated: number[]; top1: number[]; tok
 const files = new Map<string, string>(); // `${case}/${type}` -> gguf path
 
 before(async () => {
-  const stories = join(scratch, 'stories260K');
-  await convertLlama2c({ checkpoint: join(fixtures, 'stories260K', 'stories260K.bin'), tokenizer: join(fixtures, 'stories260K', 'tok512.bin'), out: stories });
-  for (const [name, dir] of [['tinystories-656k', join(fixtures, 'tinystories-656k')], ['stories260K', stories]] as const) {
-    const tok = await loadTokenizer(dir);
-    const bos = tok.tokenToId(tok.bosToken ?? '') ?? 1;
-    const story = [bos, ...tok.encode(STORY)].slice(0, 128);
-    cases.push({ name, dir, real: true, prompt: [bos, ...tok.encode('Once upon a time')], teacherForced: story, texts: [STORY, 'The cat sat on the mat.\nIt was happy!'], contextSize: 256 });
-  }
-  for (const [arch, pre] of [['gpt2', 'gpt-2'], ['qwen2', 'qwen2'], ['qwen3', 'qwen2']] as const) {
-    const dir = join(scratch, `tiny-${arch}`);
-    cpSync(join(fixtures, `tiny-${arch}`), dir, { recursive: true });
-    writeTinyTokenizer(dir, pre);
-    cases.push({ name: `tiny-${arch}`, dir, real: false, prompt: [1, ...seeded(7, 128, 7)], teacherForced: [1, ...seeded(47, 128, 11)], texts: [], contextSize: 64 });
+  for (const c of await prepareExportCases(scratch)) {
+    if (c.real) {
+      const tok = await loadTokenizer(c.dir);
+      const bos = tok.tokenToId(tok.bosToken ?? '') ?? 1;
+      const story = [bos, ...tok.encode(STORY)].slice(0, 128);
+      cases.push({ ...c, prompt: [bos, ...tok.encode('Once upon a time')], teacherForced: story, texts: [STORY, 'The cat sat on the mat.\nIt was happy!'], contextSize: 256 });
+    } else {
+      cases.push({ ...c, prompt: [1, ...seeded(7, 128, 7)], teacherForced: [1, ...seeded(47, 128, 11)], texts: [], contextSize: 64 });
+    }
   }
   const out = join(scratch, 'gguf');
   mkdirSync(out);
@@ -190,4 +182,28 @@ test('sizes: f16/bf16 about half of f32, q8_0 about a quarter (2-D weights)', ()
   const size = (t: GgufOutType) => readGguf(files.get(`${c.name}/${t}`)!).fileBytes;
   assert.ok(size('f16') < size('f32') * 0.6 && size('bf16') < size('f32') * 0.6);
   assert.ok(size('q8_0') < size('f32') * 0.35);
+});
+
+test("gguf-py's report: every export has the keys, value types, tensor names, shapes and types llama.cpp's gguf-py read, and the same bytes it checked", () => {
+  // test/fixtures/gguf/gguf-py-report.json: scripts/gen-fixtures/export-gguf.ts + check_gguf.py (gguf-py checked the
+  // names against its MODEL_TENSORS and Keys tables and every tensor byte for byte against its own quantize() of the
+  // safetensors source); regenerate it when the writer changes on purpose.
+  const report = JSON.parse(readFileSync(join(root, 'test', 'fixtures', 'gguf', 'gguf-py-report.json'), 'utf8')) as {
+    files: Record<string, { sha256: string; keys: Record<string, string>; tensors: Array<[string, number[], string]>; tokens: number; problems: string[] }>;
+  };
+  const gguffy = (t: string) => t.replace(/^u(\d+)$/, 'uint$1').replace(/^i(\d+)$/, 'int$1').replace(/^f(\d+)$/, 'float$1').replace(/<u(\d+)>/, '<uint$1>').replace(/<i(\d+)>/, '<int$1>').replace(/<f(\d+)>/, '<float$1>');
+  for (const c of cases) {
+    for (const type of TYPES) {
+      const name = `${c.name}-${type}`;
+      const want = report.files[name];
+      assert.ok(want, `${name} is in the gguf-py report`);
+      assert.deepEqual(want.problems, [], `${name}: gguf-py found problems`);
+      const file = files.get(`${c.name}/${type}`)!;
+      const g = readGguf(file);
+      assert.deepEqual(Object.fromEntries(Object.entries(g.metadataTypes).map(([k, v]) => [k, gguffy(v)]).sort((x, y) => (x[0]! < y[0]! ? -1 : 1))), want.keys, `${name} keys`);
+      assert.deepEqual(g.tensors.map((t) => [t.name, t.shape, t.typeName]), want.tensors, `${name} tensors`);
+      assert.equal((g.metadata['tokenizer.ggml.tokens'] as string[]).length, want.tokens);
+      assert.equal(createHash('sha256').update(readFileSync(file)).digest('hex'), want.sha256, `${name}: bytes differ from those gguf-py checked`);
+    }
+  }
 });
