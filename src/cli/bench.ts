@@ -3,15 +3,56 @@ import { spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { parseArgs } from 'node:util';
-import { BENCH_SHAPES, buildRandomModel, type BenchShape } from '../bench/random-models.ts';
-import { benchTrain } from '../bench/train-bench.ts';
+import { BENCH_SHAPES, buildRandomModel, benchTrain } from '../bench/index.ts';
 import { SftkitError, invalidParameterError } from '../errors.ts';
-import { binding, packageRoot } from '../native/binding.ts';
-import { enumFlag, intFlag, requiredFlag } from './args.ts';
+import { binding, packageRoot } from '../native/index.ts';
+import { commandOptions, common, opt } from '../options/index.ts';
 import type { CliIo, Command } from './command.ts';
 
-const DEVICES = ['cpu', 'cuda', 'auto'] as const;
+const device = opt.enum(['cpu', 'cuda', 'auto'], 'where it runs (default: the CPU)').optional();
+
+/** `sftkit bench build-model --shape S --out DIR` */
+const buildModelOptions = commandOptions({
+  command: 'bench build-model',
+  shape: {
+    shape: opt.enum(BENCH_SHAPES, 'the model shape to build with random weights'),
+    out: opt.string('the model directory to write', { placeholder: 'DIR' }),
+  },
+});
+
+const matmulOptions = commandOptions({
+  command: 'bench matmul',
+  shape: {
+    size: opt.int('N of the N x N matmuls', { min: 1 }).default(2048),
+    reps: opt.int('matmuls timed (the best counts)', { min: 1 }).default(5),
+    threads: common.threads,
+    device,
+    dtype: common.dtype,
+    json: opt.boolean('print {"gflops", "ms", "size", "threads", "device", "dtype"}').default(false),
+  },
+});
+
+const trainBenchOptions = commandOptions({
+  command: 'bench train',
+  shape: {
+    model: opt.string(`a model directory, or a shape built locally with random weights: ${BENCH_SHAPES.join(', ')}`, { placeholder: 'DIR|SHAPE' }),
+    batchSize: opt.int('rows per step', { min: 1 }),
+    seqLen: opt.int('tokens per row', { min: 2 }),
+    steps: opt.int('timed training steps', { min: 1 }),
+    warmup: opt.int('untimed steps first', { min: 0 }).default(1),
+    threads: common.threads,
+    dtype: opt.enum(['float32', 'bfloat16'], 'parameter dtype (default: float32)').optional(),
+    gradientCheckpointing: opt.boolean('recompute each layer in backward (less memory)').default(false),
+    loraR: opt.int('train rank-R LoRA adapters (alpha 2R) on the frozen model', { min: 1 }).optional(),
+    loraTargets: opt.string("LoRA module names (default: PEFT's for the architecture), or all-linear", { placeholder: 'NAME,...' }).optional(),
+    device,
+    autocast: opt.boolean('bf16 autocast of the forward passes over the --dtype weights').default(false),
+    json: opt.boolean('print the result as one JSON object').default(false),
+  },
+  rules({ given, name }) {
+    if (given.loraTargets !== undefined && given.loraR === undefined) throw new SftkitError('SFTKIT_BAD_ARGUMENT', `${name('loraTargets')} needs ${name('loraR')} R`);
+  },
+});
 
 const HELP = `Usage: sftkit bench train --model DIR|${BENCH_SHAPES.join('|')} --batch-size B --seq-len T --steps N
                          [--warmup N] [--threads N] [--dtype float32|bfloat16] [--gradient-checkpointing]
@@ -32,7 +73,11 @@ adds "device", and on CUDA "peak_gpu_mib" / "peak_gpu_reserved_mib" (the caching
 bench matmul: the matmul ceiling of this machine through libtorch (best of --reps N x N matmuls, fp32 on the CPU
 unless --dtype / --device say otherwise); --json prints {"gflops", "ms", "size", "threads", "device", "dtype"}.
 bench/compare quotes MFU against it.
-`;
+
+bench train options:
+${trainBenchOptions.formatHelp()}
+bench matmul options:
+${matmulOptions.formatHelp()}`;
 
 export const benchCommand: Command = {
   name: 'bench',
@@ -43,30 +88,17 @@ export const benchCommand: Command = {
     if (sub === 'build-model') {
       // `sftkit bench build-model --shape S --out DIR`: a random model directory (also used by bench train in a
       // child process, so that building it does not count in the bench's peak RSS).
-      const { values } = parseArgs({ args: rest, strict: true, options: { shape: { type: 'string' }, out: { type: 'string' } } });
-      await buildRandomModel(requiredFlag('out', values.out), enumFlag('shape', values.shape, BENCH_SHAPES) as BenchShape);
+      const o = buildModelOptions.parseArgs(rest);
+      await buildRandomModel(o.out, o.shape);
       return 0;
     }
     if (sub === 'matmul') {
-      const { values } = parseArgs({
-        args: rest,
-        strict: true,
-        options: {
-          size: { type: 'string' },
-          reps: { type: 'string' },
-          threads: { type: 'string' },
-          device: { type: 'string' },
-          dtype: { type: 'string' },
-          json: { type: 'boolean', default: false },
-        },
-      });
-      const size = intFlag('size', values.size, 1) ?? 2048;
-      const dtype = (enumFlag('dtype', values.dtype, ['float32', 'bfloat16'] as const) ?? 'float32') as 'float32' | 'bfloat16';
-      const device = enumFlag('device', values.device, DEVICES) as (typeof DEVICES)[number] | undefined;
+      const values = matmulOptions.parseArgs(rest);
+      const { size, dtype } = values;
       const r = await binding().matmulBench(size, {
-        reps: intFlag('reps', values.reps, 1) ?? 5,
-        ...(values.threads ? { threads: intFlag('threads', values.threads, 1) as number } : {}),
-        ...(device ? { device } : {}),
+        reps: values.reps,
+        ...(values.threads ? { threads: values.threads } : {}),
+        ...(values.device ? { device: values.device } : {}),
         dtype,
       });
       const out = { gflops: r.gflops, ms: r.ms, size: r.size, threads: r.threads, device: r.device ?? 'cpu', dtype: r.dtype ?? 'float32' };
@@ -78,29 +110,9 @@ export const benchCommand: Command = {
       return 0;
     }
     if (sub !== 'train') throw invalidParameterError('bench <what>', '"train", "matmul" or "build-model"', sub);
-    const { values } = parseArgs({
-      args: rest,
-      strict: true,
-      options: {
-        model: { type: 'string' },
-        'batch-size': { type: 'string' },
-        'seq-len': { type: 'string' },
-        steps: { type: 'string' },
-        warmup: { type: 'string' },
-        threads: { type: 'string' },
-        dtype: { type: 'string' },
-        'gradient-checkpointing': { type: 'boolean', default: false },
-        'lora-r': { type: 'string' },
-        'lora-targets': { type: 'string' },
-        device: { type: 'string' },
-        autocast: { type: 'boolean', default: false },
-        json: { type: 'boolean', default: false },
-      },
-    });
-    const model = requiredFlag('model', values.model);
-    const loraR = intFlag('lora-r', values['lora-r'], 1);
-    if (values['lora-targets'] !== undefined && loraR === undefined) requiredFlag('lora-r', undefined);
-    const loraTargets = values['lora-targets']?.split(',').map((t) => t.trim()).filter(Boolean);
+    const values = trainBenchOptions.parseArgs(rest);
+    const { model, loraR } = values;
+    const loraTargets = values.loraTargets?.split(',').map((t) => t.trim()).filter(Boolean);
     let dir = model;
     let tmp: string | undefined;
     if ((BENCH_SHAPES as readonly string[]).includes(model)) {
@@ -112,15 +124,15 @@ export const benchCommand: Command = {
     try {
       const r = await benchTrain({
         model: dir,
-        batchSize: intFlag('batch-size', requiredFlag('batch-size', values['batch-size']), 1) as number,
-        seqLen: intFlag('seq-len', requiredFlag('seq-len', values['seq-len']), 2) as number,
-        steps: intFlag('steps', requiredFlag('steps', values.steps), 1) as number,
-        warmup: intFlag('warmup', values.warmup, 0) ?? 1,
-        ...(values.threads ? { threads: intFlag('threads', values.threads, 1) as number } : {}),
-        ...(values['gradient-checkpointing'] ? { gradientCheckpointing: true } : {}),
+        batchSize: values.batchSize,
+        seqLen: values.seqLen,
+        steps: values.steps,
+        warmup: values.warmup,
+        ...(values.threads ? { threads: values.threads } : {}),
+        ...(values.gradientCheckpointing ? { gradientCheckpointing: true } : {}),
         ...(loraR !== undefined ? { lora: { r: loraR, alpha: 2 * loraR, ...(loraTargets ? { targets: loraTargets } : {}) } } : {}),
-        ...(values.dtype ? { dtype: enumFlag('dtype', values.dtype, ['float32', 'bfloat16'] as const) as 'float32' | 'bfloat16' } : {}),
-        ...(values.device ? { device: enumFlag('device', values.device, DEVICES) as (typeof DEVICES)[number] } : {}),
+        ...(values.dtype ? { dtype: values.dtype } : {}),
+        ...(values.device ? { device: values.device } : {}),
         ...(values.autocast ? { autocast: true } : {}),
       });
       io.stdout.write(

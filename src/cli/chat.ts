@@ -1,9 +1,9 @@
 // `sftkit chat`: an interactive multi-turn chat in the terminal; replies are streamed token by token.
 import { createInterface } from 'node:readline';
-import type { Message } from '../data/types.ts';
-import { chatPrompter, streamReply } from '../generate/chat-prompter.ts';
-import { loadModel } from '../native/model.ts';
-import { loadTokenizer } from '../tokenize/tokenizer.ts';
+import type { Message } from '../data/index.ts';
+import { chatPrompter, streamReply } from '../generate/index.ts';
+import { loadModel } from '../native/index.ts';
+import { loadTokenizer } from '../tokenize/index.ts';
 import { commandOptions, loadOptionsOf, modelLoad, opt, sampling, samplingOf } from '../options/index.ts';
 import { tokenizerDir } from './args.ts';
 import type { CliIo, Command } from './command.ts';

@@ -1,6 +1,6 @@
 // `sftkit doctor`: where libtorch came from, what the CPU can do, threads, CUDA, and how the addon was built.
-import { parseArgs } from 'node:util';
-import { binding, packageRoot, readLibtorchRecord, type LibtorchRecord, type RuntimeInfo } from '../native/binding.ts';
+import { binding, packageRoot, readLibtorchRecord, type LibtorchRecord, type RuntimeInfo } from '../native/index.ts';
+import { commandOptions, opt } from '../options/index.ts';
 import type { CliIo, Command } from './command.ts';
 
 export interface DoctorReport {
@@ -57,6 +57,8 @@ function formatReport(r: DoctorReport): string {
   return `${lines.join('\n')}\n`;
 }
 
+const doctorOptions = commandOptions({ command: 'doctor', shape: { json: opt.boolean('print the same as one JSON object').default(false) } });
+
 export const doctorCommand: Command = {
   name: 'doctor',
   summary: 'show libtorch, CPU capability, threads, CUDA and how the addon was built',
@@ -65,10 +67,9 @@ export const doctorCommand: Command = {
 Prints the libtorch version and path (and how it was found), the CPU capability (AVX2/AVX512), intra-op threads,
 whether CUDA is available, the data-parallel backends (Gloo; NCCL when built in), and the native addon's build flags.
 
-  --json   print the same as one JSON object
-`,
+${doctorOptions.formatHelp()}`,
   async run(argv: string[], io: CliIo): Promise<number> {
-    const { values } = parseArgs({ args: argv, options: { json: { type: 'boolean', default: false } }, strict: true });
+    const values = doctorOptions.parseArgs(argv);
     const report = await doctorReport();
     io.stdout.write(values.json ? `${JSON.stringify(report)}\n` : formatReport(report));
     return report.ok ? 0 : 1;

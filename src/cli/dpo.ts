@@ -1,7 +1,7 @@
 // `sftkit dpo`: DPO training (flags / --config -> the dpo options schema -> trainDpo), and `--eval-only`: DPO loss,
 // rewards and reward accuracy of a policy against a reference on every pair of a preference file, without training.
 import { EVAL_SPLITS } from '../data/index.ts';
-import { loadModel } from '../native/model.ts';
+import { loadModel } from '../native/index.ts';
 import { commandOptions, common, dataSelection, opt, selectionOf } from '../options/index.ts';
 import { trainDpo } from '../recipes/dpo.ts';
 import { dpoFields, dpoOptions, ipoRule, pairLogps, preferenceMetrics, preparePreferencePairs } from '../training/index.ts';

@@ -1,13 +1,11 @@
 // `sftkit eval`: loss/perplexity over a whole file (--json), or ch7-style responses (--responses) with judge scores.
-import { createPipeline } from '../data-api.ts';
+import { createPipeline } from '../pipeline/index.ts';
 import { SftkitError } from '../errors.ts';
-import { evaluateLoss, generateResponses, LocalModelJudge } from '../eval/evaluate.ts';
-import { OpenAiJudge, scoreResponses, type Judge, type ResponseRecord } from '../eval/judge.ts';
-import { writeResponsesFile } from '../eval/responses.ts';
-import { defaultChatTemplate } from '../generate/prompt.ts';
-import { formatUnkWarning } from '../mask/mask-summary.ts';
-import { loadTokenizer } from '../tokenize/tokenizer.ts';
-import { loadModel } from '../native/model.ts';
+import { evaluateLoss, generateResponses, LocalModelJudge, OpenAiJudge, scoreResponses, type Judge, type ResponseRecord, writeResponsesFile } from '../eval/index.ts';
+import { defaultChatTemplate } from '../generate/index.ts';
+import { formatUnkWarning } from '../mask/index.ts';
+import { loadTokenizer } from '../tokenize/index.ts';
+import { loadModel } from '../native/index.ts';
 import { commandOptions, common, dataSelection, loadOptionsOf, modelLoad, opt, sampling, samplingOf, selectionOf } from '../options/index.ts';
 import { tokenizerDir } from './args.ts';
 import type { CliIo, Command } from './command.ts';

@@ -1,9 +1,8 @@
 // `sftkit generate`: one prompt, streamed to stdout (or one JSON object with --json).
-import { createPipeline } from '../data-api.ts';
-import { promptIds, stopIdsFor } from '../generate/prompt.ts';
-import { replyText, streamText } from '../generate/stream-text.ts';
-import { loadModel } from '../native/model.ts';
-import { loadTokenizer } from '../tokenize/tokenizer.ts';
+import { createPipeline } from '../pipeline/index.ts';
+import { promptIds, stopIdsFor, replyText, streamText } from '../generate/index.ts';
+import { loadModel } from '../native/index.ts';
+import { loadTokenizer } from '../tokenize/index.ts';
 import { commandOptions, loadOptionsOf, modelLoad, opt, sampling, samplingOf } from '../options/index.ts';
 import { tokenizerDir } from './args.ts';
 import type { CliIo, Command } from './command.ts';

@@ -1,7 +1,6 @@
 // `sftkit inspect`: what the model will read and what it is trained on, example by example, plus the counts.
-import { inspectExample, openInspection } from '../data-api.ts';
-import { maskedRuns, type MaskedPiece } from '../mask/masked-pieces.ts';
-import { addToSummary, emptySummary, formatSummary, formatUnkWarning } from '../mask/mask-summary.ts';
+import { inspectExample, openInspection } from '../pipeline/index.ts';
+import { maskedRuns, type MaskedPiece, addToSummary, emptySummary, formatSummary, formatUnkWarning } from '../mask/index.ts';
 import { commandOptions, common, dataSelection, opt, selectionOf } from '../options/index.ts';
 import type { CliIo, Command } from './command.ts';
 

@@ -1,12 +1,22 @@
 // `sftkit merge`: a base model + a LoRA adapter -> one full Hugging Face model directory (W + scaling * B A).
 import { existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { parseArgs } from 'node:util';
 import { SftkitError } from '../errors.ts';
-import { loadModel, resolveModelDirs, type ModelDtype } from '../native/model.ts';
-import { loadTokenizer, saveTokenizer } from '../tokenize/tokenizer.ts';
-import { enumFlag, intFlag, requiredFlag } from './args.ts';
+import { loadModel, resolveModelDirs } from '../native/index.ts';
+import { commandOptions, common, opt } from '../options/index.ts';
+import { loadTokenizer, saveTokenizer } from '../tokenize/index.ts';
 import type { CliIo, Command } from './command.ts';
+
+const mergeOptions = commandOptions({
+  command: 'merge',
+  shape: {
+    model: opt.string("the base model the adapter was trained on (default: the adapter's base_model_name_or_path)", { placeholder: 'DIR' }).optional(),
+    adapter: opt.string('the LoRA adapter', { placeholder: 'DIR' }),
+    out: opt.string('where to write the merged model (must not be the adapter or base directory)', { placeholder: 'DIR' }),
+    dtype: opt.enum(['float32', 'bfloat16'], 'the dtype the merged weights are stored in').default('float32'),
+    threads: common.threads,
+  },
+});
 
 const HELP = `Usage: sftkit merge --model DIR --adapter DIR --out DIR [--dtype float32|bfloat16]
 
@@ -16,40 +26,21 @@ generation_config.json, model.safetensors) that transformers loads as is: every 
 W + scaling * B A (computed in fp32). The tokenizer is copied from the adapter directory when it has one, else from
 the base model. --model may be left out when the adapter's base_model_name_or_path is a model directory here.
 
-  --model DIR            the base model the adapter was trained on
-  --adapter DIR          the LoRA adapter
-  --out DIR              where to write the merged model (must not be the adapter or base directory)
-  --dtype D              float32 (default) or bfloat16: the dtype the merged weights are stored in
-  --threads N            CPU threads (default: all cores)
-`;
+${mergeOptions.formatHelp()}`;
 
 export const mergeCommand: Command = {
   name: 'merge',
   summary: 'merge a LoRA adapter into its base model (full Hugging Face weights)',
   help: HELP,
   async run(argv: string[], io: CliIo): Promise<number> {
-    const { values } = parseArgs({
-      args: argv,
-      strict: true,
-      options: {
-        model: { type: 'string' },
-        adapter: { type: 'string' },
-        out: { type: 'string' },
-        dtype: { type: 'string' },
-        threads: { type: 'string' },
-      },
-    });
-    const adapterDir = requiredFlag('adapter', values.adapter);
-    const out = requiredFlag('out', values.out);
-    const dirs = values.model !== undefined ? resolveModelDirs(values.model, adapterDir) : resolveModelDirs(adapterDir);
+    const { model: modelDir, adapter: adapterDir, out, dtype, threads } = mergeOptions.parseArgs(argv);
+    const dirs = modelDir !== undefined ? resolveModelDirs(modelDir, adapterDir) : resolveModelDirs(adapterDir);
     if (dirs.adapter === undefined) {
       throw new SftkitError('SFTKIT_BAD_ARGUMENT', `--adapter ${adapterDir}: not a LoRA adapter directory (no adapter_config.json)`);
     }
     for (const [flag, dir] of [['--model', dirs.base], ['--adapter', adapterDir]] as const) {
       if (resolve(dir) === resolve(out)) throw new SftkitError('SFTKIT_BAD_ARGUMENT', `--out ${out} is the ${flag} directory: write the merged model elsewhere`);
     }
-    const dtype = enumFlag<ModelDtype>('dtype', values.dtype, ['float32', 'bfloat16']) ?? 'float32';
-    const threads = intFlag('threads', values.threads, 0);
     const model = await loadModel(dirs.base, { adapter: adapterDir, dtype, device: 'cpu', ...(threads ? { threads } : {}) });
     const modules = model.adapter?.modules.length ?? 0;
     try {

@@ -2,15 +2,13 @@
 // on ch7's instruction-data.json with the Alpaca prompt style, then answer a few held-out instructions.
 import { readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { parseArgs } from 'node:util';
-import { createPipeline } from '../data-api.ts';
-import { promptIds, stopIdsFor } from '../generate/prompt.ts';
-import { replyText } from '../generate/stream-text.ts';
-import { loadModel } from '../native/model.ts';
+import { createPipeline } from '../pipeline/index.ts';
+import { promptIds, stopIdsFor, replyText } from '../generate/index.ts';
+import { loadModel } from '../native/index.ts';
 import { shippedDataFile, shippedModelDir } from '../shipped.ts';
 import { train } from '../recipes/sft.ts';
 import { validateTrainOptions } from '../training/index.ts';
-import { intFlag } from './args.ts';
+import { commandOptions, opt } from '../options/index.ts';
 import type { CliIo, Command } from './command.ts';
 
 export const QUICKSTART_MODEL = shippedModelDir;
@@ -27,33 +25,35 @@ export const TINY_MODEL_RECIPE = {
   evalEvery: 40,
 } as const;
 
+const quickstartOptions = commandOptions({
+  command: 'quickstart',
+  shape: {
+    out: opt.string('output directory', { placeholder: 'DIR' }).default('runs/quickstart'),
+    epochs: opt.int('passes over the training split', { min: 1 }).default(3),
+    answers: opt.int('held-out instructions to answer at the end', { min: 0 }).default(3),
+  },
+});
+
 const HELP = `Usage: sftkit quickstart [--out DIR] [--epochs N] [--answers N]
 
 Fine-tunes the shipped TinyStories-656K (a real 656K-parameter Llama) on the shipped instruction-data.json
 (1100 Alpaca records, LLMs-from-scratch ch. 7) with the Alpaca prompt style, writes the model, metrics.jsonl and
 loss curves into --out (default runs/quickstart), then answers a few held-out instructions.
 
-  --out DIR      output directory (default runs/quickstart)
-  --epochs N     passes over the training split (default 3)
-  --answers N    held-out instructions to answer at the end (default 3)
-`;
+${quickstartOptions.formatHelp()}`;
 
 export const quickstartCommand: Command = {
   name: 'quickstart',
   summary: 'fine-tune the shipped tiny model on the shipped data, then answer a few instructions (npm start)',
   help: HELP,
   async run(argv: string[], io: CliIo): Promise<number> {
-    const { values } = parseArgs({
-      args: argv,
-      strict: true,
-      options: { out: { type: 'string', default: 'runs/quickstart' }, epochs: { type: 'string' }, answers: { type: 'string' } },
-    });
+    const values = quickstartOptions.parseArgs(argv);
     const out = resolve(values.out);
     const options = validateTrainOptions({
       model: QUICKSTART_MODEL,
       data: QUICKSTART_DATA,
       out,
-      epochs: intFlag('epochs', values.epochs, 1) ?? 3,
+      epochs: values.epochs,
       ...TINY_MODEL_RECIPE,
       logEvery: 10,
       seed: 42,
@@ -67,7 +67,7 @@ export const quickstartCommand: Command = {
         `Model, metrics.jsonl and loss.svg/loss.png are in ${out}\n\n`,
     );
     // Answer a few held-out instructions with the fine-tuned model.
-    const count = intFlag('answers', values.answers, 0) ?? 3;
+    const count = values.answers;
     const test = readFileSync(join(out, 'data', 'test.jsonl'), 'utf8').split('\n').filter(Boolean).slice(0, count);
     const { pipeline } = await createPipeline('alpaca', { tokenizer: out, template: 'alpaca' });
     const model = await loadModel(out);

@@ -3,9 +3,14 @@
 import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { parseArgs } from 'node:util';
-import { packageRoot } from '../native/binding.ts';
+import { packageRoot } from '../native/index.ts';
+import { commandOptions, opt } from '../options/index.ts';
 import type { CliIo, Command } from './command.ts';
+
+const setupOptions = commandOptions({
+  command: 'setup',
+  shape: { build: opt.boolean('build the addon from source even when the prebuilt one loads (SFTKIT_FORCE_BUILD=1)').default(false) },
+});
 
 const HELP = `Usage: sftkit setup [--build]
 
@@ -15,15 +20,14 @@ loads the prebuilt addon or builds one with cmake-js. npm >= 11, pnpm and bun sk
 until the project approves it (\`npm install-scripts approve sftkit\`); sftkit then runs this step on first use, and
 \`sftkit setup\` runs it ahead of time. Progress goes to stderr.
 
-  --build   build the addon from source even when the prebuilt one loads (SFTKIT_FORCE_BUILD=1)
-`;
+${setupOptions.formatHelp()}`;
 
 export const setupCommand: Command = {
   name: 'setup',
   summary: 'obtain libtorch and the native addon (what the install script does, when npm skipped it)',
   help: HELP,
   async run(argv: string[], io: CliIo): Promise<number> {
-    const { values } = parseArgs({ args: argv, strict: true, options: { build: { type: 'boolean', default: false } } });
+    const values = setupOptions.parseArgs(argv);
     const script = join(packageRoot, 'scripts', 'install.mjs');
     if (!existsSync(script)) {
       io.stderr.write(`sftkit setup: ${script} is missing (a damaged install: reinstall sftkit)\n`);

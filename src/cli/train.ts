@@ -1,7 +1,7 @@
 // `sftkit train`: flags / --config -> one validated options object -> train().
 import { mkdir } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
-import { packageRoot } from '../native/binding.ts';
+import { packageRoot } from '../native/index.ts';
 import { train, type TrainHooks, type TrainResult } from '../recipes/sft.ts';
 import { acquireRunLock, formatTrainOptionsHelp, launchWorkers, LOCK_ENV, parseTrainArgs } from '../training/index.ts';
 import type { CliIo, Command } from './command.ts';

@@ -1,11 +1,24 @@
 // `sftkit ui`: the local web dashboard (runs and curves, mask inspector, playground, responses) until Ctrl-C.
-import { parseArgs } from 'node:util';
-import { invalidParameterError, SftkitError } from '../errors.ts';
-import { startUiServer } from '../ui/server.ts';
-import { intFlag } from './args.ts';
+import { SftkitError } from '../errors.ts';
+import { commandOptions, common, opt } from '../options/index.ts';
+import { startUiServer } from '../ui/index.ts';
 import type { CliIo, Command } from './command.ts';
 
 export const DEFAULT_UI_PORT = 8765;
+
+const uiOptions = commandOptions({
+  command: 'ui',
+  shape: {
+    runs: opt.string('directory holding the run directories (every directory with a metrics.jsonl)', { placeholder: 'DIR' }).default('runs'),
+    port: opt.int('port (0 = any free port)', { min: 0, max: 65535, expected: 'a port in [0, 65535]' }).default(DEFAULT_UI_PORT),
+    host: opt
+      .string('address to bind. Another address exposes your runs and the directories\nbelow to the network: use it only on a network you trust', { placeholder: 'H' })
+      .default('127.0.0.1'),
+    models: opt.list('another directory the inspector and playground may open models from (repeatable)', { placeholder: 'DIR' }).default([]),
+    data: opt.list('another directory (or file) the inspector and responses view may open (repeatable)', { placeholder: 'DIR' }).default([]),
+    threads: common.threads,
+  },
+});
 
 const HELP = `Usage: sftkit ui [--runs DIR] [--port N] [--host H] [--models DIR]... [--data DIR]...
 
@@ -13,14 +26,7 @@ Serves a local web dashboard: the runs under DIR (status, losses, tokens/s; live
 gradient norm against steps or tokens, several runs overlaid), a mask inspector (the engine of sftkit inspect), a
 playground to chat with one model or compare two, and the responses and judge scores of sftkit eval --responses.
 
-  --runs DIR      directory holding the run directories (every directory with a metrics.jsonl; default ./runs)
-  --port N        port (default ${DEFAULT_UI_PORT}; 0 = any free port)
-  --host H        address to bind (default 127.0.0.1). Another address exposes your runs and the directories
-                  below to the network: use it only on a network you trust
-  --models DIR    another directory the inspector and playground may open models from (repeatable)
-  --data DIR      another directory (or file) the inspector and responses view may open (repeatable)
-  --threads N     CPU threads of each model the playground loads (default: all cores)
-
+${uiOptions.formatHelp()}
 Only --runs and the --models / --data directories can be opened; any other path is refused.
 `;
 
@@ -29,21 +35,8 @@ export const uiCommand: Command = {
   summary: 'local web dashboard: runs and live curves, mask inspector, playground, responses',
   help: HELP,
   async run(argv: string[], io: CliIo): Promise<number> {
-    const { values } = parseArgs({
-      args: argv,
-      strict: true,
-      options: {
-        runs: { type: 'string', default: 'runs' },
-        port: { type: 'string' },
-        host: { type: 'string', default: '127.0.0.1' },
-        models: { type: 'string', multiple: true, default: [] },
-        data: { type: 'string', multiple: true, default: [] },
-        threads: { type: 'string' },
-      },
-    });
-    const port = intFlag('port', values.port, 0) ?? DEFAULT_UI_PORT;
-    if (port > 65535) throw invalidParameterError('--port', 'a port in [0, 65535]', values.port);
-    const threads = intFlag('threads', values.threads, 1);
+    const values = uiOptions.parseArgs(argv);
+    const { port, threads } = values;
     let server;
     try {
       server = await startUiServer({
@@ -51,7 +44,7 @@ export const uiCommand: Command = {
         allow: [...values.models, ...values.data],
         host: values.host,
         port,
-        ...(threads !== undefined ? { threads } : {}),
+        ...(threads ? { threads } : {}),
       });
     } catch (e) {
       const code = (e as NodeJS.ErrnoException).code;

@@ -4,7 +4,7 @@
 // Precedence: defaults < config file < flags. Paths in a config file are taken as written (relative to the working
 // directory, like flags).
 import { SftkitError } from '../errors.ts';
-import type { MaskMode } from '../mask/mask-mode.ts';
+import type { MaskMode } from '../mask/index.ts';
 import { commandOptions, common, dataSelection, opt, type RuleContext } from '../options/index.ts';
 import { SCHEDULE_NAMES } from './schedule.ts';
 
