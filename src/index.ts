@@ -95,3 +95,4 @@ export { promptIds, stopIdsFor } from './generate/index.ts';
 export { streamText, replyText } from './generate/index.ts';
 export { convertLlama2c } from './convert/index.ts';
 export { loadSafetensors, saveSafetensors, safetensorsInfo } from './native/index.ts';
+export { exportGguf, readGguf, readGgufTensor, type ExportGgufOptions, type ExportGgufResult, type GgufFile, type GgufOutType } from './export/index.ts';
