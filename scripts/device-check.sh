@@ -134,10 +134,10 @@ if [ "$MODE" = cuda ] && [ "$BUILD" = 1 ]; then
     export DEFINES="{\"CMAKE_CUDA_ARCHITECTURES\":\"$CUDA_ARCH\",\"CMAKE_CUDA_COMPILER\":\"$TOOLKIT/bin/nvcc\",\"CUDAToolkit_ROOT\":\"$TOOLKIT\",\"CUDA_TOOLKIT_ROOT_DIR\":\"$TOOLKIT\"}"
     if CUDA_HOME="$TOOLKIT" CUDACXX="$TOOLKIT/bin/nvcc" build_native >> "$OUT/build.log" 2>&1; then BUILT=true; else tail -40 "$OUT/build.log" >&2; fi
   fi
-  # The NCCL path (native/distributed.cc against this torch's ProcessGroupNCCL.hpp and the venv's nccl.h) has only
+  # The NCCL path (native/engine/distributed.cc against this torch's ProcessGroupNCCL.hpp and the venv's nccl.h) has only
   # been compiled against torch 2.14.1: if that file is what failed, the rest of the check still runs without it.
   if [ "$BUILT" != true ] && grep -qE 'FAILED: .*distributed\.cc\.o|distributed\.cc\.o\] Error' "$OUT/build.log"; then
-    log "build failed in native/distributed.cc; again with -DSFTKIT_NCCL=OFF (Gloo only; the NCCL step will be skipped)"
+    log "build failed in native/engine/distributed.cc; again with -DSFTKIT_NCCL=OFF (Gloo only; the NCCL step will be skipped)"
     DEFINES=$(node -e 'const d = JSON.parse(process.env.DEFINES); d.SFTKIT_NCCL = "OFF"; console.log(JSON.stringify(d))')
     export DEFINES
     NCCL_OFF=true

@@ -1,6 +1,6 @@
 // Errors shared by every room: stable codes, sharp-style parameter validation messages.
 
-/** Codes carried by every error sftkit throws (`err.code`). The native ones come from native/errors.h. */
+/** Codes carried by every error sftkit throws (`err.code`). The native ones come from native/engine/errors.h. */
 export type SftkitErrorCode =
   | 'SFTKIT_BAD_ARGUMENT'
   | 'SFTKIT_NATIVE'

@@ -1,6 +1,6 @@
 """Attention of packed rows, one layer, forward + backward, through ATen's SDPA (the kernels libtorch runs for
 sftkit): a dense block-diagonal causal [T, T] mask over the packed rows against the documents gathered into one
-batched causal call per length (what native/model_batch.cc's varlen plan does). Prints one JSON object per case.
+batched causal call per length (what native/engine/model_batch.cc's varlen plan does). Prints one JSON object per case.
 
   ~/.cache/sftkit/bench-venv/bin/python bench/attention/layouts.py [--rows 2] [--seq 1024] [--doc-lens 16,32,64,256]
 """

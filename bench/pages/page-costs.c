@@ -1,5 +1,5 @@
 // What a 4 KiB page costs on this machine, per way of getting memory: the numbers behind the CPU memory pool
-// (native/cpu_pool.h). 1 GiB in 64 MiB blocks, 4 rounds each; prints one JSON object (microseconds per page).
+// (native/engine/cpu_pool.h). 1 GiB in 64 MiB blocks, 4 rounds each; prints one JSON object (microseconds per page).
 // Build and run: cc -O2 -o /tmp/page-costs bench/pages/page-costs.c && /tmp/page-costs
 #define _GNU_SOURCE
 #include <stdio.h>

@@ -1,13 +1,14 @@
-// sftkit native addon: registers the exports. Each concern lives in its own file.
+// sftkit native addon: registers the exports. Each exported concern lives in its own binding file (<concern>_js.cc),
+// over the engine in native/engine/.
 #include <napi.h>
 
-#include "diagnostics.h"
-#include "distill_napi.h"
-#include "distributed.h"
-#include "loss_napi.h"
-#include "model_wrap.h"
-#include "runtime.h"
-#include "safetensors_napi.h"
+#include "diagnostics_js.h"
+#include "distill_js.h"
+#include "distributed_js.h"
+#include "loss_js.h"
+#include "model_js.h"
+#include "runtime_js.h"
+#include "safetensors_js.h"
 
 namespace sft {
 

@@ -5,7 +5,7 @@
 
 #include <string>
 
-#include "errors.h"
+#include "engine/errors.h"
 
 namespace sft {
 namespace {
@@ -24,22 +24,6 @@ at::ScalarType scalar_type_of(napi_typedarray_type t, const char* name) {
 }
 
 }  // namespace
-
-std::vector<int64_t> shape_arg(const Napi::Value& v, const char* name) {
-  if (!v.IsArray()) throw_bad_argument(std::string(name) + " must be an array of integers");
-  Napi::Array a = v.As<Napi::Array>();
-  std::vector<int64_t> shape;
-  shape.reserve(a.Length());
-  for (uint32_t i = 0; i < a.Length(); ++i) {
-    Napi::Value d = a.Get(i);
-    if (!d.IsNumber()) throw_bad_argument(std::string(name) + "[" + std::to_string(i) + "] must be a number");
-    double x = d.As<Napi::Number>().DoubleValue();
-    if (x < 0 || x != static_cast<double>(static_cast<int64_t>(x)))
-      throw_bad_argument(std::string(name) + "[" + std::to_string(i) + "] must be a non-negative integer");
-    shape.push_back(static_cast<int64_t>(x));
-  }
-  return shape;
-}
 
 PinnedArray::PinnedArray(const Napi::Value& value, const std::vector<int64_t>& shape, const char* name) {
   if (!value.IsTypedArray()) throw_bad_argument(std::string(name) + " must be a typed array");

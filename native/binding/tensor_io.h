@@ -1,4 +1,4 @@
-// Typed arrays <-> at::Tensor at the N-API boundary.
+// Typed arrays <-> at::Tensor at the N-API boundary (shapes are read by args.h).
 // Inputs are wrapped zero-copy (at::from_blob) while a Napi::Reference keeps the JS buffer alive;
 // outputs hand a contiguous tensor's storage to JS as an external ArrayBuffer (the tensor is freed by the GC).
 #pragma once
@@ -24,9 +24,6 @@ class PinnedArray {
   Napi::ObjectReference ref_;
   at::Tensor tensor_;
 };
-
-// Reads a shape argument: an array of non-negative integers.
-std::vector<int64_t> shape_arg(const Napi::Value& v, const char* name);
 
 // Copy-free conversion of a tensor to the matching JS typed array (made contiguous first).
 Napi::Value tensor_to_typed_array(Napi::Env env, at::Tensor t);

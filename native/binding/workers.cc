@@ -51,12 +51,4 @@ void TorchWorker::OnError(const Napi::Error& e) {
   deferred_.Reject(make_js_error(env, info).Value());
 }
 
-int thread_count_arg(const Napi::Value& v, const char* name) {
-  if (v.IsUndefined() || v.IsNull()) return 0;
-  if (!v.IsNumber()) throw_bad_argument(std::string(name) + " must be a number");
-  double d = v.As<Napi::Number>().DoubleValue();
-  if (d != static_cast<int>(d) || d < 0 || d > 4096) throw_bad_argument(std::string(name) + " must be an integer in [0, 4096]");
-  return static_cast<int>(d);
-}
-
 }  // namespace sft

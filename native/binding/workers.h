@@ -8,8 +8,8 @@
 
 #include <memory>
 
-#include "compute_thread.h"
-#include "errors.h"
+#include "engine/compute_thread.h"
+#include "js_errors.h"
 
 namespace sft {
 
@@ -40,8 +40,5 @@ class TorchWorker : public Napi::AsyncWorker {
 
 // Runs fn on `compute` when given (else in place) with the intra-op thread count set on the thread that runs it.
 void run_torch_work(ComputeThread* compute, int num_threads, const std::function<void()>& fn);
-
-// Validates a thread-count argument (0 or negative = keep the current setting).
-int thread_count_arg(const Napi::Value& v, const char* name);
 
 }  // namespace sft

@@ -1,4 +1,4 @@
-// Maps C++ / libtorch exceptions to JS Errors with stable codes.
+// Implements errors.h: maps C++ / libtorch exceptions to stable codes and messages.
 #include "errors.h"
 
 #include <c10/util/Exception.h>
@@ -29,12 +29,6 @@ ErrorInfo describe_current_exception() {
   } catch (...) {
     return {kCodeNative, "unknown native exception"};
   }
-}
-
-Napi::Error make_js_error(Napi::Env env, const ErrorInfo& info) {
-  Napi::Error err = Napi::Error::New(env, info.message);
-  err.Set("code", Napi::String::New(env, info.code));
-  return err;
 }
 
 }  // namespace sft

@@ -1,8 +1,6 @@
-// Error contract of the addon: C++ failures become JS Errors with a `code` property.
-// Every entry point wraps its body in SFT_NAPI_TRY / SFT_NAPI_CATCH (sync) or runs inside a TorchWorker (async).
+// Error contract of the engine: an exception type that carries a stable code (the `code` of the JS Error the binding
+// makes of it, binding/js_errors.h), and the mapping of any C++ / libtorch exception to {code, message}.
 #pragma once
-
-#include <napi.h>
 
 #include <stdexcept>
 #include <string>
@@ -36,17 +34,4 @@ struct ErrorInfo {
 };
 ErrorInfo describe_current_exception();
 
-// Builds a JS Error with `.code`.
-Napi::Error make_js_error(Napi::Env env, const ErrorInfo& info);
-
 }  // namespace sft
-
-#define SFT_NAPI_TRY try {
-#define SFT_NAPI_CATCH(env)                                                        \
-  }                                                                                \
-  catch (const Napi::Error&) {                                                     \
-    throw;                                                                         \
-  }                                                                                \
-  catch (...) {                                                                    \
-    throw ::sft::make_js_error((env), ::sft::describe_current_exception());        \
-  }

@@ -74,7 +74,7 @@ export interface RuntimeInfo {
 
 export type NumericArray = Float32Array | Float64Array | Int32Array | Uint8Array | Int8Array | Int16Array | BigInt64Array;
 
-/** dtypes sftkit reads and writes in safetensors files (native/safetensors.h). */
+/** dtypes sftkit reads and writes in safetensors files (native/engine/safetensors.h). */
 export type SafetensorsDtype = 'F64' | 'F32' | 'F16' | 'BF16' | 'I64' | 'I32' | 'I16' | 'I8' | 'U8' | 'BOOL';
 
 /** One header entry; offsets are [begin, end) bytes within the data region (after the 8 + N header bytes). */
@@ -281,7 +281,7 @@ export interface Logits {
   shape: [number, number, number];
 }
 
-/** One native model instance (native/model_wrap.cc); wrapped by `Model` in src/native/model.ts. */
+/** One native model instance (native/binding/model_js.cc); wrapped by `Model` in src/native/model.ts. */
 export interface NativeModelHandle {
   load(dir: string, spec: ModelSpec, options: LoadModelOptions): Promise<void>;
   step(batch: Batch, options?: { lossScale?: number }): Promise<LossSum>;
@@ -327,7 +327,7 @@ export interface NativeBinding {
   info(): RuntimeInfo;
   setNumThreads(n: number): void;
   getNumThreads(): number;
-  /** Makes the CPU memory pool (native/cpu_pool.h) libtorch's allocator for new tensors, or restores glibc's. */
+  /** Makes the CPU memory pool (native/engine/cpu_pool.h) libtorch's allocator for new tensors, or restores glibc's. */
   setCpuPool(enabled: boolean): void;
   cpuPoolStats(): CpuPoolStats;
   /** Unmaps the pool's cached blocks and gives their pages back to the kernel; returns the bytes released. */
@@ -405,7 +405,7 @@ export interface NativeBinding {
       device?: number;
     }): Promise<NativeProcessGroupHandle>;
   };
-  /** One causal LM (native/model_wrap.cc); use loadModel() in src/native/model.ts. */
+  /** One causal LM (native/binding/model_js.cc); use loadModel() in src/native/model.ts. */
   NativeModel: NativeModelClass;
   safetensorsInfo(path: string): SafetensorsInfo;
   loadSafetensors(path: string, options?: { threads?: number }): Promise<Record<string, LoadedTensor>>;

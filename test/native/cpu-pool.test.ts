@@ -1,4 +1,4 @@
-// The CPU memory pool (native/cpu_pool.h): installed by default, the same training numbers as glibc's allocator
+// The CPU memory pool (native/engine/cpu_pool.h): installed by default, the same training numbers as glibc's allocator
 // (also after its pages were given back and re-grown), blocks re-used across steps, and SFTKIT_CPU_POOL validated.
 // The model is a random Llama large enough (2 MiB embeddings, 2 MiB activations) for its tensors to go through the
 // pool; the tiny fixtures stay below its 1 MiB threshold.

@@ -1,4 +1,4 @@
-// JS bindings of the safetensors reader/writer (safetensors.h): metadata synchronously, tensor I/O on a worker.
+// JS bindings of the safetensors reader/writer (engine/safetensors.h): metadata synchronously, tensor I/O on a worker.
 #pragma once
 
 #include <napi.h>

@@ -1,4 +1,4 @@
-// Test/bench surface of the distillation loss (distill_loss.h) on plain typed arrays.
+// Test/bench surface of the distillation loss (engine/distill_loss.h) on plain typed arrays.
 #pragma once
 
 #include <napi.h>

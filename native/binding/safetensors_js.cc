@@ -1,31 +1,19 @@
-// Implements safetensors_napi.h: argument checks on the JS thread, file work in TorchWorkers.
-#include "safetensors_napi.h"
+// Implements safetensors_js.h: argument checks on the JS thread, file work (engine/safetensors.h) in TorchWorkers.
+#include "safetensors_js.h"
 
 #include <map>
 #include <string>
 #include <utility>
 #include <vector>
 
-#include "errors.h"
-#include "safetensors.h"
+#include "args.h"
+#include "js_errors.h"
+#include "engine/safetensors.h"
 #include "tensor_io.h"
 #include "workers.h"
 
 namespace sft {
 namespace {
-
-std::string string_arg(const Napi::Value& v, const char* name) {
-  if (!v.IsString()) throw_bad_argument(std::string(name) + " must be a string");
-  std::string s = v.As<Napi::String>().Utf8Value();
-  if (s.empty()) throw_bad_argument(std::string(name) + " must not be empty");
-  return s;
-}
-
-int threads_option(const Napi::CallbackInfo& info, size_t index) {
-  if (info.Length() <= index || info[index].IsUndefined()) return 0;
-  if (!info[index].IsObject()) throw_bad_argument("options must be an object");
-  return thread_count_arg(info[index].As<Napi::Object>().Get("threads"), "options.threads");
-}
 
 // Sets obj[key] = value as an own data property (a tensor named "__proto__" must not change the prototype).
 void define(Napi::Object obj, const std::string& key, Napi::Value value) {
@@ -148,7 +136,7 @@ bool allowed_conversion(at::ScalarType source, at::ScalarType target) {
 Napi::Value safetensors_info(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   SFT_NAPI_TRY
-  const std::string path = string_arg(info.Length() > 0 ? info[0] : env.Undefined(), "path");
+  const std::string path = nonempty_string(info.Length() > 0 ? info[0] : env.Undefined(), "path");
   auto file = SafetensorsFile::open(path);
   Napi::Array tensors = Napi::Array::New(env, file->entries().size());
   uint32_t i = 0;
@@ -173,7 +161,7 @@ Napi::Value safetensors_info(const Napi::CallbackInfo& info) {
 Napi::Value load_safetensors(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   SFT_NAPI_TRY
-  const std::string path = string_arg(info.Length() > 0 ? info[0] : env.Undefined(), "path");
+  const std::string path = nonempty_string(info.Length() > 0 ? info[0] : env.Undefined(), "path");
   const int threads = threads_option(info, 1);
   return (new LoadWorker(env, path, threads))->start();
   SFT_NAPI_CATCH(env)
@@ -182,7 +170,7 @@ Napi::Value load_safetensors(const Napi::CallbackInfo& info) {
 Napi::Value load_safetensors_dir_js(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   SFT_NAPI_TRY
-  const std::string dir = string_arg(info.Length() > 0 ? info[0] : env.Undefined(), "dir");
+  const std::string dir = nonempty_string(info.Length() > 0 ? info[0] : env.Undefined(), "dir");
   const int threads = threads_option(info, 1);
   return (new LoadDirWorker(env, dir, threads))->start();
   SFT_NAPI_CATCH(env)
@@ -191,7 +179,7 @@ Napi::Value load_safetensors_dir_js(const Napi::CallbackInfo& info) {
 Napi::Value save_safetensors_js(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   SFT_NAPI_TRY
-  const std::string path = string_arg(info.Length() > 0 ? info[0] : env.Undefined(), "path");
+  const std::string path = nonempty_string(info.Length() > 0 ? info[0] : env.Undefined(), "path");
   if (info.Length() < 2 || !info[1].IsArray()) throw_bad_argument("tensors must be an array of { name, data, shape, dtype? }");
   Napi::Array list = info[1].As<Napi::Array>();
   std::vector<SaveItem> items;
@@ -202,14 +190,14 @@ Napi::Value save_safetensors_js(const Napi::CallbackInfo& info) {
     if (!v.IsObject()) throw_bad_argument(where + " must be an object { name, data, shape, dtype? }");
     Napi::Object o = v.As<Napi::Object>();
     SaveItem item;
-    item.name = string_arg(o.Get("name"), (where + ".name").c_str());
+    item.name = nonempty_string(o.Get("name"), (where + ".name").c_str());
     std::vector<int64_t> shape = shape_arg(o.Get("shape"), (where + ".shape").c_str());
     item.array = PinnedArray(o.Get("data"), shape, (where + ".data").c_str());
     const at::ScalarType source = item.array.tensor().scalar_type();
     item.target = source;
     Napi::Value dtype = o.Get("dtype");
     if (!dtype.IsUndefined()) {
-      const std::string d = string_arg(dtype, (where + ".dtype").c_str());
+      const std::string d = nonempty_string(dtype, (where + ".dtype").c_str());
       if (!dtype_from_safetensors(d, &item.target))
         throw_bad_argument(where + ".dtype must be one of F64 F32 F16 BF16 I64 I32 I16 I8 U8 BOOL, got \"" + d + "\"");
       if (!allowed_conversion(source, item.target))

@@ -1,5 +1,6 @@
-// Implements loss_napi.h: typed arrays in, fresh leaf tensors, the kernels, typed arrays out.
-#include "loss_napi.h"
+// Implements loss_js.h: typed arrays in, fresh leaf tensors, the kernels (engine/loss.h, engine/optim.h), typed arrays
+// out.
+#include "loss_js.h"
 
 #include <ATen/ATen.h>
 #include <c10/core/GradMode.h>
@@ -7,21 +8,15 @@
 #include <string>
 #include <vector>
 
-#include "errors.h"
-#include "loss.h"
-#include "optim.h"
+#include "args.h"
+#include "js_errors.h"
+#include "engine/loss.h"
+#include "engine/optim.h"
 #include "tensor_io.h"
 #include "workers.h"
 
 namespace sft {
 namespace {
-
-double num(const Napi::Object& o, const char* key, double fallback) {
-  Napi::Value v = o.Get(key);
-  if (v.IsUndefined()) return fallback;
-  if (!v.IsNumber()) throw_bad_argument(std::string(key) + " must be a number");
-  return v.As<Napi::Number>().DoubleValue();
-}
 
 class CrossEntropyWorker : public TorchWorker {
  public:
@@ -122,7 +117,7 @@ Napi::Value cross_entropy_js(const Napi::CallbackInfo& info) {
   if (h.tensor().scalar_type() != at::kFloat || w.tensor().scalar_type() != at::kFloat) throw_bad_argument("hidden and weight must be Float32Array");
   if (y.tensor().scalar_type() != at::kInt) throw_bad_argument("labels must be an Int32Array");
   Napi::Object o = info.Length() > 6 && info[6].IsObject() ? info[6].As<Napi::Object>() : Napi::Object::New(env);
-  const double chunk = num(o, "chunkRows", 0);
+  const double chunk = number_option(o, "chunkRows", 0, "");
   if (chunk < 0 || chunk != static_cast<int64_t>(chunk)) throw_bad_argument("chunkRows must be an integer >= 0");
   const bool naive = o.Get("naive").ToBoolean().Value();
   return (new CrossEntropyWorker(env, std::move(h), std::move(w), std::move(y), static_cast<int64_t>(chunk), naive,
@@ -165,11 +160,11 @@ Napi::Value adamw_steps_js(const Napi::CallbackInfo& info) {
     rates.push_back(lr.Get(s).As<Napi::Number>().DoubleValue());
   }
   AdamWOptions ao;
-  ao.beta1 = num(o, "beta1", 0.9);
-  ao.beta2 = num(o, "beta2", 0.999);
-  ao.eps = num(o, "eps", 1e-8);
-  ao.weight_decay = num(o, "weightDecay", 0.0);
-  return (new AdamWWorker(env, std::move(p), std::move(g), std::move(dec), std::move(rates), ao, num(o, "maxGradNorm", 0.0),
+  ao.beta1 = number_option(o, "beta1", 0.9, "");
+  ao.beta2 = number_option(o, "beta2", 0.999, "");
+  ao.eps = number_option(o, "eps", 1e-8, "");
+  ao.weight_decay = number_option(o, "weightDecay", 0.0, "");
+  return (new AdamWWorker(env, std::move(p), std::move(g), std::move(dec), std::move(rates), ao, number_option(o, "maxGradNorm", 0.0, ""),
                           thread_count_arg(o.Get("threads"), "threads")))
       ->start();
   SFT_NAPI_CATCH(env)

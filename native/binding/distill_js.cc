@@ -1,13 +1,14 @@
-// Implements distill_napi.h: typed arrays in, fresh leaf tensors, the fused (or naive) distillation loss and its
+// Implements distill_js.h: typed arrays in, fresh leaf tensors, the fused (or naive) distillation loss and its
 // backward, typed arrays out.
-#include "distill_napi.h"
+#include "distill_js.h"
 
 #include <ATen/ATen.h>
 
 #include <string>
 
-#include "distill_loss.h"
-#include "errors.h"
+#include "engine/distill_loss.h"
+#include "args.h"
+#include "js_errors.h"
 #include "tensor_io.h"
 #include "workers.h"
 
@@ -55,13 +56,6 @@ class DistillWorker : public TorchWorker {
   at::Tensor gh_, gw_;
 };
 
-double num(const Napi::Object& o, const char* key, double fallback) {
-  Napi::Value v = o.Get(key);
-  if (v.IsUndefined()) return fallback;
-  if (!v.IsNumber()) throw_bad_argument(std::string("distillLoss: ") + key + " must be a number");
-  return v.As<Napi::Number>().DoubleValue();
-}
-
 }  // namespace
 
 Napi::Value distill_loss_js(const Napi::CallbackInfo& info) {
@@ -80,10 +74,10 @@ Napi::Value distill_loss_js(const Napi::CallbackInfo& info) {
   }
   if (y.tensor().scalar_type() != at::kInt) throw_bad_argument("distillLoss: labels must be an Int32Array");
   Napi::Object o = info.Length() > 10 && info[10].IsObject() ? info[10].As<Napi::Object>() : Napi::Object::New(env);
-  const double chunk = num(o, "chunkRows", 0);
+  const double chunk = number_option(o, "chunkRows", 0, "distillLoss: ");
   if (chunk < 0 || chunk != static_cast<int64_t>(chunk)) throw_bad_argument("distillLoss: chunkRows must be an integer >= 0");
-  return (new DistillWorker(env, std::move(h), std::move(w), std::move(ht), std::move(wt), std::move(y), num(o, "alpha", 0.5),
-                            num(o, "temperature", 1.0), static_cast<int64_t>(chunk), o.Get("naive").ToBoolean().Value(),
+  return (new DistillWorker(env, std::move(h), std::move(w), std::move(ht), std::move(wt), std::move(y), number_option(o, "alpha", 0.5, "distillLoss: "),
+                            number_option(o, "temperature", 1.0, "distillLoss: "), static_cast<int64_t>(chunk), o.Get("naive").ToBoolean().Value(),
                             thread_count_arg(o.Get("threads"), "threads")))
       ->start();
   SFT_NAPI_CATCH(env)

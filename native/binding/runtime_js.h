@@ -1,5 +1,5 @@
-// Runtime facts and settings of the native engine: libtorch version, CPU capability, threads, CUDA, build flags,
-// the CPU memory pool, the CUDA allocator's memory counters.
+// Runtime facts and settings of the native engine for JS: libtorch version, CPU capability, threads, CUDA, build
+// flags (engine/runtime.h), the CPU memory pool (engine/cpu_pool.h), the CUDA allocator's memory counters.
 #pragma once
 
 #include <napi.h>

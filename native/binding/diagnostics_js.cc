@@ -1,5 +1,5 @@
-// Implements diagnostics.h on top of TorchWorker and PinnedArray.
-#include "diagnostics.h"
+// Implements diagnostics_js.h on top of TorchWorker and PinnedArray.
+#include "diagnostics_js.h"
 
 #include <ATen/TensorOperators.h>
 #include <ATen/ops/matmul.h>
@@ -16,26 +16,14 @@
 #include <chrono>
 #include <string>
 
-#include "device.h"
-#include "errors.h"
+#include "engine/device.h"
+#include "args.h"
+#include "js_errors.h"
 #include "tensor_io.h"
 #include "workers.h"
 
 namespace sft {
 namespace {
-
-double number_option(const Napi::Object& opts, const char* key, double fallback) {
-  if (!opts.Has(key) || opts.Get(key).IsUndefined()) return fallback;
-  Napi::Value v = opts.Get(key);
-  if (!v.IsNumber()) throw_bad_argument(std::string("options.") + key + " must be a number");
-  return v.As<Napi::Number>().DoubleValue();
-}
-
-Napi::Object options_arg(const Napi::CallbackInfo& info, size_t index) {
-  if (info.Length() <= index || info[index].IsUndefined()) return Napi::Object::New(info.Env());
-  if (!info[index].IsObject()) throw_bad_argument("options must be an object");
-  return info[index].As<Napi::Object>();
-}
 
 class RoundTripWorker : public TorchWorker {
  public:
@@ -146,13 +134,6 @@ class MatmulWorker : public TorchWorker {
   double checksum_ = 0;
 };
 
-std::string string_option(const Napi::Object& opts, const char* key, const std::string& fallback) {
-  if (!opts.Has(key) || opts.Get(key).IsUndefined()) return fallback;
-  Napi::Value v = opts.Get(key);
-  if (!v.IsString()) throw_bad_argument(std::string("options.") + key + " must be a string");
-  return v.As<Napi::String>().Utf8Value();
-}
-
 }  // namespace
 
 Napi::Value matmul_bench(const Napi::CallbackInfo& info) {
@@ -163,7 +144,7 @@ Napi::Value matmul_bench(const Napi::CallbackInfo& info) {
   if (!(n >= 1 && n <= 16384 && n == std::floor(n))) throw_bad_argument("matmulBench(n): n must be an integer in [1, 16384]");
   Napi::Object opts = options_arg(info, 1);
   int threads = thread_count_arg(opts.Get("threads"), "options.threads");
-  double reps = number_option(opts, "reps", 5);
+  double reps = number_option(opts, "reps", 5, "options.");
   if (!(reps >= 1 && reps <= 1000)) throw_bad_argument("matmulBench: options.reps must be in [1, 1000]");
   const std::string dtype = string_option(opts, "dtype", "float32");
   if (dtype != "float32" && dtype != "bfloat16") throw_bad_argument("matmulBench: options.dtype must be 'float32' or 'bfloat16', got '" + dtype + "'");
@@ -181,7 +162,7 @@ Napi::Value round_trip(const Napi::CallbackInfo& info) {
   std::vector<int64_t> shape = shape_arg(info[1], "shape");
   PinnedArray input(info[0], shape, "array");
   Napi::Object opts = options_arg(info, 2);
-  double scale = number_option(opts, "scale", 1.0);
+  double scale = number_option(opts, "scale", 1.0, "options.");
   int threads = thread_count_arg(opts.Get("threads"), "options.threads");
   return (new RoundTripWorker(env, std::move(input), scale, threads))->start();
   SFT_NAPI_CATCH(env)
