@@ -8,6 +8,7 @@ import { distillCommand } from './distill.ts';
 import { doctorCommand } from './doctor.ts';
 import { dpoCommand } from './dpo.ts';
 import { evalCommand } from './eval.ts';
+import { exportCommand } from './export.ts';
 import { generateCommand } from './generate.ts';
 import { inspectCommand } from './inspect.ts';
 import { mergeCommand } from './merge.ts';
@@ -24,6 +25,7 @@ const commands: Command[] = [
   dpoCommand,
   distillCommand,
   mergeCommand,
+  exportCommand,
   inspectCommand,
   uiCommand,
   convertCommand,

@@ -8,6 +8,8 @@ import { basename, dirname, join, relative, resolve } from 'node:path';
 import { SftkitError, invalidParameterError } from '../errors.ts';
 import { loadModel, parseModelConfig, readModelConfig, resolveModelDirs, type LoadedConfig } from '../native/index.ts';
 import { writeFileAtomic } from '../shared/index.ts';
+import { detectFormat, type RecordFormat } from '../data/index.ts';
+import { defaultTemplate } from '../template/index.ts';
 import { archMetadata, planTensors } from './gguf-arch.ts';
 import { FILE_TYPE_OF, GGUF_OUT_TYPES, GgmlType, Q8_0_BLOCK, str, u32, type GgufOutType, type GgufMetadata } from './gguf-format.ts';
 import { tokenizerMetadata } from './gguf-tokenizer.ts';
@@ -63,20 +65,35 @@ function exportConfig(dir: string): LoadedConfig {
   }
 }
 
-/** The run's prompt style (sftkit_run.json options.template), else the chat template's family. */
+/**
+ * The prompt style a run trained with: sftkit_run.json's `template`, or for `auto` the default template of its data
+ * format (`format`, or detected from the first record of the run's data/train.jsonl), as training resolved it; else
+ * the chat template's family (ChatML, Phi-3).
+ */
 function detectTemplate(dir: string, chatTemplate: string | undefined): ModelfileTemplate | undefined {
+  const family = (): ModelfileTemplate | undefined => {
+    if (chatTemplate?.includes('<|im_start|>')) return 'chatml';
+    if (chatTemplate?.includes('<|assistant|>') && chatTemplate.includes('<|end|>')) return 'phi3';
+    return undefined;
+  };
   const run = join(dir, 'sftkit_run.json');
-  if (existsSync(run)) {
-    try {
-      const t = (JSON.parse(readFileSync(run, 'utf8')) as { options?: { template?: unknown } }).options?.template;
-      if (t === 'plain' || t === 'alpaca' || t === 'chatml' || t === 'phi3') return t;
-    } catch {
-      // not a run file we understand: fall through
+  if (!existsSync(run)) return family();
+  try {
+    const o = (JSON.parse(readFileSync(run, 'utf8')) as { options?: { template?: unknown; format?: unknown } }).options ?? {};
+    if (o.template === 'plain' || o.template === 'alpaca' || o.template === 'chatml' || o.template === 'phi3') return o.template;
+    if (o.template !== undefined && o.template !== 'auto') return family();
+    let format = typeof o.format === 'string' && o.format !== 'auto' ? (o.format as RecordFormat) : undefined;
+    const train = join(dir, 'data', 'train.jsonl');
+    if (format === undefined && existsSync(train)) {
+      const first = readFileSync(train, 'utf8').split('\n', 1)[0] ?? '';
+      format = detectFormat(JSON.parse(first));
     }
+    if (format === undefined) return family();
+    const t = defaultTemplate(format, { eosToken: '', chatTemplate });
+    return t === 'model' ? family() : t;
+  } catch {
+    return family(); // not a run file we understand
   }
-  if (chatTemplate?.includes('<|im_start|>')) return 'chatml';
-  if (chatTemplate?.includes('<|assistant|>') && chatTemplate.includes('<|end|>')) return 'phi3';
-  return undefined;
 }
 
 function checkOptions(options: ExportGgufOptions): void {

@@ -1,0 +1,89 @@
+// The deploy path end to end: a model fine-tuned by `sftkit train` (the quick start's recipe: TinyStories-656K on
+// ch7's Alpaca instructions, a few steps) exported by `sftkit export --format gguf --modelfile` answers an
+// instruction in node-llama-cpp with the same tokens as `sftkit generate --template alpaca --json`; the Modelfile
+// names the file and the Alpaca TEMPLATE. And `--adapter`: a LoRA adapter merged at export generates in
+// node-llama-cpp as sftkit generates with the adapter applied.
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { cpSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, test } from 'node:test';
+import { exportGguf, readGguf } from '../../src/export/index.ts';
+import { promptIds } from '../../src/generate/index.ts';
+import { loadModel } from '../../src/native/index.ts';
+import { createPipeline } from '../../src/pipeline/index.ts';
+import { train } from '../../src/recipes/sft.ts';
+import { writeTinyTokenizer } from './helpers/tiny-tokenizer.ts';
+
+const root = join(import.meta.dirname, '..', '..');
+const models = join(root, 'test', 'fixtures', 'models');
+const scratch = mkdtempSync(join(tmpdir(), 'sftkit-e2e-deploy-'));
+after(() => rmSync(scratch, { recursive: true, force: true }));
+
+function sftkit(args: string[]) {
+  const r = spawnSync(process.execPath, [join(root, 'bin', 'sftkit.js'), ...args], { cwd: scratch, encoding: 'utf8', timeout: 120_000 });
+  assert.equal(r.status, 0, `sftkit ${args.join(' ')}:\n${r.stderr}`);
+  return r.stdout;
+}
+
+function llamaCpp(models: object[]): Array<{ generated: number[]; tokenized: number[][] }> {
+  const job = join(scratch, `job-${Date.now()}.json`);
+  writeFileSync(job, JSON.stringify({ threads: 1, models }));
+  const r = spawnSync(process.execPath, [join(import.meta.dirname, 'helpers', 'llama-cpp-generate.mjs'), job], { cwd: root, encoding: 'utf8', timeout: 120_000 });
+  assert.equal(r.status, 0, `node-llama-cpp helper failed:\n${r.stderr}`);
+  return JSON.parse(r.stdout.trim().split('\n').pop()!).results;
+}
+
+test('sftkit train -> sftkit export --format gguf --modelfile -> node-llama-cpp answers as sftkit generate does', async () => {
+  const data = join(scratch, 'data.json');
+  writeFileSync(data, JSON.stringify(JSON.parse(readFileSync(join(root, 'test', 'fixtures', 'data', 'instruction-data.json'), 'utf8')).slice(0, 64)));
+  const run = join(scratch, 'run');
+  const quiet = { progress: { write: () => true }, log: () => {}, handleSignals: false };
+  await train({ model: join(models, 'tinystories-656k'), data, out: run, maxSteps: 6, batchSize: 8, lr: 5e-3, threads: 2, valSplit: 0, testSplit: 0 }, quiet);
+
+  const out = sftkit(['export', '--format', 'gguf', '--model', run, '--out', join(run, 'model.gguf'), '--modelfile']);
+  assert.match(out, /-> .*model\.gguf \(llama, f32, 20 tensors/);
+  const modelfile = readFileSync(join(run, 'Modelfile'), 'utf8');
+  assert.match(modelfile, /^FROM \.\/model\.gguf$/m);
+  assert.match(modelfile, /^TEMPLATE """\{\{ if \.System \}\}\{\{ \.System \}\}\{\{ else \}\}Below is an instruction/m, 'the run trained with alpaca (template auto, alpaca records)');
+  assert.match(modelfile, /^PARAMETER stop "<\|end_story\|>"$/m);
+  assert.equal(readGguf(join(run, 'model.gguf')).metadata['general.name'], 'run');
+
+  const instruction = 'Name three colors.';
+  const answer = JSON.parse(sftkit(['generate', '--model', run, '--prompt', instruction, '--template', 'alpaca', '--json', '--max-new-tokens', '32'])) as { token_ids: number[] };
+  const { pipeline } = await createPipeline('alpaca', { tokenizer: run, template: 'alpaca' });
+  const ids = promptIds([{ role: 'user', content: instruction, trained: false }], pipeline.tokenizer, pipeline.template);
+  const [r] = llamaCpp([{ path: join(run, 'model.gguf'), contextSize: 256, prompt: ids, maxTokens: 32, teacherForced: [], texts: [] }]);
+  // Both stop at the end-of-story token (2): sftkit's token_ids end with it, node-llama-cpp yields what comes before.
+  const eos = answer.token_ids.at(-1) === 2;
+  const want = eos ? answer.token_ids.slice(0, -1) : answer.token_ids;
+  assert.deepEqual(eos ? r!.generated : r!.generated.slice(0, want.length), want);
+});
+
+test('--adapter: a LoRA adapter merged at export generates in node-llama-cpp as sftkit does with the adapter applied', async () => {
+  const base = join(scratch, 'tiny-llama');
+  cpSync(join(models, 'tiny-llama'), base, { recursive: true });
+  writeTinyTokenizer(base, 'gpt-2');
+  const adapter = join(models, 'tiny-llama-lora');
+  const file = join(scratch, 'lora.gguf');
+  const res = await exportGguf(base, file, { adapter });
+  assert.equal(res.tensors, readGguf(file).tensors.length);
+  const plain = join(scratch, 'plain.gguf');
+  await exportGguf(base, plain);
+  const prompt = [1, 40, 41, 42, 43, 44, 45, 46];
+  const model = await loadModel(base, { adapter, threads: 2 });
+  const [want] = await model.generate([prompt], { maxNewTokens: 24, temperature: 0 });
+  await model.dispose();
+  const baseModel = await loadModel(base, { threads: 2 });
+  const [without] = await baseModel.generate([prompt], { maxNewTokens: 24, temperature: 0 });
+  await baseModel.dispose();
+  const [merged, unmerged] = llamaCpp([
+    { path: file, contextSize: 64, prompt, maxTokens: 24, teacherForced: [], texts: [] },
+    { path: plain, contextSize: 64, prompt, maxTokens: 24, teacherForced: [], texts: [] },
+  ]);
+  assert.deepEqual(merged!.generated, Array.from(want!));
+  assert.deepEqual(unmerged!.generated, Array.from(without!));
+  assert.notDeepEqual(Array.from(want!), Array.from(without!), 'the adapter changes the generation');
+  assert.equal(existsSync(join(scratch, 'Modelfile')), false);
+});
