@@ -6,7 +6,7 @@ import { loadModel } from '../native/index.ts';
 import { loadTokenizer } from '../tokenize/index.ts';
 import { commandOptions, loadOptionsOf, modelLoad, opt, sampling, samplingOf } from '../options/index.ts';
 import { tokenizerDir } from './args.ts';
-import type { CliIo, Command } from './command.ts';
+import { optionsCommand } from './command.ts';
 
 const chatOptions = commandOptions({
   command: 'chat',
@@ -24,19 +24,16 @@ const chatOptions = commandOptions({
   },
 });
 
-const HELP = `Usage: sftkit chat --model DIR [--template T] [--system TEXT] [sampling flags]
+export const chatCommand = optionsCommand({
+  options: chatOptions,
+  summary: 'chat with a model in the terminal (streamed replies)',
+  about: `Usage: sftkit chat --model DIR [--template T] [--system TEXT] [sampling flags]
 
 An interactive chat: type a message, the reply streams back; the conversation is kept and rendered with the
 template each turn. Commands: /reset clears the history, /exit (or Ctrl-D) quits.
 
-${chatOptions.formatHelp()}`;
-
-export const chatCommand: Command = {
-  name: 'chat',
-  summary: 'chat with a model in the terminal (streamed replies)',
-  help: HELP,
-  async run(argv: string[], io: CliIo): Promise<number> {
-    const o = chatOptions.parseArgs(argv);
+`,
+  async run(o, io) {
     const modelDir = o.model;
     const loadOptions = loadOptionsOf(o);
     const tok = await loadTokenizer(tokenizerDir(modelDir));
@@ -76,4 +73,4 @@ export const chatCommand: Command = {
     }
     return 0;
   },
-};
+});

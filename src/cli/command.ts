@@ -15,3 +15,27 @@ export interface Command {
   /** Runs with the arguments after the command name; resolves to the process exit code. */
   run(argv: string[], io: CliIo): Promise<number>;
 }
+
+/**
+ * A command whose arguments are its option schema (src/options): `sftkit <name> --help` is the text about it, the
+ * option table generated from the schema and an epilogue; `run` gets the validated options.
+ */
+export function optionsCommand<O>(c: {
+  options: { command: string; formatHelp(): string; parseArgs(argv: readonly string[]): O };
+  /** One line for `sftkit --help`. */
+  summary: string;
+  /** The text above the option table (usage lines, what the command does), ending with a blank line. */
+  about: string;
+  /** Text below the option table. */
+  epilogue?: string;
+  run(options: O, io: CliIo): Promise<number>;
+}): Command {
+  return {
+    name: c.options.command,
+    summary: c.summary,
+    get help() {
+      return `${c.about}${c.options.formatHelp()}${c.epilogue ?? ''}`;
+    },
+    run: async (argv, io) => c.run(c.options.parseArgs(argv), io),
+  };
+}

@@ -1,7 +1,7 @@
 // `sftkit convert`: imports a foreign checkpoint as a Hugging Face model directory. Sources: llama2.c.
 import { convertLlama2c } from '../convert/index.ts';
 import { commandOptions, opt } from '../options/index.ts';
-import type { CliIo, Command } from './command.ts';
+import { optionsCommand } from './command.ts';
 
 const convertOptions = commandOptions({
   command: 'convert',
@@ -13,20 +13,17 @@ const convertOptions = commandOptions({
   },
 });
 
-const HELP = `Usage: sftkit convert --from llama2c --checkpoint FILE --tokenizer FILE --out DIR
+export const convertCommand = optionsCommand({
+  options: convertOptions,
+  summary: 'Import a llama2.c checkpoint + tokenizer as a Hugging Face model directory',
+  about: `Usage: sftkit convert --from llama2c --checkpoint FILE --tokenizer FILE --out DIR
 
 Converts a foreign checkpoint into a Hugging Face model directory (config.json, model.safetensors,
 generation_config.json, tokenizer.json, tokenizer_config.json) that sftkit and transformers load as is.
 
 Options:
-${convertOptions.formatHelp()}`;
-
-export const convertCommand: Command = {
-  name: 'convert',
-  summary: 'Import a llama2.c checkpoint + tokenizer as a Hugging Face model directory',
-  help: HELP,
-  async run(argv: string[], io: CliIo): Promise<number> {
-    const values = convertOptions.parseArgs(argv);
+`,
+  async run(values, io) {
     const result = await convertLlama2c({ checkpoint: values.checkpoint, tokenizer: values.tokenizer, out: values.out });
     const c = result.config;
     io.stdout.write(
@@ -39,4 +36,4 @@ export const convertCommand: Command = {
     );
     return 0;
   },
-};
+});

@@ -4,7 +4,7 @@ import { parseFieldMap } from '../data/index.ts';
 import { distillDataset } from '../generate/index.ts';
 import { loadModel } from '../native/index.ts';
 import { commandOptions, common, dataSelection, opt, sampling, samplingOf } from '../options/index.ts';
-import type { CliIo, Command } from './command.ts';
+import { optionsCommand } from './command.ts';
 
 const distillOptions = commandOptions({
   command: 'distill',
@@ -22,7 +22,10 @@ const distillOptions = commandOptions({
   },
 });
 
-const HELP = `Usage: sftkit distill --teacher DIR --prompts FILE --out DATA.jsonl [--template T] [--max-new-tokens N]
+export const distillCommand = optionsCommand({
+  options: distillOptions,
+  summary: 'sequence-level distillation: a teacher answers prompts, written as a chat dataset',
+  about: `Usage: sftkit distill --teacher DIR --prompts FILE --out DATA.jsonl [--template T] [--max-new-tokens N]
                       [--batch-size B] [--temperature X] [--seed N]
 
 Sequence-level distillation: the teacher answers every prompt of FILE (batched generation) and OUT receives a chat
@@ -32,14 +35,8 @@ it are ignored (a chat keeps its earlier turns). The prompt is rendered with --t
 OUT is written as OUT.partial and renamed when complete: an earlier OUT is never half overwritten, and running the
 same command again after a crash continues where it stopped. Prompts with an empty answer are skipped and counted.
 
-${distillOptions.formatHelp()}`;
-
-export const distillCommand: Command = {
-  name: 'distill',
-  summary: 'sequence-level distillation: a teacher answers prompts, written as a chat dataset',
-  help: HELP,
-  async run(argv: string[], io: CliIo): Promise<number> {
-    const o = distillOptions.parseArgs(argv);
+`,
+  async run(o, io) {
     const { teacher: teacherDir, prompts, out, threads } = o;
     const teacher = await loadModel(teacherDir, threads ? { threads } : {});
     try {
@@ -61,4 +58,4 @@ export const distillCommand: Command = {
       await teacher.dispose();
     }
   },
-};
+});

@@ -1,7 +1,7 @@
 // `sftkit doctor`: where libtorch came from, what the CPU can do, threads, CUDA, and how the addon was built.
 import { binding, packageRoot, readLibtorchRecord, type LibtorchRecord, type RuntimeInfo } from '../native/index.ts';
 import { commandOptions, opt } from '../options/index.ts';
-import type { CliIo, Command } from './command.ts';
+import { optionsCommand } from './command.ts';
 
 export interface DoctorReport {
   sftkit: { version: string; root: string };
@@ -59,19 +59,18 @@ function formatReport(r: DoctorReport): string {
 
 const doctorOptions = commandOptions({ command: 'doctor', shape: { json: opt.boolean('print the same as one JSON object').default(false) } });
 
-export const doctorCommand: Command = {
-  name: 'doctor',
+export const doctorCommand = optionsCommand({
+  options: doctorOptions,
   summary: 'show libtorch, CPU capability, threads, CUDA and how the addon was built',
-  help: `Usage: sftkit doctor [--json]
+  about: `Usage: sftkit doctor [--json]
 
 Prints the libtorch version and path (and how it was found), the CPU capability (AVX2/AVX512), intra-op threads,
 whether CUDA is available, the data-parallel backends (Gloo; NCCL when built in), and the native addon's build flags.
 
-${doctorOptions.formatHelp()}`,
-  async run(argv: string[], io: CliIo): Promise<number> {
-    const values = doctorOptions.parseArgs(argv);
+`,
+  async run(values, io) {
     const report = await doctorReport();
     io.stdout.write(values.json ? `${JSON.stringify(report)}\n` : formatReport(report));
     return report.ok ? 0 : 1;
   },
-};
+});

@@ -8,7 +8,7 @@ import { loadTokenizer } from '../tokenize/index.ts';
 import { loadModel } from '../native/index.ts';
 import { commandOptions, common, dataSelection, loadOptionsOf, modelLoad, opt, sampling, samplingOf, selectionOf } from '../options/index.ts';
 import { tokenizerDir } from './args.ts';
-import type { CliIo, Command } from './command.ts';
+import { optionsCommand } from './command.ts';
 
 const evalOptions = commandOptions({
   command: 'eval',
@@ -35,7 +35,10 @@ const evalOptions = commandOptions({
   },
 });
 
-const HELP = `Usage: sftkit eval --model DIR --data FILE [data flags] [--json]
+export const evalCommand = optionsCommand({
+  options: evalOptions,
+  summary: 'validation loss / perplexity on a file, or generated responses with judge scores',
+  about: `Usage: sftkit eval --model DIR --data FILE [data flags] [--json]
        sftkit eval --model DIR --data FILE --responses OUT.json [--judge-url URL --judge-model NAME | --judge-model-dir DIR]
 
 Without --responses: the mean loss over every label token of every example of FILE (no split), and perplexity.
@@ -43,14 +46,8 @@ Without --responses: the mean loss over every label token of every example of FI
 With --responses: generates a reply for every example (prompt rendered as in training, reply cut at the end
 token) and saves [{instruction, input, output, model_response}]; with a judge, scores each reply 0-100.
 
-${evalOptions.formatHelp()}`;
-
-export const evalCommand: Command = {
-  name: 'eval',
-  summary: 'validation loss / perplexity on a file, or generated responses with judge scores',
-  help: HELP,
-  async run(argv: string[], io: CliIo): Promise<number> {
-    const o = evalOptions.parseArgs(argv);
+`,
+  async run(o, io) {
     const modelDir = o.model;
     const tokDir = tokenizerDir(modelDir);
     const sel = selectionOf(o);
@@ -114,4 +111,4 @@ export const evalCommand: Command = {
       await model.dispose();
     }
   },
-};
+});

@@ -5,7 +5,7 @@ import { loadModel } from '../native/index.ts';
 import { loadTokenizer } from '../tokenize/index.ts';
 import { commandOptions, loadOptionsOf, modelLoad, opt, sampling, samplingOf } from '../options/index.ts';
 import { tokenizerDir } from './args.ts';
-import type { CliIo, Command } from './command.ts';
+import { optionsCommand } from './command.ts';
 
 const generateOptions = commandOptions({
   command: 'generate',
@@ -20,20 +20,17 @@ const generateOptions = commandOptions({
   },
 });
 
-const HELP = `Usage: sftkit generate --model DIR --prompt TEXT [--template T] [--input TEXT] [sampling flags] [--json]
+export const generateCommand = optionsCommand({
+  options: generateOptions,
+  summary: 'generate a continuation or an answer for one prompt',
+  about: `Usage: sftkit generate --model DIR --prompt TEXT [--template T] [--input TEXT] [sampling flags] [--json]
 
 Continues TEXT with the model. With --template (plain, alpaca, phi3, chatml, model or a Jinja file) the prompt is
 wrapped as the user turn / instruction exactly as in training (--input fills alpaca's ### Input: block); without
 it the prompt is encoded as it is (with BOS where the tokenizer adds one).
 
-${generateOptions.formatHelp()}`;
-
-export const generateCommand: Command = {
-  name: 'generate',
-  summary: 'generate a continuation or an answer for one prompt',
-  help: HELP,
-  async run(argv: string[], io: CliIo): Promise<number> {
-    const o = generateOptions.parseArgs(argv);
+`,
+  async run(o, io) {
     const modelDir = o.model;
     const tokDir = tokenizerDir(modelDir);
     const prompt = o.prompt;
@@ -60,4 +57,4 @@ export const generateCommand: Command = {
       await model.dispose();
     }
   },
-};
+});

@@ -2,7 +2,7 @@
 import { inspectExample, openInspection } from '../pipeline/index.ts';
 import { maskedRuns, type MaskedPiece, addToSummary, emptySummary, formatSummary, formatUnkWarning } from '../mask/index.ts';
 import { commandOptions, common, dataSelection, opt, selectionOf } from '../options/index.ts';
-import type { CliIo, Command } from './command.ts';
+import { optionsCommand } from './command.ts';
 
 const inspectOptions = commandOptions({
   command: 'inspect',
@@ -20,14 +20,6 @@ const inspectOptions = commandOptions({
   },
 });
 
-const HELP = `Usage: sftkit inspect --model DIR --data FILE [--format F] [--template T] [--mask M] [--max-length N]
-                      [--limit N] [--json] [--add-special-tokens] [--truncation cut|drop]
-
-Shows examples as the model reads them, with the trained tokens highlighted (colour on a terminal, [[...]]
-otherwise), and the counts of trained / masked tokens and dropped examples.
-
-${inspectOptions.formatHelp()}`;
-
 const GREEN = '\u001b[1;32m';
 const DIM = '\u001b[2m';
 const RESET = '\u001b[0m';
@@ -39,12 +31,17 @@ function highlighted(pieces: readonly MaskedPiece[], colour: boolean): string {
     .join('');
 }
 
-export const inspectCommand: Command = {
-  name: 'inspect',
+export const inspectCommand = optionsCommand({
+  options: inspectOptions,
   summary: 'show examples as tokens with the trained ones highlighted, and trained/masked/dropped counts',
-  help: HELP,
-  async run(argv: string[], io: CliIo): Promise<number> {
-    const o = inspectOptions.parseArgs(argv);
+  about: `Usage: sftkit inspect --model DIR --data FILE [--format F] [--template T] [--mask M] [--max-length N]
+                      [--limit N] [--json] [--add-special-tokens] [--truncation cut|drop]
+
+Shows examples as the model reads them, with the trained tokens highlighted (colour on a terminal, [[...]]
+otherwise), and the counts of trained / masked tokens and dropped examples.
+
+`,
+  async run(o, io) {
     const { maxLength, ...sel } = selectionOf(o);
     const opened = await openInspection({ ...sel, tokenizer: o.model, truncation: o.truncation, ...(maxLength !== undefined ? { maxLength } : {}) });
     const { pipeline, addedTokens } = opened;
@@ -91,4 +88,4 @@ export const inspectCommand: Command = {
     }
     return 0;
   },
-};
+});

@@ -5,7 +5,7 @@ import { SftkitError } from '../errors.ts';
 import { loadModel, resolveModelDirs } from '../native/index.ts';
 import { commandOptions, common, opt } from '../options/index.ts';
 import { loadTokenizer, saveTokenizer } from '../tokenize/index.ts';
-import type { CliIo, Command } from './command.ts';
+import { optionsCommand } from './command.ts';
 
 const mergeOptions = commandOptions({
   command: 'merge',
@@ -18,7 +18,10 @@ const mergeOptions = commandOptions({
   },
 });
 
-const HELP = `Usage: sftkit merge --model DIR --adapter DIR --out DIR [--dtype float32|bfloat16]
+export const mergeCommand = optionsCommand({
+  options: mergeOptions,
+  summary: 'merge a LoRA adapter into its base model (full Hugging Face weights)',
+  about: `Usage: sftkit merge --model DIR --adapter DIR --out DIR [--dtype float32|bfloat16]
 
 Merges a LoRA adapter (PEFT directory: adapter_config.json + adapter_model.safetensors, e.g. the --out of
 \`sftkit train --lora-r R\`) into its base model and writes a full Hugging Face directory (config.json,
@@ -26,14 +29,8 @@ generation_config.json, model.safetensors) that transformers loads as is: every 
 W + scaling * B A (computed in fp32). The tokenizer is copied from the adapter directory when it has one, else from
 the base model. --model may be left out when the adapter's base_model_name_or_path is a model directory here.
 
-${mergeOptions.formatHelp()}`;
-
-export const mergeCommand: Command = {
-  name: 'merge',
-  summary: 'merge a LoRA adapter into its base model (full Hugging Face weights)',
-  help: HELP,
-  async run(argv: string[], io: CliIo): Promise<number> {
-    const { model: modelDir, adapter: adapterDir, out, dtype, threads } = mergeOptions.parseArgs(argv);
+`,
+  async run({ model: modelDir, adapter: adapterDir, out, dtype, threads }, io) {
     const dirs = modelDir !== undefined ? resolveModelDirs(modelDir, adapterDir) : resolveModelDirs(adapterDir);
     if (dirs.adapter === undefined) {
       throw new SftkitError('SFTKIT_BAD_ARGUMENT', `--adapter ${adapterDir}: not a LoRA adapter directory (no adapter_config.json)`);
@@ -57,4 +54,4 @@ export const mergeCommand: Command = {
     );
     return 0;
   },
-};
+});

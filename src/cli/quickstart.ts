@@ -9,7 +9,7 @@ import { shippedDataFile, shippedModelDir } from '../shipped.ts';
 import { train } from '../recipes/sft.ts';
 import { validateTrainOptions } from '../training/index.ts';
 import { commandOptions, opt } from '../options/index.ts';
-import type { CliIo, Command } from './command.ts';
+import { optionsCommand } from './command.ts';
 
 export const QUICKSTART_MODEL = shippedModelDir;
 export const QUICKSTART_DATA = shippedDataFile;
@@ -34,20 +34,17 @@ const quickstartOptions = commandOptions({
   },
 });
 
-const HELP = `Usage: sftkit quickstart [--out DIR] [--epochs N] [--answers N]
+export const quickstartCommand = optionsCommand({
+  options: quickstartOptions,
+  summary: 'fine-tune the shipped tiny model on the shipped data, then answer a few instructions (npm start)',
+  about: `Usage: sftkit quickstart [--out DIR] [--epochs N] [--answers N]
 
 Fine-tunes the shipped TinyStories-656K (a real 656K-parameter Llama) on the shipped instruction-data.json
 (1100 Alpaca records, LLMs-from-scratch ch. 7) with the Alpaca prompt style, writes the model, metrics.jsonl and
 loss curves into --out (default runs/quickstart), then answers a few held-out instructions.
 
-${quickstartOptions.formatHelp()}`;
-
-export const quickstartCommand: Command = {
-  name: 'quickstart',
-  summary: 'fine-tune the shipped tiny model on the shipped data, then answer a few instructions (npm start)',
-  help: HELP,
-  async run(argv: string[], io: CliIo): Promise<number> {
-    const values = quickstartOptions.parseArgs(argv);
+`,
+  async run(values, io) {
     const out = resolve(values.out);
     const options = validateTrainOptions({
       model: QUICKSTART_MODEL,
@@ -88,4 +85,4 @@ export const quickstartCommand: Command = {
     io.stdout.write(`Try it: npx sftkit generate --model ${values.out} --template alpaca --prompt "Name a color."\n`);
     return 0;
   },
-};
+});

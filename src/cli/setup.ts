@@ -5,14 +5,17 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { packageRoot } from '../native/index.ts';
 import { commandOptions, opt } from '../options/index.ts';
-import type { CliIo, Command } from './command.ts';
+import { optionsCommand } from './command.ts';
 
 const setupOptions = commandOptions({
   command: 'setup',
   shape: { build: opt.boolean('build the addon from source even when the prebuilt one loads (SFTKIT_FORCE_BUILD=1)').default(false) },
 });
 
-const HELP = `Usage: sftkit setup [--build]
+export const setupCommand = optionsCommand({
+  options: setupOptions,
+  summary: 'obtain libtorch and the native addon (what the install script does, when npm skipped it)',
+  about: `Usage: sftkit setup [--build]
 
 Runs sftkit's install step: finds or downloads libtorch (LIBTORCH, a Python torch of the pinned version, the
 sftkit cache, the PyTorch download site, pip; see the README's install section), records it in libtorch.json, then
@@ -20,14 +23,8 @@ loads the prebuilt addon or builds one with cmake-js. npm >= 11, pnpm and bun sk
 until the project approves it (\`npm install-scripts approve sftkit\`); sftkit then runs this step on first use, and
 \`sftkit setup\` runs it ahead of time. Progress goes to stderr.
 
-${setupOptions.formatHelp()}`;
-
-export const setupCommand: Command = {
-  name: 'setup',
-  summary: 'obtain libtorch and the native addon (what the install script does, when npm skipped it)',
-  help: HELP,
-  async run(argv: string[], io: CliIo): Promise<number> {
-    const values = setupOptions.parseArgs(argv);
+`,
+  async run(values, io) {
     const script = join(packageRoot, 'scripts', 'install.mjs');
     if (!existsSync(script)) {
       io.stderr.write(`sftkit setup: ${script} is missing (a damaged install: reinstall sftkit)\n`);
@@ -47,4 +44,4 @@ export const setupCommand: Command = {
     if (code === 0) io.stdout.write('sftkit setup: done (`sftkit doctor` shows what was found)\n');
     return code;
   },
-};
+});

@@ -2,7 +2,7 @@
 import { SftkitError } from '../errors.ts';
 import { commandOptions, common, opt } from '../options/index.ts';
 import { startUiServer } from '../ui/index.ts';
-import type { CliIo, Command } from './command.ts';
+import { optionsCommand } from './command.ts';
 
 export const DEFAULT_UI_PORT = 8765;
 
@@ -20,22 +20,20 @@ const uiOptions = commandOptions({
   },
 });
 
-const HELP = `Usage: sftkit ui [--runs DIR] [--port N] [--host H] [--models DIR]... [--data DIR]...
+export const uiCommand = optionsCommand({
+  options: uiOptions,
+  summary: 'local web dashboard: runs and live curves, mask inspector, playground, responses',
+  about: `Usage: sftkit ui [--runs DIR] [--port N] [--host H] [--models DIR]... [--data DIR]...
 
 Serves a local web dashboard: the runs under DIR (status, losses, tokens/s; live curves of loss, learning rate and
 gradient norm against steps or tokens, several runs overlaid), a mask inspector (the engine of sftkit inspect), a
 playground to chat with one model or compare two, and the responses and judge scores of sftkit eval --responses.
 
-${uiOptions.formatHelp()}
+`,
+  epilogue: `
 Only --runs and the --models / --data directories can be opened; any other path is refused.
-`;
-
-export const uiCommand: Command = {
-  name: 'ui',
-  summary: 'local web dashboard: runs and live curves, mask inspector, playground, responses',
-  help: HELP,
-  async run(argv: string[], io: CliIo): Promise<number> {
-    const values = uiOptions.parseArgs(argv);
+`,
+  async run(values, io) {
     const { port, threads } = values;
     let server;
     try {
@@ -69,4 +67,4 @@ export const uiCommand: Command = {
     await server.close();
     return 0;
   },
-};
+});
