@@ -7,7 +7,8 @@ safetensors source, never against sftkit's writer:
 - every source tensor is mapped to its GGUF name by gguf-py's TensorNameMap, given the layout change
   convert_hf_to_gguf.py applies (llama q/k permutation, GPT-2 Conv1D transpose, tied heads), encoded with gguf-py's
   own quantize() in the file's type, and compared byte for byte with the file's data;
-- the tokens, token types and merges equal tokenizer.json's.
+- the tokens, token types and merges equal tokenizer.json's; byte tokens appended to a byte-fallback vocabulary
+  that lacks them are backed by copies of the unknown token's embedding row.
 
 Usage: python check_gguf.py MANIFEST.json REPORT.json
 MANIFEST: [{"name", "file", "model_dir", "type"}] (written by scripts/gen-fixtures/export-gguf.ts).
@@ -121,6 +122,17 @@ def check(entry):
         expected[new] = data
     if arch_name == 'gpt2' and tied:
         expected['output.weight'] = expected['token_embd.weight']
+    # byte tokens sftkit appends to a byte-fallback vocabulary that lacks them: rows copied from the unknown token's
+    n_tokens = len(field_value(r, 'tokenizer.ggml.tokens'))
+    for name in ('token_embd.weight', 'output.weight'):
+        if name in expected and expected[name].shape[0] < n_tokens:
+            data = expected[name]
+            unk = int(field_value(r, 'tokenizer.ggml.unknown_token_id'))
+            extra = n_tokens - data.shape[0]
+            expected[name] = np.concatenate([data, np.repeat(data[unk:unk + 1], extra, axis=0)])
+            types = field_value(r, 'tokenizer.ggml.token_type')
+            if any(t != gguf.TokenType.BYTE for t in types[data.shape[0]:]):
+                problems.append('tokens beyond the model vocabulary that are not byte tokens')
 
     compared = 0
     for name, data in expected.items():

@@ -10,7 +10,7 @@ import { loadModel, parseModelConfig, readModelConfig, resolveModelDirs, type Lo
 import { writeFileAtomic } from '../shared/index.ts';
 import { detectFormat, type RecordFormat } from '../data/index.ts';
 import { defaultTemplate } from '../template/index.ts';
-import { archMetadata, planTensors } from './gguf-arch.ts';
+import { archMetadata, planTensors, type PlannedTensor } from './gguf-arch.ts';
 import { FILE_TYPE_OF, GGUF_OUT_TYPES, GgmlType, Q8_0_BLOCK, str, u32, type GgufOutType, type GgufMetadata } from './gguf-format.ts';
 import { tokenizerMetadata } from './gguf-tokenizer.ts';
 import { writeGguf, type GgufTensor } from './gguf-writer.ts';
@@ -49,6 +49,24 @@ export function tensorType(name: string, shape: readonly number[], type: GgufOut
   if (type === 'f16') return GgmlType.F16;
   if (type === 'bf16') return GgmlType.BF16;
   return shape[shape.length - 1]! % Q8_0_BLOCK === 0 ? GgmlType.Q8_0 : GgmlType.F16;
+}
+
+/** Appends `extra` copies of row `row` to the embedding and the (untied) head: the byte tokens gguf-tokenizer adds. */
+function padVocabRows(plan: PlannedTensor[], extra: number, row: number): void {
+  for (const p of plan) {
+    if (p.name !== 'token_embd.weight' && p.name !== 'output.weight') continue;
+    const [rows, cols] = p.shape as [number, number];
+    const build = p.build;
+    p.shape = [rows + extra, cols];
+    p.build = (s) => {
+      const base = build(s);
+      const out = new Float32Array((rows + extra) * cols);
+      out.set(base);
+      const copy = base.subarray(row * cols, (row + 1) * cols);
+      for (let r = rows; r < rows + extra; r++) out.set(copy, r * cols);
+      return out;
+    };
+  }
 }
 
 /** The config of a model for export: Llama 3 RoPE scaling is read as the default RoPE plus `rope_freqs`. */
@@ -149,6 +167,8 @@ export async function exportGguf(modelDir: string, outFile: string, options: Exp
     const sources = modelTensors(dir);
     const plan = planTensors(spec, raw, sources);
     const tokenizer = tokenizerMetadata(dir, spec);
+    const extra = tokenizer.addedBytes ?? 0;
+    if (extra > 0) padVocabRows(plan, extra, tokenizer.unkId ?? 0);
     const name = options.name ?? basename(resolve(options.adapter ?? modelDir));
     const metadata: GgufMetadata = [
       ['general.architecture', str(spec.arch)],
@@ -156,7 +176,7 @@ export async function exportGguf(modelDir: string, outFile: string, options: Exp
       ['general.name', str(name)],
       ['general.file_type', u32(FILE_TYPE_OF[type])],
       ['general.quantization_version', u32(2)],
-      ...archMetadata(spec),
+      ...archMetadata({ ...spec, vocabSize: spec.vocabSize + extra }),
       ...tokenizer,
     ];
     const tensors: GgufTensor[] = plan.map((p) => ({

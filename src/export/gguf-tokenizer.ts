@@ -6,7 +6,12 @@
 //   `llama`, tokens with `▁`, `<0xNN>` byte tokens, and scores that make llama.cpp's SentencePiece merge order the
 //   BPE merge order (a token made by merge rank r scores -r; single characters 0);
 // - token types: control for special added tokens (unknown for the unk token), user-defined for other added tokens,
-//   byte for `<0xNN>` (llama), unused for ids the tokenizer lacks below the model's vocabulary size (`[PADn]`).
+//   byte for `<0xNN>` (llama), unused for ids the tokenizer lacks below the model's vocabulary size (`[PADn]`);
+// - a byte-fallback vocabulary without all 256 `<0xNN>` tokens (TinyStories-656K has none: Hugging Face maps an
+//   unknown character such as `#` to <unk>) gets the missing ones appended after the model's vocabulary, because
+//   llama.cpp's tokenizer aborts the process on a character it can neither find nor spell in bytes; the exporter
+//   gives their embedding (and head) rows the unknown token's row, so they read as <unk> and are never the greedy
+//   pick over it (a tie goes to the lower id).
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { SftkitError } from '../errors.ts';
@@ -88,6 +93,9 @@ export interface GgufVocab {
   types: number[];
   scores?: number[];
   merges?: string[];
+  /** Byte tokens appended after the model's vocabulary (rows the exporter adds, copies of `unkId`'s). */
+  addedBytes: number;
+  unkId: number;
   pre?: string;
 }
 
@@ -113,7 +121,8 @@ export function ggufVocab(tj: TokenizerJson, vocabSize: number, arch: string): G
   }
   const merges = (tj.model.merges ?? []).map((m) => (Array.isArray(m) ? `${m[0]} ${m[1]}` : m));
   const filled = tokens.map((t, i) => t ?? `[PAD${i}]`);
-  if (!llama) return { model: 'gpt2', tokens: filled, types, merges, pre: preTokenizerName(tj, arch) };
+  const unkId = tj.model.unk_token != null ? (tj.model.vocab[tj.model.unk_token] ?? 0) : 0;
+  if (!llama) return { model: 'gpt2', tokens: filled, types, merges, pre: preTokenizerName(tj, arch), addedBytes: 0, unkId };
   const scores = new Array<number>(vocabSize).fill(0);
   const ids = new Map(filled.map((t, i) => [t, i] as const));
   const scored = new Set<number>();
@@ -125,7 +134,17 @@ export function ggufVocab(tj: TokenizerJson, vocabSize: number, arch: string): G
       scores[id] = -(rank + 1);
     }
   });
-  return { model: 'llama', tokens: filled, types, scores };
+  const present = new Set(filled);
+  let addedBytes = 0;
+  for (let b = 0; b < 256; b++) {
+    const byte = `<0x${b.toString(16).toUpperCase().padStart(2, '0')}>`;
+    if (present.has(byte)) continue;
+    filled.push(byte);
+    types.push(TokenType.BYTE);
+    scores.push(0);
+    addedBytes++;
+  }
+  return { model: 'llama', tokens: filled, types, scores, addedBytes, unkId };
 }
 
 function addsBos(tj: TokenizerJson, config: Record<string, unknown>, bos: string | undefined, which: 'first' | 'last'): boolean {
@@ -139,8 +158,11 @@ function addsBos(tj: TokenizerJson, config: Record<string, unknown>, bos: string
   return false;
 }
 
-/** Every `tokenizer.*` key for the tokenizer in `dir`, laid over the model's vocabulary. */
-export function tokenizerMetadata(dir: string, spec: ModelSpec): GgufMetadata {
+/**
+ * Every `tokenizer.*` key for the tokenizer in `dir`, laid over the model's vocabulary; `addedBytes` byte tokens
+ * follow the model's rows (see above), to be backed by copies of row `unkId`.
+ */
+export function tokenizerMetadata(dir: string, spec: ModelSpec): GgufMetadata & { addedBytes?: number; unkId?: number } {
   const file = join(dir, 'tokenizer.json');
   if (!existsSync(file)) {
     throw new SftkitError('SFTKIT_IO', `${dir}: no tokenizer.json (GGUF runtimes need the tokenizer inside the file)`);
@@ -178,5 +200,5 @@ export function tokenizerMetadata(dir: string, spec: ModelSpec): GgufMetadata {
   }
   const template = chatTemplateOf(dir, config);
   if (template !== undefined) md.push(['tokenizer.chat_template', str(template)]);
-  return md;
+  return Object.assign(md, { addedBytes: vocab.addedBytes, unkId: vocab.unkId });
 }

@@ -13,6 +13,7 @@ import { exportGguf, readGguf } from '../../src/export/index.ts';
 import { promptIds } from '../../src/generate/index.ts';
 import { loadModel } from '../../src/native/index.ts';
 import { createPipeline } from '../../src/pipeline/index.ts';
+import { ALPACA_PREAMBLE } from '../../src/template/index.ts';
 import { train } from '../../src/recipes/sft.ts';
 import { writeTinyTokenizer } from './helpers/tiny-tokenizer.ts';
 
@@ -44,6 +45,7 @@ test('sftkit train -> sftkit export --format gguf --modelfile -> node-llama-cpp 
 
   const out = sftkit(['export', '--format', 'gguf', '--model', run, '--out', join(run, 'model.gguf'), '--modelfile']);
   assert.match(out, /-> .*model\.gguf \(llama, f32, 20 tensors/);
+  assert.equal((readGguf(join(run, 'model.gguf')).metadata['tokenizer.ggml.tokens'] as string[]).length, 2048 + 256);
   const modelfile = readFileSync(join(run, 'Modelfile'), 'utf8');
   assert.match(modelfile, /^FROM \.\/model\.gguf$/m);
   assert.match(modelfile, /^TEMPLATE """\{\{ if \.System \}\}\{\{ \.System \}\}\{\{ else \}\}Below is an instruction/m, 'the run trained with alpaca (template auto, alpaca records)');
@@ -54,7 +56,14 @@ test('sftkit train -> sftkit export --format gguf --modelfile -> node-llama-cpp 
   const answer = JSON.parse(sftkit(['generate', '--model', run, '--prompt', instruction, '--template', 'alpaca', '--json', '--max-new-tokens', '32'])) as { token_ids: number[] };
   const { pipeline } = await createPipeline('alpaca', { tokenizer: run, template: 'alpaca' });
   const ids = promptIds([{ role: 'user', content: instruction, trained: false }], pipeline.tokenizer, pipeline.template);
-  const [r] = llamaCpp([{ path: join(run, 'model.gguf'), contextSize: 256, prompt: ids, maxTokens: 32, teacherForced: [], texts: [] }]);
+  const text = `${ALPACA_PREAMBLE}\n\n### Instruction:\n${instruction}\n\n### Response:\n`;
+  const [r] = llamaCpp([{ path: join(run, 'model.gguf'), contextSize: 256, prompt: ids, maxTokens: 32, teacherForced: [], texts: [text] }]);
+  // llama.cpp's own tokenization of the prompt text (what Ollama's TEMPLATE feeds it): sftkit's ids, except that a
+  // run of characters outside TinyStories-656K's vocabulary ('###') is one <unk> in sftkit (Hugging Face fuses
+  // unknowns) and one appended byte token per character in llama.cpp (which would abort without them).
+  const fused = r!.tokenized[0]!.reduce<number[]>((acc, id) => (id >= 2048 ? (acc.at(-1) === 0 ? acc : [...acc, 0]) : [...acc, id]), []);
+  assert.deepEqual([1, ...fused], ids);
+  assert.ok(r!.tokenized[0]!.includes(2048 + 0x23), "'#' is the byte token <0x23>");
   // Both stop at the end-of-story token (2): sftkit's token_ids end with it, node-llama-cpp yields what comes before.
   const eos = answer.token_ids.at(-1) === 2;
   const want = eos ? answer.token_ids.slice(0, -1) : answer.token_ids;
