@@ -1,7 +1,7 @@
 // Public library API of sftkit.
 export { SftkitError, invalidParameterError, dataError, type SftkitErrorCode } from './errors.ts';
 export { binding, readLibtorchRecord, type NativeBinding, type RuntimeInfo, type LibtorchRecord } from './native/index.ts';
-export { doctorReport, type DoctorReport } from './cli/doctor.ts';
+export { doctorReport, type DoctorReport } from './native/index.ts';
 export { shippedModelDir, shippedDataFile } from './shipped.ts';
 export {
   createPipeline,

@@ -1,37 +1,7 @@
 // `sftkit doctor`: where libtorch came from, what the CPU can do, threads, CUDA, and how the addon was built.
-import { binding, packageRoot, readLibtorchRecord, type LibtorchRecord, type RuntimeInfo } from '../native/index.ts';
+import { doctorReport, type DoctorReport } from '../native/index.ts';
 import { commandOptions, opt } from '../options/index.ts';
 import { optionsCommand } from './command.ts';
-
-export interface DoctorReport {
-  sftkit: { version: string; root: string };
-  node: { version: string; napi: string; platform: string; arch: string };
-  libtorch: (LibtorchRecord & { recorded: true }) | { recorded: false };
-  addon: { loaded: true; info: Omit<RuntimeInfo, 'torchConfig' | 'parallelInfo'> } | { loaded: false; error: string };
-  ok: boolean;
-}
-
-export async function doctorReport(): Promise<DoctorReport> {
-  const { readFileSync } = await import('node:fs');
-  const { join } = await import('node:path');
-  const pkg = JSON.parse(readFileSync(join(packageRoot, 'package.json'), 'utf8')) as { version: string };
-  let addon: DoctorReport['addon'];
-  try {
-    const { torchConfig: _config, parallelInfo: _parallel, ...info } = binding().info();
-    addon = { loaded: true, info };
-  } catch (e) {
-    addon = { loaded: false, error: e instanceof Error ? e.message : String(e) };
-  }
-  // Read after loading: a first use may just have run the install step that records it.
-  const record = readLibtorchRecord();
-  return {
-    sftkit: { version: pkg.version, root: packageRoot },
-    node: { version: process.version, napi: process.versions.napi ?? '?', platform: process.platform, arch: process.arch },
-    libtorch: record ? { recorded: true, ...record } : { recorded: false },
-    addon,
-    ok: addon.loaded,
-  };
-}
 
 function formatReport(r: DoctorReport): string {
   const lines = [`sftkit ${r.sftkit.version} (${r.sftkit.root})`, `node ${r.node.version}, N-API ${r.node.napi}, ${r.node.platform}-${r.node.arch}`];
