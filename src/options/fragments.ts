@@ -6,6 +6,7 @@ import type { DataSelection } from '../eval/index.ts';
 import { MASK_MODES } from '../mask/index.ts';
 import type { LoadModelOptions } from '../native/index.ts';
 import { TEMPLATE_NAMES } from '../template/index.ts';
+import type { z } from 'zod';
 import { opt } from './command-options.ts';
 
 /** Single fields used by several commands under the same meaning. */
@@ -28,15 +29,8 @@ export const dataSelection = {
   addSpecialTokens: opt.boolean("add template tokens the tokenizer lacks (training resizes the model's embeddings)").default(false),
 };
 
-type DataSelectionOptions = { data: string } & Partial<{
-  format: 'auto' | (typeof RECORD_FORMATS)[number];
-  template: string;
-  mask: 'auto' | (typeof MASK_MODES)[number];
-  maxLength: number;
-  limit: number;
-  fieldMap: string;
-  addSpecialTokens: boolean;
-}>;
+/** Validated options that carry a data selection (defaults applied or not). */
+type DataSelectionOptions = { data: string } & Partial<z.output<z.ZodObject<typeof dataSelection>>>;
 
 /** The data selection of validated options as the data pipeline takes it ('auto' template and mask: by format). */
 export function selectionOf(o: DataSelectionOptions): DataSelection {
@@ -64,7 +58,7 @@ export const modelLoad = {
   threads: common.threads,
 };
 
-export function loadOptionsOf(o: { adapter?: string | undefined; device: 'auto' | 'cpu' | 'cuda'; threads: number }): LoadModelOptions {
+export function loadOptionsOf(o: z.output<z.ZodObject<typeof modelLoad>>): LoadModelOptions {
   return { device: o.device, ...(o.threads ? { threads: o.threads } : {}), ...(o.adapter !== undefined ? { adapter: o.adapter } : {}) };
 }
 
@@ -77,13 +71,7 @@ export const sampling = {
   seed: opt.int('seed of the sampler (reproducible)', { min: 0 }).optional(),
 };
 
-export interface SamplingOptions {
-  maxNewTokens?: number;
-  temperature?: number;
-  topK?: number;
-  topP?: number;
-  seed?: number;
-}
+export type SamplingOptions = z.output<z.ZodObject<typeof sampling>>;
 
 /** The sampling keys that were given (absent ones stay absent: the generator's defaults apply). */
 export function samplingOf(o: SamplingOptions): SamplingOptions {
