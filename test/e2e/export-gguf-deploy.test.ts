@@ -9,7 +9,7 @@ import { cpSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } 
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
-import { exportGguf, readGguf } from '../../src/export/index.ts';
+import { exportGguf, readGguf, readGgufTensor } from '../../src/export/index.ts';
 import { promptIds } from '../../src/generate/index.ts';
 import { loadModel } from '../../src/native/index.ts';
 import { createPipeline } from '../../src/pipeline/index.ts';
@@ -28,7 +28,7 @@ function sftkit(args: string[]) {
   return r.stdout;
 }
 
-function llamaCpp(models: object[]): Array<{ generated: number[]; tokenized: number[][] }> {
+function llamaCpp(models: object[]): Array<{ generated: number[]; top1: number[]; tokenized: number[][] }> {
   const job = join(scratch, `job-${Date.now()}.json`);
   writeFileSync(job, JSON.stringify({ threads: 1, models }));
   const r = spawnSync(process.execPath, [join(import.meta.dirname, 'helpers', 'llama-cpp-generate.mjs'), job], { cwd: root, encoding: 'utf8', timeout: 120_000 });
@@ -95,4 +95,29 @@ test('--adapter: a LoRA adapter merged at export generates in node-llama-cpp as 
   assert.deepEqual(unmerged!.generated, Array.from(without!));
   assert.notDeepEqual(Array.from(want!), Array.from(without!), 'the adapter changes the generation');
   assert.equal(existsSync(join(scratch, 'Modelfile')), false);
+});
+
+test('Llama 3 RoPE scaling: rope_freqs.weight carries the factors, and node-llama-cpp loads and runs the file', async () => {
+  const dir = join(scratch, 'tiny-llama3');
+  cpSync(join(models, 'tiny-llama'), dir, { recursive: true });
+  writeTinyTokenizer(dir, 'gpt-2');
+  const config = JSON.parse(readFileSync(join(dir, 'config.json'), 'utf8'));
+  delete config.rope_parameters;
+  config.rope_theta = 10000;
+  config.rope_scaling = { rope_type: 'llama3', factor: 8, low_freq_factor: 1, high_freq_factor: 4, original_max_position_embeddings: 64 };
+  writeFileSync(join(dir, 'config.json'), JSON.stringify(config));
+  const file = join(scratch, 'llama3.gguf');
+  await exportGguf(dir, file);
+  const g = readGguf(file);
+  // head_dim 8: frequencies 1, 0.1, 0.01, 0.001 -> wavelengths 6.3 (< 64/4: 1), 62.8 (between: smoothed), 628 and 6283 (> 64: 8)
+  const f = Array.from(readGgufTensor(g, 'rope_freqs.weight'));
+  assert.equal(f.length, 4);
+  assert.equal(f[0], 1);
+  const smooth = (64 / ((2 * Math.PI) / 0.1) - 1) / 3;
+  assert.ok(Math.abs(f[1]! - 1 / ((1 - smooth) / 8 + smooth)) < 1e-5);
+  assert.deepEqual(f.slice(2), [8, 8]);
+  const ids = [1, 40, 41, 42, 43, 44, 45, 46];
+  const [r] = llamaCpp([{ path: file, contextSize: 64, prompt: ids, maxTokens: 8, teacherForced: ids, texts: [] }]);
+  assert.equal(r!.top1.length, ids.length);
+  assert.ok(r!.top1.every((t) => Number.isInteger(t) && t >= 0 && t < 128));
 });
