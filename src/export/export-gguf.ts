@@ -41,6 +41,9 @@ export interface ExportGgufResult {
   modelfile?: string;
 }
 
+/** The architectures whose llama.cpp tables gguf-arch.ts has (an architecture sftkit loads later is refused, not guessed). */
+const GGUF_ARCHES = ['llama', 'qwen2', 'qwen3', 'gpt2'] as const;
+
 const TOKENIZER_FILES = ['tokenizer.json', 'tokenizer_config.json', 'special_tokens_map.json', 'chat_template.jinja', 'sftkit_run.json'];
 
 /** The ggml type of one tensor for `--type` (convert_hf_to_gguf.py's rule: 1-D tensors and norms in f32). */
@@ -164,6 +167,9 @@ export async function exportGguf(modelDir: string, outFile: string, options: Exp
   }
   try {
     const { spec, raw } = exportConfig(dir);
+    if (!(GGUF_ARCHES as readonly string[]).includes(spec.arch)) {
+      throw new SftkitError('SFTKIT_UNSUPPORTED', `${dir}: GGUF export is not implemented for ${spec.arch} (it is for ${GGUF_ARCHES.join(', ')})`);
+    }
     const sources = modelTensors(dir);
     const plan = planTensors(spec, raw, sources);
     const tokenizer = tokenizerMetadata(dir, spec);
