@@ -36,6 +36,12 @@ export function optionsCommand<O>(c: {
     get help() {
       return `${c.about}${c.options.formatHelp()}${c.epilogue ?? ''}`;
     },
-    run: async (argv, io) => c.run(c.options.parseArgs(argv), io),
+    async run(argv, io) {
+      if (argv.includes('--help') || argv.includes('-h')) {
+        io.stdout.write(this.help);
+        return 0;
+      }
+      return c.run(c.options.parseArgs(argv), io);
+    },
   };
 }

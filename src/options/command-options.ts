@@ -310,8 +310,13 @@ export class CommandOptions<S extends Shape, O = z.output<z.ZodObject<S>>> {
     const name = (k: keyof O & string) =>
       source.kind === 'flag' ? (this.spec.config ? `--${flagName(k)}/${k}` : `--${flagName(k)}`) : k;
     const g = given as Record<string, unknown>;
-    for (const f of this.fields.values()) {
-      if (f.required && g[f.key] === undefined) throw new SftkitError('SFTKIT_BAD_ARGUMENT', `Missing required ${this.command} option ${name(f.key as keyof O & string)}: ${f.meta.description.split('\n')[0]}`);
+    const missing = [...this.fields.values()].filter((f) => f.required && g[f.key] === undefined);
+    if (missing.length === 1) {
+      const f = missing[0]!;
+      throw new SftkitError('SFTKIT_BAD_ARGUMENT', `Missing required ${this.command} option ${name(f.key as keyof O & string)}: ${f.meta.description.split('\n')[0]}`);
+    }
+    if (missing.length > 1) {
+      throw new SftkitError('SFTKIT_BAD_ARGUMENT', `Missing required ${this.command} options ${missing.map((f) => name(f.key as keyof O & string)).join(', ')}`);
     }
     for (const [a, b] of this.spec.exclusive ?? []) {
       if (g[a] !== undefined && g[b] !== undefined) {

@@ -191,15 +191,17 @@ describe('sftkit convert (CLI)', () => {
     assert.equal(sha256(readFileSync(join(dir, 'tokenizer.json'))), golden.fileSha256['tokenizer.json']);
   });
 
-  test('usage errors: missing options (2), unknown source (2), unknown flag (throws ERR_PARSE_ARGS_*)', async () => {
-    let r = io();
-    assert.equal(await convertCommand.run(['--from', 'llama2c', '--out', tmp], r.io), 2);
-    assert.match(r.chunks.stderr, /missing --checkpoint, --tokenizer/);
-    r = io();
-    assert.equal(await convertCommand.run(['--from', 'gguf', '--checkpoint', 'a', '--tokenizer', 'b', '--out', 'c'], r.io), 2);
-    assert.match(r.chunks.stderr, /unknown --from "gguf"/);
+  test('usage errors: missing options and an unknown source name the flags (SFTKIT_BAD_ARGUMENT), unknown flag (throws ERR_PARSE_ARGS_*)', async () => {
+    await assert.rejects(
+      convertCommand.run(['--from', 'llama2c', '--out', tmp], io().io),
+      (e: Error & { code?: string }) => e.code === 'SFTKIT_BAD_ARGUMENT' && /Missing required convert options --checkpoint, --tokenizer/.test(e.message),
+    );
+    await assert.rejects(
+      convertCommand.run(['--from', 'gguf', '--checkpoint', 'a', '--tokenizer', 'b', '--out', 'c'], io().io),
+      (e: Error & { code?: string }) => e.code === 'SFTKIT_BAD_ARGUMENT' && /Expected one of 'llama2c' for --from but received "gguf"/.test(e.message),
+    );
     await assert.rejects(convertCommand.run(['--bogus'], io().io), (e: unknown) => String((e as { code?: string }).code).startsWith('ERR_PARSE_ARGS'));
-    r = io();
+    const r = io();
     assert.equal(await convertCommand.run(['--help'], r.io), 0);
     assert.match(r.chunks.stdout, /Usage: sftkit convert --from llama2c/);
   });

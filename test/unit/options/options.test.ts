@@ -55,6 +55,8 @@ test('strict: unknown flags, positionals and unknown keys are refused by name; a
   assert.throws(() => demo.parseArgs(['--model', 'm', 'extra']), (e: Error & { code?: string }) => e.code === 'ERR_PARSE_ARGS_UNEXPECTED_POSITIONAL');
   assert.throws(() => demo.parseArgs(['--model', 'm', '--no-verbose']), (e: Error & { code?: string }) => e.code === 'ERR_PARSE_ARGS_UNKNOWN_OPTION', 'no --no- forms without --config');
   assert.throws(() => demo.parseArgs([]), badArgument(/^Missing required demo option --model: model directory$/));
+  const pair = commandOptions({ command: 'pair', shape: { a: opt.string('first'), b: opt.string('second') } });
+  assert.throws(() => pair.parseArgs([]), badArgument(/^Missing required pair options --a, --b$/));
   // The library API: the same schema, keys named as written.
   assert.deepEqual(demo.validate({ model: 'm', steps: 3 }), { model: 'm', steps: 3, lr: 1e-3, mode: 'fast', verbose: false, tag: [] });
   assert.throws(() => demo.validate({ model: 'm', stpes: 3 }), badArgument(/^Unknown demo option "stpes" \(did you mean "steps"\?\)$/));
