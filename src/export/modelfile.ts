@@ -23,12 +23,9 @@ export const OLLAMA_TEMPLATES: Readonly<Record<ModelfileTemplate, string>> = {
   plain: '{{ .Prompt }}',
   alpaca:
     `{{ if .System }}{{ .System }}{{ else }}${ALPACA_PREAMBLE}{{ end }}\n\n### Instruction:\n{{ .Prompt }}\n\n### Response:\n{{ .Response }}`,
-  chatml:
-    '{{- if .System }}<|im_start|>system\n{{ .System }}<|im_end|>\n{{ end }}' +
-    '{{- range .Messages }}<|im_start|>{{ .Role }}\n{{ .Content }}<|im_end|>\n{{ end }}<|im_start|>assistant\n',
-  phi3:
-    '{{- if .System }}<|system|>\n{{ .System }}<|end|>\n{{ end }}' +
-    '{{- range .Messages }}<|{{ .Role }}|>\n{{ .Content }}<|end|>\n{{ end }}<|assistant|>\n',
+  // .Messages holds the system message too (Ollama's documented ChatML example), so no separate .System block
+  chatml: '{{- range .Messages }}<|im_start|>{{ .Role }}\n{{ .Content }}<|im_end|>\n{{ end }}<|im_start|>assistant\n',
+  phi3: '{{- range .Messages }}<|{{ .Role }}|>\n{{ .Content }}<|end|>\n{{ end }}<|assistant|>\n',
 };
 
 const TEMPLATE_STOPS: Readonly<Record<ModelfileTemplate, readonly string[]>> = {

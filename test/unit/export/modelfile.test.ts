@@ -133,3 +133,23 @@ test('a stop sequence with quotes is written as a JSON-style string', () => {
   const stop = parseModelfile(text).find(([i]) => i === 'PARAMETER')![1];
   assert.equal(unquote(stop.slice(5)), 'say "hi"');
 });
+
+test('chatml and phi3 TEMPLATEs render a multi-turn conversation with a system message as sftkit does', () => {
+  const turns = [
+    { role: 'system' as const, content: 'Be brief.' },
+    { role: 'user' as const, content: 'Hi' },
+    { role: 'assistant' as const, content: 'Hello!' },
+    { role: 'user' as const, content: 'Colors?' },
+  ];
+  for (const t of ['chatml', 'phi3'] as const) {
+    const example: Example = {
+      kind: 'chat',
+      messages: [...turns.map((m) => ({ ...m, trained: false })), { role: 'assistant', content: '', trained: true }],
+      where: { file: '<prompt>', line: 1, record: 0 },
+    };
+    const segments = SFTKIT[t](ctx).render(example);
+    const want = segments.slice(0, segments.findIndex((s) => s.trained)).map((s) => s.text).join('');
+    const got = renderGo(OLLAMA_TEMPLATES[t], { Prompt: 'Colors?', Messages: turns.map((m) => ({ Role: m.role, Content: m.content })) });
+    assert.equal(got, want, t);
+  }
+});
