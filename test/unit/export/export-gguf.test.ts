@@ -1,7 +1,7 @@
 // exportGguf's edges without the addon: options checked before anything is read, a model without tokenizer.json,
 // a corrupt safetensors file (the error names the tensor, no file is left), the Modelfile beside the output.
 import assert from 'node:assert/strict';
-import { cpSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, truncateSync, statSync } from 'node:fs';
+import { cpSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, truncateSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
@@ -52,4 +52,38 @@ test('TinyStories-656K: f32 export with a Modelfile beside it (no run file, no c
   assert.equal(q.modelfile, join(dir, 'Q8.Modelfile'));
   assert.match(readFileSync(q.modelfile, 'utf8'), /^TEMPLATE """.*Below is an instruction/m);
   assert.equal(readGguf(join(dir, 'ts-q8.gguf')).metadata['general.file_type'], 7);
+});
+
+test('a sharded model (model.safetensors.index.json) exports the same file as the single-file model', async () => {
+  const src = join(fixtures, 'tinystories-656k');
+  const sharded = join(dir, 'sharded');
+  cpSync(src, sharded, { recursive: true });
+  rmSync(join(sharded, 'model.safetensors'));
+  const buf = readFileSync(join(src, 'model.safetensors'));
+  const n = Number(buf.readBigUInt64LE(0));
+  const header = JSON.parse(buf.toString('utf8', 8, 8 + n)) as Record<string, { dtype: string; shape: number[]; data_offsets: [number, number] }>;
+  const names = Object.keys(header).filter((k) => k !== '__metadata__');
+  const weightMap: Record<string, string> = {};
+  names.forEach((name, i) => (weightMap[name] = `model-0000${(i % 2) + 1}-of-00002.safetensors`));
+  for (const shard of new Set(Object.values(weightMap))) {
+    const mine = names.filter((k) => weightMap[k] === shard);
+    const parts: Buffer[] = [];
+    const h: Record<string, unknown> = {};
+    let at = 0;
+    for (const k of mine) {
+      const t = header[k]!;
+      const data = buf.subarray(8 + n + t.data_offsets[0], 8 + n + t.data_offsets[1]);
+      h[k] = { dtype: t.dtype, shape: t.shape, data_offsets: [at, at + data.length] };
+      parts.push(data);
+      at += data.length;
+    }
+    const json = Buffer.from(JSON.stringify(h));
+    const len = Buffer.alloc(8);
+    len.writeBigUInt64LE(BigInt(json.length));
+    writeFileSync(join(sharded, shard), Buffer.concat([len, json, ...parts]));
+  }
+  writeFileSync(join(sharded, 'model.safetensors.index.json'), JSON.stringify({ metadata: {}, weight_map: weightMap }));
+  await exportGguf(src, join(dir, 'one.gguf'), { name: 'm' });
+  await exportGguf(sharded, join(dir, 'two.gguf'), { name: 'm' });
+  assert.ok(readFileSync(join(dir, 'one.gguf')).equals(readFileSync(join(dir, 'two.gguf'))));
 });
