@@ -161,9 +161,15 @@ def new_fixtures():
                   "generation switches from short to long at position 8", "GQA 2/1", "untied head"],
         ablations={"longrope factors": dict(rope_parameters=dict(rope_type="default", rope_theta=10000.0,
                                                                  partial_rotary_factor=0.5))},
-        notes=["longrope chooses per forward call from seq_len = max(position_ids) + 1 over the whole batch; "
-               "during generation the cached keys keep the rotation they were written with (short factors for the "
-               "prompt, long ones from position 8 on); the attention factor sqrt(2) applies at every length"])
+        notes=["longrope chooses per forward call from seq_len = max(position_ids) + 1 over the whole batch; the "
+               "attention factor sqrt(2) applies at every length",
+               "generation is recorded with use_cache=False (every step re-runs the whole sequence): transformers "
+               "intends, when the sequence (left padding included) first reaches original_max_position_embeddings "
+               "+ 1 tokens, to drop the KV cache and re-encode everything with the long factors "
+               "(Phi3ForCausalLM.prepare_inputs_for_generation), but 5.18 then runs only the newest token without "
+               "any context (checked: its cached generate equals the last token alone at position 8); the intended "
+               "rule (re-prefill at the switch, then cache as usual) gives exactly the no-cache tokens"],
+        generate_use_cache=False)
     f["mistral"] = dict(
         cfg=MistralConfig(num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=64,
                           sliding_window=4, tie_word_embeddings=False,
@@ -361,15 +367,16 @@ def make_fixture(name, cfg, idx, versions, spec=None):
             packed_logits, packed_valid, packed_loss, packed_count = packed_reference(model, inp)
         # greedy: one prompt, then a left-padded batch of two prompts
         prompt = [1, 17, 42, 99, 5, 63]
+        gen_kw = {} if (spec or {}).get("generate_use_cache", True) else {"use_cache": False}
         fresh()
         g1 = model.generate(torch.tensor([prompt]), max_new_tokens=10, do_sample=False, eos_token_id=None,
-                            pad_token_id=0)
+                            pad_token_id=0, **gen_kw)
         p_a, p_b = [1, 33, 7, 81, 120], [1, 64, 9]
         batch_ids = torch.tensor([p_a, [0, 0] + p_b])
         batch_mask = torch.tensor([[1] * 5, [0, 0, 1, 1, 1]])
         fresh()
         g2 = model.generate(batch_ids, attention_mask=batch_mask, max_new_tokens=8, do_sample=False,
-                            eos_token_id=None, pad_token_id=0)
+                            eos_token_id=None, pad_token_id=0, **gen_kw)
 
     def rows(t, valid):
         return [[[float(x) for x in t[b, i]] if valid[b][i] else None for i in range(t.shape[1])]
@@ -415,7 +422,8 @@ def make_fixture(name, cfg, idx, versions, spec=None):
         record["ablations"] = ablation_diffs(model, cfg, spec, inp, attn)
         record["hfPackedVsSeparate"] = hf_packed_vs_separate(model, inp, packed_logits, packed_valid)
         record["notes"] = spec.get("notes", [])
-        record["greedyMargins"] = greedy_margins(model, prompt, batch_ids, batch_mask)
+        record["greedyMargins"] = greedy_margins(model, prompt, batch_ids, batch_mask, gen_kw)
+        record["generateUseCache"] = not gen_kw
     with open(os.path.join(out_dir, "parity.json"), "w") as f:
         json.dump(record, f)
     extra = f" ablations {record['ablations']} hfPacked {record['hfPackedVsSeparate']:.2e}" if spec else ""
@@ -423,7 +431,7 @@ def make_fixture(name, cfg, idx, versions, spec=None):
           g2.tolist(), extra)
 
 
-def greedy_margins(model, prompt, batch_ids, batch_mask):
+def greedy_margins(model, prompt, batch_ids, batch_mask, gen_kw):
     """Smallest gap between the top two logits over the greedy steps (a near-tie would make the generation record
     fragile at the logits tolerance); generation is asserted to be the same as the recorded one."""
     out = {}
@@ -431,7 +439,7 @@ def greedy_margins(model, prompt, batch_ids, batch_mask):
         for key, ids, mask, n in (("single", torch.tensor([prompt]), None, 10), ("batch", batch_ids, batch_mask, 8)):
             reset_rope(model)
             g = model.generate(ids, attention_mask=mask, max_new_tokens=n, do_sample=False, eos_token_id=None,
-                               pad_token_id=0, output_logits=True, return_dict_in_generate=True)
+                               pad_token_id=0, output_logits=True, return_dict_in_generate=True, **gen_kw)
             top2 = torch.stack([lg.float().topk(2, dim=-1).values for lg in g.logits])  # steps, B, 2
             out[key] = float((top2[..., 0] - top2[..., 1]).min())
             assert out[key] > 1e-3, f"greedy near-tie ({key}: {out[key]})"
