@@ -3,8 +3,27 @@
 import { mkdirSync, readFileSync, existsSync, rmSync } from 'node:fs';
 import { isAbsolute, join, resolve } from 'node:path';
 import { invalidParameterError, SftkitError } from '../errors.ts';
-import { binding } from './binding.ts';
-import { writeFileAtomicSync } from '../shared/atomic-write.ts';
+import {
+  type Batch,
+  binding,
+  type DistillStepOptions,
+  type DistillStepResult,
+  type ForwardBatch,
+  type GenerateOptions,
+  type GenerateStep,
+  type LoadModelOptions,
+  type Logits,
+  type LossSum,
+  type ModelDevice,
+  type ModelDtype,
+  type NativeModelHandle,
+  type OptimizerStepOptions,
+  type PreferenceLossType,
+  type PreferenceStepOptions,
+  type PreferenceStepResult,
+  type StepOptions,
+} from './binding.ts';
+import { writeFileAtomicSync } from '../shared/index.ts';
 import { SerialQueue, withCallerStack } from './call.ts';
 import type { ProcessGroup } from './distributed.ts';
 import {
@@ -22,25 +41,6 @@ import {
   type LoraOptions,
 } from './lora.ts';
 import { configForSave, readModelConfig, type ModelSpec } from './model-config.ts';
-import type {
-  ModelDtype,
-  ModelDevice,
-  LoadModelOptions,
-  Batch,
-  ForwardBatch,
-  LossSum,
-  PreferenceLossType,
-  PreferenceStepOptions,
-  PreferenceStepResult,
-  DistillStepOptions,
-  DistillStepResult,
-  StepOptions,
-  OptimizerStepOptions,
-  GenerateOptions,
-  GenerateStep,
-  Logits,
-  NativeModelHandle,
-} from './binding.ts';
 
 // The addon's argument and result types live in binding.ts (the one mirror of the addon); re-exported here for callers.
 export type {
