@@ -1,6 +1,7 @@
 // Streams a GGUF v3 file: the header (metadata, tensor infos with their offsets, all known from shapes and types
 // before any tensor is computed), then each tensor's bytes as its `values()` produce them, one tensor in memory at a
 // time. The file appears whole or not at all (shared/atomic-write.ts); a failure names the tensor.
+import { Readable } from 'node:stream';
 import { SftkitError } from '../errors.ts';
 import { writeStreamAtomic } from '../shared/index.ts';
 import {
@@ -215,6 +216,7 @@ export async function writeGguf(
       bytes += data.length + pad;
     }
   }
-  await writeStreamAtomic(path, chunks());
+  // One chunk read ahead at most (Readable.from's default would pull 16 tensors into memory before the disk drains).
+  await writeStreamAtomic(path, Readable.from(chunks(), { objectMode: true, highWaterMark: 1 }));
   return { bytes };
 }

@@ -86,10 +86,8 @@ export function quantizeQ8_0(values: Float32Array): Uint8Array {
 /** The stored bytes of fp32 `values` in `type` (little-endian). */
 export function encodeTensor(values: Float32Array, type: GgmlTypeT): Uint8Array {
   switch (type) {
-    case GgmlType.F32: {
-      const copy = new Float32Array(values); // own, aligned buffer (the source may be a view)
-      return new Uint8Array(copy.buffer);
-    }
+    case GgmlType.F32:
+      return new Uint8Array(values.buffer, values.byteOffset, values.byteLength); // little-endian platforms (x64, arm64)
     case GgmlType.F16:
     case GgmlType.BF16: {
       const out = new Uint16Array(values.length);

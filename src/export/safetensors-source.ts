@@ -4,7 +4,7 @@
 import { closeSync, existsSync, openSync, readFileSync, readSync } from 'node:fs';
 import { join } from 'node:path';
 import { SftkitError } from '../errors.ts';
-import { bf16Value, f16Value } from './quantize.ts';
+import { f16Value } from './quantize.ts';
 
 export interface SourceTensor {
   name: string;
@@ -74,14 +74,17 @@ export function readSourceTensor(t: SourceTensor): Float32Array {
     closeSync(fd);
   }
   const count = t.shape.reduce((a, b) => a * b, 1);
-  const out = new Float32Array(count);
   const size = t.dtype === 'F32' ? 4 : t.dtype === 'F16' || t.dtype === 'BF16' ? 2 : 0;
   if (size === 0) throw new SftkitError('SFTKIT_UNSUPPORTED', `${t.file}: tensor ${t.name} has dtype ${t.dtype} (F32, F16 or BF16 expected)`);
   if (bytes !== count * size) throw ioError(t.file, `tensor ${t.name}: ${bytes} bytes for shape ${JSON.stringify(t.shape)} ${t.dtype}`);
-  for (let i = 0; i < count; i++) {
-    if (t.dtype === 'F32') out[i] = buf.readFloatLE(i * 4);
-    else if (t.dtype === 'F16') out[i] = f16Value(buf.readUInt16LE(i * 2));
-    else out[i] = bf16Value(buf.readUInt16LE(i * 2));
-  }
+  // The little-endian data is viewed in place when aligned (a large Buffer.alloc owns its ArrayBuffer at offset 0).
+  const aligned = (n: number) => (buf.byteOffset % n === 0 ? buf.buffer : buf.buffer.slice(buf.byteOffset, buf.byteOffset + bytes));
+  if (t.dtype === 'F32') return new Float32Array(aligned(4), buf.byteOffset % 4 === 0 ? buf.byteOffset : 0, count);
+  const halves = new Uint16Array(aligned(2), buf.byteOffset % 2 === 0 ? buf.byteOffset : 0, count);
+  const out = new Float32Array(count);
+  if (t.dtype === 'BF16') {
+    const bits = new Uint32Array(out.buffer);
+    for (let i = 0; i < count; i++) bits[i] = halves[i]! << 16;
+  } else for (let i = 0; i < count; i++) out[i] = f16Value(halves[i]!);
   return out;
 }
