@@ -5,8 +5,9 @@ parity.json (made by transformers 5.x through models.py):
     causal mask, restarted positions), masked loss sums, per-parameter gradient norms of the padded loss;
   - greedy generations (single prompt, left-padded batch of two) with a KV cache that stores rotated keys.
 It also reads the legacy config keys real checkpoints carry (rope_scaling, rope_theta, rope_local_base_freq,
-top-level original_max_position_embeddings / partial_rotary_factor): each fixture is checked a second time with its
-config.json rewritten to that legacy form.
+sliding_window_pattern, top-level original_max_position_embeddings / partial_rotary_factor, no layer_types): each
+fixture is checked a second time from its config.legacy.json (written by models.py), and transformers is shown to
+read that file to the same logits.
 
 Run by hand:  ~/.cache/sftkit/pyref/bin/python scripts/gen-fixtures/check_new_archs.py [name ...]
 """
@@ -319,34 +320,11 @@ def greedy(ref, prompts, n):
     return torch.stack(out, 1).tolist()
 
 
-def legacy_config(cfg):
-    """config.json in the older key layout of real checkpoints (rope_scaling + rope_theta, ...)."""
-    c = copy.deepcopy(cfg)
-    rp = c.pop("rope_parameters")
-    mt = c["model_type"]
-    if mt == "gemma3_text":
-        c["rope_theta"] = rp["full_attention"]["rope_theta"]
-        c["rope_local_base_freq"] = rp["sliding_attention"]["rope_theta"]
-        full = {k: v for k, v in rp["full_attention"].items() if k != "rope_theta"}
-        c["rope_scaling"] = None if full.get("rope_type") == "default" else full
-        return c
-    c["rope_theta"] = rp.pop("rope_theta")
-    if "partial_rotary_factor" in rp:
-        c["partial_rotary_factor"] = rp.pop("partial_rotary_factor")
-    if rp.get("rope_type") == "default":
-        c["rope_scaling"] = None
-    else:
-        rp["type"] = rp.pop("rope_type")  # the oldest spelling
-        c["rope_scaling"] = rp
-    c.pop("layer_types", None)
-    return c
-
-
 def check(name, legacy=False):
     d = os.path.join(ROOT, f"tiny-{name}")
     rec = json.load(open(os.path.join(d, "parity.json")))
     cfg = json.load(open(os.path.join(d, "config.json")))
-    ref = Ref(d, legacy_config(cfg) if legacy else None)
+    ref = Ref(d, json.load(open(os.path.join(d, "config.legacy.json"))) if legacy else None)
     worst = {}
 
     def logits_diff(lg, case):
@@ -412,7 +390,7 @@ def hf_reads_legacy(name):
     d = os.path.join(ROOT, f"tiny-{name}")
     rec = json.load(open(os.path.join(d, "parity.json")))
     with tempfile.TemporaryDirectory() as tmp:
-        json.dump(legacy_config(json.load(open(os.path.join(d, "config.json")))), open(os.path.join(tmp, "config.json"), "w"))
+        shutil.copy(os.path.join(d, "config.legacy.json"), os.path.join(tmp, "config.json"))
         shutil.copy(os.path.join(d, "model.safetensors"), tmp)
         m = AutoModelForCausalLM.from_pretrained(tmp, dtype=torch.float32, attn_implementation=rec["attnImplementation"])
         m.eval()

@@ -275,6 +275,37 @@ def hf_layout(name, t):
     return t.detach().float().contiguous().reshape(-1)
 
 
+def legacy_config(cfg):
+    """config.json in the 4.x key layout of hub checkpoints: rope_scaling (null for plain rope) + top-level
+    rope_theta; Gemma 3's rope_local_base_freq and sliding_window_pattern; Phi-3's top-level
+    original_max_position_embeddings and partial_rotary_factor; no layer_types. Both spellings of the type key occur
+    on the hub ("rope_type": llama3 in Llama 3.1, linear in Gemma 3; "type": yarn in Qwen2.5, longrope in Phi-3)."""
+    c = copy.deepcopy(cfg)
+    rp = c.pop("rope_parameters")
+    mt = c["model_type"]
+    c.pop("layer_types", None)
+    if mt == "gemma3_text":
+        c["rope_theta"] = rp["full_attention"]["rope_theta"]
+        c["rope_local_base_freq"] = rp["sliding_attention"]["rope_theta"]
+        full = {k: v for k, v in rp["full_attention"].items() if k != "rope_theta"}
+        c["rope_scaling"] = None if full.get("rope_type") == "default" else full
+        c.pop("_sliding_window_pattern", None)
+        c["sliding_window_pattern"] = 2  # layers 0, 2 slide, layer 1 is full: the fixture's layer_types
+        return c
+    c["rope_theta"] = rp.pop("rope_theta")
+    if "partial_rotary_factor" in rp:
+        c["partial_rotary_factor"] = rp.pop("partial_rotary_factor")
+    if mt == "phi3":
+        rp.pop("original_max_position_embeddings", None)  # the top-level key is the one Phi-3 checkpoints carry
+    if rp.get("rope_type") == "default":
+        c["rope_scaling"] = None
+    else:
+        if rp["rope_type"] in ("yarn", "longrope", "dynamic", "linear"):
+            rp["type"] = rp.pop("rope_type")
+        c["rope_scaling"] = rp
+    return c
+
+
 def reset_rope(model):
     """Back to the initial rotary frequencies (transformers' dynamic NTK keeps the largest length it has seen)."""
     for m in model.modules():
@@ -331,6 +362,11 @@ def make_fixture(name, cfg, idx, versions, spec=None):
     randomize(model, gen, zero_centered_norms=(spec or {}).get("zero_centered_norms", False))
     model.eval()  # no dropout; gradients still flow
     model.save_pretrained(out_dir)
+    if spec:
+        cfg_json = json.load(open(os.path.join(out_dir, "config.json")))
+        with open(os.path.join(out_dir, "config.legacy.json"), "w") as f:
+            json.dump(legacy_config(cfg_json), f, indent=2, sort_keys=True)
+            f.write("\n")
     inp = gen_inputs(2000 + idx)
     fresh = (lambda: reset_rope(model)) if spec else (lambda: None)
 
@@ -424,6 +460,10 @@ def make_fixture(name, cfg, idx, versions, spec=None):
         record["notes"] = spec.get("notes", [])
         record["greedyMargins"] = greedy_margins(model, prompt, batch_ids, batch_mask, gen_kw)
         record["generateUseCache"] = not gen_kw
+        if spec.get("zero_centered_norms"):  # Gemma: sqrt(hidden) as a tensor in the weight dtype
+            es = model.model.embed_tokens.embed_scale
+            record["embedScale"] = {str(dt).replace("torch.", ""): float(es.to(dt))
+                                    for dt in (torch.float32, torch.bfloat16, torch.float16)}
     with open(os.path.join(out_dir, "parity.json"), "w") as f:
         json.dump(record, f)
     extra = f" ablations {record['ablations']} hfPacked {record['hfPackedVsSeparate']:.2e}" if spec else ""

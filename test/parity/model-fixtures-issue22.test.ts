@@ -99,8 +99,28 @@ for (const [name, want] of Object.entries(NEW)) {
       if (name === 'smollm3') assert.deepEqual(config.no_rope_layers, [1, 0, 1]);
     });
 
+    test('config.legacy.json: the same model in the 4.x key layout of hub checkpoints', () => {
+      const legacy = JSON.parse(readFileSync(join(dir, 'config.legacy.json'), 'utf8')) as Record<string, unknown>;
+      assert.equal(legacy.rope_parameters, undefined);
+      assert.equal(legacy.layer_types, undefined);
+      assert.equal(typeof legacy.rope_theta, 'number');
+      assert.ok('rope_scaling' in legacy);
+      assert.equal(legacy.model_type, config.model_type);
+      if (name === 'gemma3-text') assert.equal(typeof legacy.rope_local_base_freq, 'number');
+      if (name === 'phi3') assert.equal(legacy.original_max_position_embeddings, 8);
+    });
+
+    if (want.arch.startsWith('gemma')) {
+      test('embedding scale sqrt(hidden) in each weight dtype', () => {
+        const e = (extra as unknown as { embedScale: Record<string, number> }).embedScale;
+        assert.equal(e.float32, Math.fround(Math.sqrt(32)));
+        assert.equal(e.bfloat16, 5.65625);
+        assert.equal(e.float16, 5.65625);
+      });
+    }
+
     test('small files (< 200 KB each)', () => {
-      for (const f of ['model.safetensors', 'parity.json', 'config.json']) {
+      for (const f of ['model.safetensors', 'parity.json', 'config.json', 'config.legacy.json']) {
         assert.ok(statSync(join(dir, f)).size < 200_000, `${f} size`);
       }
     });
