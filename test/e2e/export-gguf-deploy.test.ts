@@ -97,27 +97,28 @@ test('--adapter: a LoRA adapter merged at export generates in node-llama-cpp as 
   assert.equal(existsSync(join(scratch, 'Modelfile')), false);
 });
 
-test('Llama 3 RoPE scaling: rope_freqs.weight carries the factors, and node-llama-cpp loads and runs the file', async () => {
-  const dir = join(scratch, 'tiny-llama3');
-  cpSync(join(models, 'tiny-llama'), dir, { recursive: true });
+test('Llama 3 RoPE scaling (tiny-llama3-rope, untied): rope_freqs.weight, and node-llama-cpp generates what transformers 5.18 generated', async () => {
+  // sftkit itself does not run Llama 3 RoPE yet; the fixture's parity.json holds transformers' greedy generation.
+  const dir = join(scratch, 'tiny-llama3-rope');
+  cpSync(join(models, 'tiny-llama3-rope'), dir, { recursive: true });
   writeTinyTokenizer(dir, 'gpt-2');
-  const config = JSON.parse(readFileSync(join(dir, 'config.json'), 'utf8'));
-  delete config.rope_parameters;
-  config.rope_theta = 10000;
-  config.rope_scaling = { rope_type: 'llama3', factor: 8, low_freq_factor: 1, high_freq_factor: 4, original_max_position_embeddings: 64 };
-  writeFileSync(join(dir, 'config.json'), JSON.stringify(config));
   const file = join(scratch, 'llama3.gguf');
   await exportGguf(dir, file);
   const g = readGguf(file);
-  // head_dim 8: frequencies 1, 0.1, 0.01, 0.001 -> wavelengths 6.3 (< 64/4: 1), 62.8 (between: smoothed), 628 and 6283 (> 64: 8)
+  // head_dim 16, theta 1e4, original context 32, factor 8, low/high frequency factors 1/4 (convert_hf_to_gguf.py)
   const f = Array.from(readGgufTensor(g, 'rope_freqs.weight'));
-  assert.equal(f.length, 4);
-  assert.equal(f[0], 1);
-  const smooth = (64 / ((2 * Math.PI) / 0.1) - 1) / 3;
-  assert.ok(Math.abs(f[1]! - 1 / ((1 - smooth) / 8 + smooth)) < 1e-5);
-  assert.deepEqual(f.slice(2), [8, 8]);
-  const ids = [1, 40, 41, 42, 43, 44, 45, 46];
-  const [r] = llamaCpp([{ path: file, contextSize: 64, prompt: ids, maxTokens: 8, teacherForced: ids, texts: [] }]);
-  assert.equal(r!.top1.length, ids.length);
-  assert.ok(r!.top1.every((t) => Number.isInteger(t) && t >= 0 && t < 128));
+  const want = Array.from({ length: 8 }, (_, i) => {
+    const wavelen = (2 * Math.PI) / Math.fround(1 / 10000 ** ((2 * i) / 16));
+    if (wavelen < 32 / 4) return 1;
+    if (wavelen > 32) return 8;
+    const smooth = (32 / wavelen - 1) / 3;
+    return 1 / ((1 - smooth) / 8 + smooth);
+  });
+  f.forEach((x, i) => assert.ok(Math.abs(x - want[i]!) < 1e-5, `factor ${i}: ${x} vs ${want[i]}`));
+  assert.ok(f.some((x) => x === 1) && f.some((x) => x === 8) && f.some((x) => x > 1 && x < 8), 'all three regimes present');
+  assert.ok(g.tensors.some((t) => t.name === 'output.weight'), 'untied head');
+  const parity = JSON.parse(readFileSync(join(models, 'tiny-llama3-rope', 'parity.json'), 'utf8')) as { generate: { single: { prompt: number[]; maxNewTokens: number; output: number[] } } };
+  const { prompt, maxNewTokens, output } = parity.generate.single;
+  const [r] = llamaCpp([{ path: file, contextSize: 64, prompt, maxTokens: maxNewTokens, teacherForced: [], texts: [] }]);
+  assert.deepEqual(r!.generated, output);
 });
