@@ -1,6 +1,6 @@
-// Implements distributed.h (no N-API) with c10d::TCPStore + c10d::ProcessGroupGloo, and c10d::ProcessGroupNCCL where the build
-// has it (SFTKIT_WITH_NCCL, set by CMakeLists.txt). libuv is disabled for the store (libtorch's exported libuv
-// clashes with Node's), and Gloo/NCCL objects are only held through c10d::Backend.
+// Implements distributed.h (no N-API) with c10d::TCPStore + c10d::ProcessGroupGloo, and c10d::ProcessGroupNCCL where
+// the build has it (SFTKIT_WITH_NCCL, set on this file alone by CMakeLists.txt). libuv is disabled for the store
+// (libtorch's exported libuv clashes with Node's), and Gloo/NCCL objects are only held through c10d::Backend.
 #include "distributed.h"
 
 #include <ATen/ATen.h>
