@@ -10,7 +10,7 @@ import { loadModel, parseModelConfig, readModelConfig, resolveModelDirs, type Lo
 import { writeFileAtomic } from '../shared/index.ts';
 import { detectFormat, type RecordFormat } from '../data/index.ts';
 import { defaultTemplate } from '../template/index.ts';
-import { archMetadata, planTensors, type PlannedTensor } from './gguf-arch.ts';
+import { archMetadata, GGUF_ROPE_SCALINGS, planTensors, ropeScalingMetadata, ropeScalingOf, type PlannedTensor } from './gguf-arch.ts';
 import { FILE_TYPE_OF, GGUF_OUT_TYPES, GgmlType, Q8_0_BLOCK, str, u32, type GgufOutType, type GgufMetadata } from './gguf-format.ts';
 import { tokenizerMetadata } from './gguf-tokenizer.ts';
 import { writeGguf, type GgufTensor } from './gguf-writer.ts';
@@ -72,14 +72,17 @@ function padVocabRows(plan: PlannedTensor[], extra: number, row: number): void {
   }
 }
 
-/** The config of a model for export: Llama 3 RoPE scaling is read as the default RoPE plus `rope_freqs`. */
+/**
+ * The config of a model for export. RoPE scaling that sftkit does not run yet but llama.cpp does from metadata
+ * (Llama 3, linear, YaRN) is read as the default RoPE plus the scaling keys/tensor gguf-arch.ts writes.
+ */
 function exportConfig(dir: string): LoadedConfig {
   try {
     return readModelConfig(dir);
   } catch (e) {
     const raw = JSON.parse(readFileSync(join(dir, 'config.json'), 'utf8')) as Record<string, unknown>;
-    const scaling = (raw['rope_scaling'] ?? raw['rope_parameters']) as Record<string, unknown> | null | undefined;
-    if (scaling == null || String(scaling['rope_type'] ?? scaling['type']).toLowerCase() !== 'llama3') throw e;
+    const scaling = ropeScalingOf(raw);
+    if (scaling === null || !(GGUF_ROPE_SCALINGS as readonly unknown[]).includes(scaling['rope_type'])) throw e;
     const theta = scaling['rope_theta'] ?? raw['rope_theta'] ?? 10000;
     const { spec } = parseModelConfig({ ...raw, rope_scaling: null, rope_parameters: { rope_type: 'default', rope_theta: theta } });
     return { spec, raw };
@@ -183,6 +186,7 @@ export async function exportGguf(modelDir: string, outFile: string, options: Exp
       ['general.file_type', u32(FILE_TYPE_OF[type])],
       ['general.quantization_version', u32(2)],
       ...archMetadata({ ...spec, vocabSize: spec.vocabSize + extra }),
+      ...ropeScalingMetadata(spec.arch, raw),
       ...tokenizer,
     ];
     const tensors: GgufTensor[] = plan.map((p) => ({

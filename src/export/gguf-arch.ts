@@ -8,7 +8,7 @@
 // - Llama 3 RoPE scaling: the per-frequency factors as the `rope_freqs.weight` tensor.
 import { SftkitError } from '../errors.ts';
 import type { ModelSpec } from '../native/index.ts';
-import { f32, u32, type GgufMetadata } from './gguf-format.ts';
+import { f32, str, u32, type GgufMetadata } from './gguf-format.ts';
 
 /** One GGUF tensor as a function of source tensors (Hugging Face names). */
 export interface PlannedTensor {
@@ -78,6 +78,45 @@ export function llama3RopeFactors(raw: Record<string, unknown>, headDim: number,
 }
 
 export type GgufArch = 'llama' | 'qwen2' | 'qwen3' | 'gpt2';
+
+/** The RoPE scaling of a config (transformers 5's rope_parameters or the older rope_scaling), or null for none. */
+export function ropeScalingOf(raw: Record<string, unknown>): Record<string, unknown> | null {
+  for (const key of ['rope_parameters', 'rope_scaling']) {
+    const v = raw[key];
+    if (v === null || typeof v !== 'object' || Array.isArray(v)) continue;
+    const o = v as Record<string, unknown>;
+    const type = String(o['rope_type'] ?? o['type'] ?? 'default').toLowerCase();
+    if (type !== 'default') return { ...o, rope_type: type };
+  }
+  return null;
+}
+
+/** The RoPE scaling types llama.cpp reproduces from static metadata (dynamic NTK rescales at run time: it has none). */
+export const GGUF_ROPE_SCALINGS = ['llama3', 'linear', 'yarn'] as const;
+
+/**
+ * `{arch}.rope.scaling.*` keys (convert_hf_to_gguf.py): linear -> type + factor; yarn -> type + factor + the original
+ * context length (llama.cpp's defaults beta_fast 32, beta_slow 1 and attention factor 0.1 ln(factor) + 1 are
+ * transformers' defaults too, so they are written only when the config sets them). Llama 3 scaling is the
+ * `rope_freqs` tensor instead.
+ */
+export function ropeScalingMetadata(arch: string, raw: Record<string, unknown>): GgufMetadata {
+  const s = ropeScalingOf(raw);
+  if (s === null || s['rope_type'] === 'llama3') return [];
+  const factor = Number(s['factor']);
+  if (s['rope_type'] === 'linear') return [[`${arch}.rope.scaling.type`, str('linear')], [`${arch}.rope.scaling.factor`, f32(factor)]];
+  if (s['rope_type'] === 'yarn') {
+    const md: GgufMetadata = [
+      [`${arch}.rope.scaling.type`, str('yarn')],
+      [`${arch}.rope.scaling.factor`, f32(factor)],
+      [`${arch}.rope.scaling.original_context_length`, u32(Number(s['original_max_position_embeddings'] ?? raw['max_position_embeddings']))],
+    ];
+    if (typeof s['beta_fast'] === 'number') md.push([`${arch}.rope.scaling.yarn_beta_fast`, f32(s['beta_fast'])]);
+    if (typeof s['beta_slow'] === 'number') md.push([`${arch}.rope.scaling.yarn_beta_slow`, f32(s['beta_slow'])]);
+    return md;
+  }
+  throw new SftkitError('SFTKIT_UNSUPPORTED', `config.json: RoPE scaling ${JSON.stringify(s['rope_type'])} cannot be written to GGUF (${GGUF_ROPE_SCALINGS.join(', ')} can)`);
+}
 
 /** The `{arch}.*` hyperparameter keys. */
 export function archMetadata(spec: ModelSpec): GgufMetadata {

@@ -97,7 +97,7 @@ test('--adapter: a LoRA adapter merged at export generates in node-llama-cpp as 
   assert.equal(existsSync(join(scratch, 'Modelfile')), false);
 });
 
-test('Llama 3 RoPE scaling (tiny-llama3-rope, untied): rope_freqs.weight, and node-llama-cpp generates what transformers 5.18 generated', async () => {
+test('RoPE scaling: Llama 3 (rope_freqs.weight), linear and YaRN (metadata): node-llama-cpp generates what transformers 5.18 generated (parity.json of the fixtures)', async () => {
   // sftkit itself does not run Llama 3 RoPE yet; the fixture's parity.json holds transformers' greedy generation.
   const dir = join(scratch, 'tiny-llama3-rope');
   cpSync(join(models, 'tiny-llama3-rope'), dir, { recursive: true });
@@ -117,8 +117,24 @@ test('Llama 3 RoPE scaling (tiny-llama3-rope, untied): rope_freqs.weight, and no
   f.forEach((x, i) => assert.ok(Math.abs(x - want[i]!) < 1e-5, `factor ${i}: ${x} vs ${want[i]}`));
   assert.ok(f.some((x) => x === 1) && f.some((x) => x === 8) && f.some((x) => x > 1 && x < 8), 'all three regimes present');
   assert.ok(g.tensors.some((t) => t.name === 'output.weight'), 'untied head');
-  const parity = JSON.parse(readFileSync(join(models, 'tiny-llama3-rope', 'parity.json'), 'utf8')) as { generate: { single: { prompt: number[]; maxNewTokens: number; output: number[] } } };
-  const { prompt, maxNewTokens, output } = parity.generate.single;
-  const [r] = llamaCpp([{ path: file, contextSize: 64, prompt, maxTokens: maxNewTokens, teacherForced: [], texts: [] }]);
-  assert.deepEqual(r!.generated, output);
+  // and the other RoPE scalings llama.cpp reads from metadata: linear (factor) and YaRN (factor, original context)
+  const jobs: Array<{ path: string; contextSize: number; prompt: number[]; maxTokens: number; teacherForced: number[]; texts: string[] }> = [];
+  const wants: number[][] = [];
+  for (const name of ['tiny-llama3-rope', 'tiny-llama-linear', 'tiny-llama-yarn']) {
+    let path = file;
+    if (name !== 'tiny-llama3-rope') {
+      const d = join(scratch, name);
+      cpSync(join(models, name), d, { recursive: true });
+      writeTinyTokenizer(d, 'gpt-2');
+      path = join(scratch, `${name}.gguf`);
+      await exportGguf(d, path);
+      assert.equal(readGguf(path).metadata['llama.rope.scaling.type'], name.slice('tiny-llama-'.length));
+    }
+    const parity = JSON.parse(readFileSync(join(models, name, 'parity.json'), 'utf8')) as { generate: { single: { prompt: number[]; maxNewTokens: number; output: number[] } } };
+    const { prompt, maxNewTokens, output } = parity.generate.single;
+    jobs.push({ path, contextSize: 256, prompt, maxTokens: maxNewTokens, teacherForced: [], texts: [] });
+    wants.push(output);
+  }
+  const results = llamaCpp(jobs);
+  results.forEach((r, i) => assert.deepEqual(r.generated, wants[i], jobs[i]!.path));
 });

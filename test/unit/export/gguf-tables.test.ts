@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { archMetadata, llama3RopeFactors, permuteRope, planTensors, transpose2d } from '../../../src/export/gguf-arch.ts';
+import { archMetadata, llama3RopeFactors, permuteRope, planTensors, ropeScalingMetadata, transpose2d } from '../../../src/export/gguf-arch.ts';
 import { GgmlType, TokenType } from '../../../src/export/gguf-format.ts';
 import { ggufVocab, preTokenizerName, tokenizerMetadata } from '../../../src/export/gguf-tokenizer.ts';
 import { tensorType } from '../../../src/export/export-gguf.ts';
@@ -155,4 +155,15 @@ test('tokenizer: GPT-2 and a Qwen-style (MiniMind) byte-level BPE: merges, pre-t
   assert.equal(m.model, 'gpt2');
   assert.equal(m.types[m.tokens.indexOf('<|im_end|>')], TokenType.CONTROL);
   assert.throws(() => ggufVocab({ model: { type: 'WordPiece', vocab: {} } }, 10, 'llama'), /BPE only/);
+});
+
+test('RoPE scaling keys: linear and YaRN as metadata, Llama 3 as a tensor, dynamic NTK refused', () => {
+  const md = (raw: Record<string, unknown>) => Object.fromEntries(ropeScalingMetadata('llama', raw).map(([k, v]) => [k, v.value]));
+  assert.deepEqual(md({ rope_parameters: { rope_type: 'linear', factor: 4, rope_theta: 1e4 } }), { 'llama.rope.scaling.type': 'linear', 'llama.rope.scaling.factor': 4 });
+  assert.deepEqual(md({ rope_scaling: { type: 'yarn', factor: 4, original_max_position_embeddings: 64 }, max_position_embeddings: 256 }), {
+    'llama.rope.scaling.type': 'yarn', 'llama.rope.scaling.factor': 4, 'llama.rope.scaling.original_context_length': 64,
+  });
+  assert.deepEqual(md({ rope_parameters: { rope_type: 'llama3', factor: 8 } }), {});
+  assert.deepEqual(md({ rope_parameters: { rope_type: 'default', rope_theta: 1e4 } }), {});
+  assert.throws(() => md({ rope_parameters: { rope_type: 'dynamic', factor: 4 } }), /RoPE scaling "dynamic" cannot be written to GGUF/);
 });
