@@ -1,7 +1,7 @@
 // exportGguf's edges without the addon: options checked before anything is read, a model without tokenizer.json,
 // a corrupt safetensors file (the error names the tensor, no file is left), the Modelfile beside the output.
 import assert from 'node:assert/strict';
-import { cpSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, truncateSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, truncateSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
@@ -86,4 +86,25 @@ test('a sharded model (model.safetensors.index.json) exports the same file as th
   await exportGguf(src, join(dir, 'one.gguf'), { name: 'm' });
   await exportGguf(sharded, join(dir, 'two.gguf'), { name: 'm' });
   assert.ok(readFileSync(join(dir, 'one.gguf')).equals(readFileSync(join(dir, 'two.gguf'))));
+});
+
+test('safetensors source: F16 and BF16 tensors read as fp32, other dtypes refused naming the tensor', async () => {
+  const { modelTensors, readSourceTensor } = await import('../../../src/export/safetensors-source.ts');
+  const d = join(dir, 'halves');
+  mkdirSync(d);
+  const f16 = Buffer.from(Uint16Array.from([0x3c00, 0xc000, 0x3555]).buffer); // 1, -2, 0.333...
+  const bf16 = Buffer.from(Uint16Array.from([0x3f80, 0xc040, 0x0000, 0x7f80]).buffer); // 1, -3, 0, inf
+  const i32 = Buffer.from(Int32Array.from([7]).buffer);
+  const header = JSON.stringify({
+    a: { dtype: 'F16', shape: [3], data_offsets: [0, 6] },
+    b: { dtype: 'BF16', shape: [2, 2], data_offsets: [6, 14] },
+    c: { dtype: 'I32', shape: [1], data_offsets: [14, 18] },
+  });
+  const len = Buffer.alloc(8);
+  len.writeBigUInt64LE(BigInt(header.length));
+  writeFileSync(join(d, 'model.safetensors'), Buffer.concat([len, Buffer.from(header), f16, bf16, i32]));
+  const t = modelTensors(d);
+  assert.deepEqual(Array.from(readSourceTensor(t.get('a')!)), [1, -2, 0.333251953125]);
+  assert.deepEqual(Array.from(readSourceTensor(t.get('b')!)), [1, -3, 0, Infinity]);
+  assert.throws(() => readSourceTensor(t.get('c')!), /tensor c has dtype I32/);
 });
