@@ -25,7 +25,10 @@ export {
 export {
   batches,
   collate,
+  collateForLoss,
   collatePacked,
+  lossForm,
+  realTokens,
   planBatches,
   packBestFitDecreasing,
   type Batch,

@@ -41,8 +41,8 @@ struct AttentionPlan {
   enum class Kind {
     kCausal,  // plain causal over the T new tokens (+ everything in the cache); right padding needs nothing more
     kMasked,  // explicit boolean mask [B, 1, T, S] (true = attend); used by generation with left padding
-    kVarlen,  // sequences that attend causally within themselves only: the documents of packed rows, the rows of an
-              // unpadded batch (its real tokens as one row [1, N]); sequences of similar length share a bucket
+    kVarlen,  // sequences that attend causally within themselves only: the documents of packed rows (also the
+              // padding-free loss batch: its examples as the documents of one row [1, N]); similar lengths share a bucket
   };
   Kind kind = Kind::kCausal;
   at::Tensor mask;                    // kMasked

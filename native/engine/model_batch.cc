@@ -160,7 +160,6 @@ PreparedBatch prepare_batch(const CausalLM& model, const BatchInput& in, bool tr
           if (labels && labels[b * T + t] != kIgnoreIndex) throw_bad_argument(at_pos("labels", b, t) + " must be -100 (padding)");
         }
         longest = std::max(longest, n);
-        out.row_lengths.push_back(n);
       }
       if (trim) used = std::max<int64_t>(longest, 1);
     }
@@ -176,44 +175,6 @@ PreparedBatch prepare_batch(const CausalLM& model, const BatchInput& in, bool tr
   out.ids = to_device(in.input_ids.narrow(1, 0, used).to(at::kLong), dev);
   out.pos = to_device(out.pos.narrow(1, 0, used).contiguous(), dev);
   if (labels) out.labels = to_device(in.labels.narrow(1, 0, used).to(at::kLong), dev);
-  return out;
-}
-
-PreparedBatch unpad_batch(const PreparedBatch& pb) {
-  const int64_t B = pb.ids.size(0), T = pb.cols;
-  if (pb.plan.kind != AttentionPlan::Kind::kCausal || pb.row_lengths.empty() || B < 2 || !pb.labels.defined()) return pb;
-  int64_t total = 0;
-  for (int64_t n : pb.row_lengths) total += n;
-  if (total == 0 || (B * T - total) * 20 < B * T) return pb;  // less than 5% padding: not worth a packed plan
-  const at::Device dev = pb.ids.device();
-  at::Tensor index = at::empty({total}, at::TensorOptions().dtype(at::kLong));
-  at::Tensor pos = at::empty({total}, at::TensorOptions().dtype(at::kLong));
-  int64_t* ix = index.data_ptr<int64_t>();
-  int64_t* ps = pos.data_ptr<int64_t>();
-  PreparedBatch out;
-  std::vector<std::pair<int64_t, int64_t>> seqs;  // the rows in the unpadded row: (start, length)
-  std::vector<int64_t> starts;
-  int64_t at_ = 0;
-  for (int64_t b = 0; b < B; ++b) {
-    const int64_t n = pb.row_lengths[b];
-    if (n == 0) continue;
-    starts.push_back(at_);
-    seqs.emplace_back(at_, n);
-    for (int64_t t = 0; t < n; ++t) {
-      ix[at_ + t] = b * T + t;
-      ps[at_ + t] = t;
-    }
-    at_ += n;
-  }
-  index = to_device(index, dev);
-  out.ids = pb.ids.reshape({-1}).index_select(0, index).unsqueeze(0);
-  out.pos = to_device(pos, dev).unsqueeze(0);
-  out.labels = pb.labels.reshape({-1}).index_select(0, index);
-  at::Tensor first = to_device(at::tensor(starts, at::TensorOptions().dtype(at::kLong)), dev);
-  out.labels.index_fill_(0, first, kIgnoreIndex);
-  out.labels = out.labels.unsqueeze(0);
-  out.cols = total;
-  plan_varlen(out.plan, std::move(seqs), total, dev);
   return out;
 }
 

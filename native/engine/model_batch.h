@@ -30,18 +30,10 @@ struct PreparedBatch {
   at::Tensor labels;  // [B, T'] int64 (undefined without labels)
   AttentionPlan plan;
   int64_t cols = 0;   // T' (<= T: trailing all-padding columns dropped when trimming)
-  std::vector<int64_t> row_lengths;  // padded rows (attention mask given): real tokens per row; else empty
 };
 
 // Throws SFTKIT_BAD_ARGUMENT naming the first offending element. `trim`: drop trailing columns that are padding in
 // every row (exact: padding never influences earlier positions and carries no label).
 PreparedBatch prepare_batch(const CausalLM& model, const BatchInput& in, bool trim);
-
-// Padded rows -> ONE row of their real tokens [1, N] with a kVarlen plan (each row a sequence), so that no padding
-// position is computed anywhere (attention runs on the rows' real lengths in buckets of similar length). The first
-// label of every row becomes -100 (it is never a target: the shift). Only for losses summed over the batch (step, evalLoss,
-// distillation), not for per-row results. Returns `pb` unchanged without padding worth removing (< 5% of the
-// positions), with one row, or without labels.
-PreparedBatch unpad_batch(const PreparedBatch& pb);
 
 }  // namespace sft

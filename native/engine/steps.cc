@@ -42,7 +42,7 @@ std::vector<ParamEntry> param_entries(TrainState& s) {
 // The fused masked cross-entropy over the batch's label rows; with `train`, its backward of loss_sum * loss_scale.
 LossStepResult loss_step(TrainState& s, const BatchInput& batch, bool train, double loss_scale) {
   LossStepResult out;
-  PreparedBatch pb = unpad_batch(prepare_batch(*s.model, batch, /*trim=*/true));  // no padding computed
+  PreparedBatch pb = prepare_batch(*s.model, batch, /*trim=*/true);
   std::unique_ptr<c10::NoGradGuard> guard;
   if (!train) guard = std::make_unique<c10::NoGradGuard>();
   LoraLayers::Mode lora_mode(s.model->lora(), /*training=*/train, /*enabled=*/true);
@@ -153,10 +153,10 @@ DistillStepResult distill_step(TrainState& student, TrainState& teacher, const B
   at::Tensor th;
   {
     c10::NoGradGuard no_grad;
-    PreparedBatch tb = unpad_batch(prepare_batch(*teacher.model, batch, /*trim=*/true));
+    PreparedBatch tb = prepare_batch(*teacher.model, batch, /*trim=*/true);
     th = forward_hidden(teacher, tb);
   }
-  PreparedBatch pb = unpad_batch(prepare_batch(*student.model, batch, /*trim=*/true));
+  PreparedBatch pb = prepare_batch(*student.model, batch, /*trim=*/true);
   LoraLayers::Mode lora_mode(student.model->lora(), /*training=*/true, /*enabled=*/true);
   at::Tensor h = forward_hidden(student, pb);
   DistillResult r = fused_distill_loss(h, student.model->lm_head_weight(), th, teacher.model->lm_head_weight(), pb.labels,

@@ -50,7 +50,8 @@ struct LossStepResult {
 };
 // SFT step: forward on the label rows only, the fused cross-entropy whose gradient w.r.t. the head goes straight into
 // its .grad, backward of loss_sum * loss_scale (the trainer passes 1 / label tokens of the whole optimizer step).
-// Padded rows are computed unpadded (unpad_batch).
+// The batch is computed in the layout it comes in: the caller sends loss batches in the padding-free document
+// layout when padding is worth removing (TypeScript's collateForLoss), padded rows otherwise.
 LossStepResult sft_step(TrainState& s, const BatchInput& batch, double loss_scale);
 // The same loss without autograd (validation).
 LossStepResult eval_loss(TrainState& s, const BatchInput& batch);

@@ -2,6 +2,7 @@
 // prompt and 10% padding, timed forward (incl. the fused loss) / backward / optimizer (clip + AdamW).
 import { readFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
+import { lossForm } from '../collate/index.ts';
 import { invalidParameterError } from '../errors.ts';
 import { binding, loadModel, type LoraOptions, type ModelDevice } from '../native/index.ts';
 
@@ -96,7 +97,8 @@ export async function benchTrain(o: TrainBenchOptions): Promise<TrainBenchResult
     const vocab = model.spec.vocabSize;
     const runs: { f: number; b: number; o: number; total: number }[] = [];
     for (let i = 0; i < o.warmup + o.steps; i++) {
-      const batch = randomBatch(o.batchSize, o.seqLen, vocab, 1000 + i);
+      // The padding-free form the training loop sends (collateForLoss) for these padded rows.
+      const batch = lossForm(randomBatch(o.batchSize, o.seqLen, vocab, 1000 + i));
       const t0 = performance.now();
       const r = await model.step(batch);
       const t1 = performance.now();

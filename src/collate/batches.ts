@@ -1,9 +1,10 @@
-// The batches of one epoch: length-grouped, shuffled plans (batch-plan) of padded rows (collate) or of packed rows
-// (best-fit-decreasing packing, collatePacked).
+// The loss batches of one epoch: length-grouped, shuffled plans (batch-plan) of examples (collateForLoss: the
+// padding-free form, or padded rows when there is too little padding to matter) or of packed rows (best-fit-decreasing
+// packing, collatePacked).
 
 import { invalidParameterError } from '../errors.ts';
 import type { TokenizedExample } from '../mask/index.ts';
-import { collate, collatePacked, type Batch } from './batch.ts';
+import { collateForLoss, collatePacked, type Batch } from './batch.ts';
 import { planBatches, type BatchPlanOptions } from './batch-plan.ts';
 import { packBestFitDecreasing } from './pack.ts';
 
@@ -36,5 +37,5 @@ export function* batches(examples: readonly TokenizedExample[], options: BatchOp
     return;
   }
   const lengths = examples.map((e) => e.inputIds.length);
-  for (const plan of planBatches(lengths, options)) yield collate(plan.map((i) => examples[i] as TokenizedExample), pad);
+  for (const plan of planBatches(lengths, options)) yield collateForLoss(plan.map((i) => examples[i] as TokenizedExample), pad);
 }

@@ -7,6 +7,7 @@ import { createRequire } from 'node:module';
 import { constants } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import type { UncountedBatch } from '../collate/index.ts';
 import { invalidParameterError, SftkitError } from '../errors.ts';
 import type { LoraModuleSpec, LoraOptions } from './lora.ts';
 import type { ModelSpec } from './model-config.ts';
@@ -173,19 +174,11 @@ export interface LoadModelOptions {
 }
 
 /**
- * A batch of rows [B, T]. Labels are unshifted (HF convention: position t predicts labels[t + 1]), -100 = ignore.
- * Either `attentionMask` (1 = token, right padding only; padding must carry label -100) or, for packed rows,
- * `positionIds` (restarting at 0 in each document) + `docLengths` (per row, the lengths of its documents in order;
- * the rest of the row is padding with label -100; the first token of each document must have label -100).
+ * What the addon's batch calls read: the collate room's `Batch` (its one definition: padded rows with
+ * `attentionMask`, or documents with `positionIds` + `docLengths`; labels unshifted, -100 = ignore), whose label
+ * count may be left out (the engine's loss counts the labels itself).
  */
-export interface Batch {
-  inputIds: Int32Array;
-  labels: Int32Array;
-  shape: [number, number];
-  attentionMask?: Uint8Array;
-  positionIds?: Int32Array;
-  docLengths?: Int32Array[];
-}
+export type Batch = UncountedBatch;
 
 /** A batch for forward(): labels optional. */
 export type ForwardBatch = Omit<Batch, 'labels'> & { labels?: Int32Array };

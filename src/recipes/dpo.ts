@@ -7,7 +7,7 @@ import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { splitIndices } from '../pipeline/index.ts';
-import type { Batch } from '../collate/index.ts';
+import { realTokens, type Batch } from '../collate/index.ts';
 import { formatUnkWarning, type TokenizedExample } from '../mask/index.ts';
 import { type DataSource, parseFieldMap, type SplitName, splitSources } from '../data/index.ts';
 import { SftkitError } from '../errors.ts';
@@ -21,7 +21,6 @@ import {
   preferenceMetrics,
   preparePreferencePairs,
   rankShare,
-  realTokens,
   runTraining,
   takeDistributed,
   validateDpoOptions,

@@ -4,7 +4,7 @@
 // objective (distillObjective) when --teacher is given.
 import { createHash } from 'node:crypto';
 import { join } from 'node:path';
-import { batches, collate, collatePacked, packBestFitDecreasing, type Batch } from '../collate/index.ts';
+import { batches, collateForLoss, collatePacked, packBestFitDecreasing, realTokens, type Batch } from '../collate/index.ts';
 import { formatSummary, formatUnkWarning, type MaskMode, type TokenizedExample } from '../mask/index.ts';
 import { prepareDataset, type PreparedDataset } from '../pipeline/index.ts';
 import { parseFieldMap, type RecordFormat } from '../data/index.ts';
@@ -14,7 +14,6 @@ import {
   checkSameTokenizer,
   epochPlan,
   rankShare,
-  realTokens,
   resolvePacking,
   runTraining,
   takeDistributed,
@@ -32,12 +31,6 @@ import {
 
 export { OPTIMIZER_FILE, RUN_FILE, type StopReason, type TrainHooks, type TrainResult } from '../training/index.ts';
 
-/** What the model is given: packed rows carry positions and document lengths instead of the attention mask. */
-function modelBatch(b: Batch): Batch {
-  if (b.positionIds === undefined) return b;
-  const { attentionMask: _mask, ...packed } = b;
-  return packed as Batch;
-}
 
 function fingerprint(examples: readonly TokenizedExample[], o: TrainOptions, packing: boolean): string {
   const h = createHash('sha256');
@@ -53,7 +46,7 @@ function fingerprint(examples: readonly TokenizedExample[], o: TrainOptions, pac
 function sftPlan(train: readonly TokenizedExample[], o: TrainOptions, packing: boolean, padId: number, maxLength: number, rank: number, world: number): EpochPlan<Batch> {
   const pad = { padId };
   const lengths = train.map((e) => e.inputIds.length);
-  if (!packing) return epochPlan(lengths, (rows) => collate(rows.map((i) => train[i] as TokenizedExample), pad), o, rank, world);
+  if (!packing) return epochPlan(lengths, (rows) => collateForLoss(rows.map((i) => train[i] as TokenizedExample), pad), o, rank, world);
   const bins = packBestFitDecreasing(lengths, maxLength);
   const binLengths = bins.map((bin) => bin.reduce((s, i) => s + (lengths[i] as number), 0));
   return epochPlan(binLengths, (rows) => collatePacked(rows.map((r) => (bins[r] as number[]).map((i) => train[i] as TokenizedExample)), pad), o, rank, world);
@@ -79,7 +72,7 @@ function crossEntropyObjective(val: readonly TokenizedExample[], batchSize: numb
     units: (b) => b.labelTokens,
     inputTokens: realTokens,
     async step(model, b, lossScale) {
-      const r = await model.step(modelBatch(b), { lossScale });
+      const r = await model.step(b, { lossScale });
       return { lossSum: r.lossSum, units: r.tokens, sums: [] };
     },
     validate: (model, rank, world) => evalSums(model, rankShare(val, rank, world), batchSize, padId),
@@ -97,7 +90,7 @@ function distillObjective(teacher: Model, alpha: number, temperature: number, ba
     ...base,
     sumKeys: ['ce', 'kl'],
     async step(model, b, lossScale) {
-      const r = await model.distillStep(modelBatch(b), teacher, { alpha, temperature, lossScale });
+      const r = await model.distillStep(b, teacher, { alpha, temperature, lossScale });
       return { lossSum: r.lossSum, units: r.tokens, sums: [r.ceSum, r.klSum] };
     },
   };

@@ -122,13 +122,6 @@ export function epochPlan<B>(rowLengths: readonly number[], collateRows: (rows: 
   return { batchesOf, microBatchesPerEpoch, stepsPerEpoch: Math.ceil(microBatchesPerEpoch / o.gradAccum) };
 }
 
-/** Real (non-padding) tokens of a collated batch: its attention mask's ones. */
-export function realTokens(b: { attentionMask: Uint8Array }): number {
-  let n = 0;
-  for (let i = 0; i < b.attentionMask.length; i++) n += b.attentionMask[i] as number;
-  return n;
-}
-
 /** This rank's share of the validation items: every world-th one. */
 export function rankShare<T>(items: readonly T[], rank: number, world: number): readonly T[] {
   return world === 1 ? items : items.filter((_, i) => i % world === rank);

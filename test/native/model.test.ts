@@ -6,6 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
+import { lossForm } from '../../src/collate/index.ts';
 import { binding } from '../../src/native/binding.ts';
 import { parseModelConfig } from '../../src/native/model-config.ts';
 import { loadModel, type Batch } from '../../src/native/model.ts';
@@ -289,8 +290,8 @@ test('gradient checkpointing: the same loss and gradients as keeping activations
   }
 });
 
-test('padded batches are computed unpadded (attention on the padded layout, the rest on the real tokens): the same loss and gradients as row by row', async () => {
-  // Short rows take the dense block-diagonal mask, long ones one SDPA call per row.
+test('loss batches in the padding-free form (lossForm / collateForLoss) and as padded rows: the loss and gradients of row by row', async () => {
+  // Short documents take the dense block-diagonal mask, long ones one SDPA call each.
   for (const [name, T, lengths] of [['gpt2', 20, [20, 13, 6, 17]], ['qwen3', 20, [20, 13, 6, 17]], ['llama', 90, [90, 70, 64]]] as const) {
     const padded = await loadModel(tiny(name));
     const single = await loadModel(tiny(name));
@@ -302,7 +303,9 @@ test('padded batches are computed unpadded (attention on the padded layout, the 
         else b.labels[r * T + t] = -100;
       }
     });
-    const all = await padded.step(b, { lossScale: 0.25 });
+    const free = lossForm(b);
+    assert.deepEqual(free.shape, [1, lengths.reduce((s, n) => s + n, 0)], 'the examples end to end in one row');
+    const all = await padded.step(free, { lossScale: 0.25 });
     let sum = 0;
     let tokens = 0;
     for (const [r, n] of lengths.entries()) {
@@ -318,8 +321,12 @@ test('padded batches are computed unpadded (attention on the padded layout, the 
     const g1 = await padded.gradNorms();
     const g2 = await single.gradNorms();
     for (const [k, v] of Object.entries(g2)) assert.ok(rel(g1[k]!, v) < 1e-4, `${name} ${k}: ${g1[k]} vs ${v}`);
-    const ev = await padded.evalLoss(b);
+    const ev = await padded.evalLoss(free);
     assert.ok(rel(ev.lossSum, sum) < 1e-5);
+    // The same rows sent padded: computed as they come, the same numbers.
+    const rows = await padded.evalLoss(b);
+    assert.equal(rows.tokens, tokens);
+    assert.ok(rel(rows.lossSum, sum) < 1e-5, `${name} padded: ${rows.lossSum} vs ${sum}`);
     await padded.dispose();
     await single.dispose();
   }

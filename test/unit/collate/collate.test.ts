@@ -5,7 +5,7 @@ import { mkdtempSync, writeFileSync, readdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { collate, collatePacked } from '../../../src/collate/batch.ts';
+import { collate, collateForLoss, collatePacked, lossForm, paddingFreePays, realTokens } from '../../../src/collate/batch.ts';
 import { planBatches } from '../../../src/collate/batch-plan.ts';
 import { datasetCacheKey, readCachedDataset, writeCachedDataset } from '../../../src/pipeline/dataset-cache.ts';
 import { packBestFitDecreasing } from '../../../src/collate/pack.ts';
@@ -64,7 +64,7 @@ test('collate: dynamic right padding, attention mask, -100 on padding; pad == eo
   assert.deepEqual(b.shape, [2, 3]);
   assert.deepEqual(Array.from(b.inputIds), [1, 2, eos, 3, eos, eos]);
   assert.deepEqual(Array.from(b.labels), [M, 2, eos, M, eos, M], 'first EOS trained, padding EOS masked');
-  assert.deepEqual(Array.from(b.attentionMask), [1, 1, 1, 1, 1, 0]);
+  assert.deepEqual(Array.from(b.attentionMask ?? []), [1, 1, 1, 1, 1, 0]);
   assert.equal(b.labelTokens, 3);
   const m8 = collate([ex([1, 2, 3])], { padId: 0, padToMultiple: 8 });
   assert.deepEqual(m8.shape, [1, 8]);
@@ -109,12 +109,39 @@ test('packed rows: positions restart per document, the first label of each docum
   assert.deepEqual(Array.from(b.inputIds), [1, 2, 3, 4, 5, 6, 7, 8, 9, 0]);
   assert.deepEqual(Array.from(b.labels), [M, 2, 3, M, 5, M, 7, 8, 9, M]);
   assert.deepEqual(Array.from(b.positionIds as Int32Array), [0, 1, 2, 0, 1, 0, 1, 2, 3, 0]);
-  assert.deepEqual(Array.from(b.attentionMask), [1, 1, 1, 1, 1, 1, 1, 1, 1, 0]);
+  assert.equal(b.attentionMask, undefined, 'documents, not padded rows: no attention mask');
+  assert.equal(realTokens(b), 9);
   assert.deepEqual(b.docLengths?.map((d) => Array.from(d)), [[3, 2], [4]]);
   assert.equal(b.labelTokens, 6);
   const fixed = collatePacked([[ex([1, 2])]], { padId: 0, rowLength: 4 });
   assert.deepEqual(Array.from(fixed.positionIds as Int32Array), [0, 1, 0, 1]);
   assert.throws(() => collatePacked([[ex([1, 2, 3])]], { padId: 0, rowLength: 2 }), /longest packed row/);
+});
+
+test('collateForLoss: the examples end to end in one row when padding pays, else padded rows; lossForm agrees', () => {
+  const a = ex([1, 2, 3, 4, 5, 6, 7, 8], [M, M, 3, 4, 5, 6, 7, 8]);
+  const b = ex([9, 10, 11], [M, 10, 11]);
+  const c = ex([12, 13], [12, 13]);
+  // 3 rows x 8 positions, 11 padding: the padding-free form, one document per example.
+  const free = collateForLoss([a, b, c], { padId: 0 });
+  assert.deepEqual(free.shape, [1, 13]);
+  assert.deepEqual(Array.from(free.inputIds), [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13]);
+  assert.deepEqual(Array.from(free.labels), [M, M, 3, 4, 5, 6, 7, 8, M, 10, 11, M, 13], 'each example starts a document');
+  assert.deepEqual(Array.from(free.positionIds ?? []), [0, 1, 2, 3, 4, 5, 6, 7, 0, 1, 2, 0, 1]);
+  assert.deepEqual(free.docLengths?.map((d) => Array.from(d)), [[8, 3, 2]]);
+  assert.equal(free.attentionMask, undefined);
+  const padded = collate([a, b, c], { padId: 0 });
+  assert.equal(free.labelTokens, padded.labelTokens, 'the same targets as padded rows');
+  assert.equal(realTokens(free), realTokens(padded));
+  assert.deepEqual(lossForm(padded), free);
+  // Under 1/20 of the positions padding (20 x 20 positions, one token short), or a single row: padded rows.
+  const full = Array.from({ length: 20 }, (_, i) => ex(Array.from({ length: i === 0 ? 19 : 20 }, (_, t) => t + 1)));
+  assert.equal(paddingFreePays(full.map((e) => e.inputIds.length)), false);
+  assert.deepEqual(collateForLoss(full, { padId: 0 }).shape, [20, 20]);
+  assert.deepEqual(collateForLoss([b], { padId: 0 }).shape, [1, 3]);
+  assert.equal(paddingFreePays([20, 19]), false);
+  assert.equal(paddingFreePays([20, 18]), true, 'exactly 1/20: worth it, as the engine decided before');
+  assert.throws(() => collateForLoss([], { padId: 0 }), /at least one example/);
 });
 
 test('batches(): an epoch of padded or packed batches from prepared data', async () => {
@@ -123,14 +150,18 @@ test('batches(): an epoch of padded or packed batches from prepared data', async
   assert.deepEqual([d.train.length, d.test.length, d.val.length], [935, 110, 55]);
   const plain = [...batches(d.train, { batchSize: 8, padId: tok.padId, seed: 1, dropLast: true })];
   assert.equal(plain.length, 116);
-  assert.ok(plain.every((b) => b.shape[0] === 8));
+  assert.ok(plain.every((b) => (b.docLengths ? b.docLengths[0]?.length : b.shape[0]) === 8), 'eight examples per batch, padded or padding-free');
   const tokens = d.train.reduce((s, e) => s + e.inputIds.length, 0);
   const packed = [...batches(d.train, { batchSize: 4, padId: tok.padId, packing: true, maxLength: 512, seed: 1 })];
   const rows = packed.reduce((s, b) => s + b.shape[0], 0);
   assert.ok(rows <= Math.ceil((tokens / 512) * 1.05), `${rows} packed rows for ${tokens} tokens`);
   assert.equal(packed.reduce((s, b) => s + (b.docLengths ?? []).reduce((t, r) => t + r.length, 0), 0), 935);
-  const real = packed.reduce((s, b) => s + b.attentionMask.reduce((t, v) => t + v, 0), 0);
-  assert.equal(real, tokens);
+  assert.equal(packed.reduce((s, b) => s + realTokens(b), 0), tokens);
+  // Loss batches: the padding-free form wherever padding pays, padded rows elsewhere; every token exactly once.
+  const forLoss = [...batches(d.train, { batchSize: 8, padId: tok.padId, seed: 1 })];
+  assert.equal(forLoss.reduce((s, b) => s + realTokens(b), 0), tokens);
+  assert.ok(forLoss.some((b) => b.shape[0] === 1 && b.docLengths?.[0]?.length === 8), 'padding-free batches');
+  assert.equal(forLoss.reduce((s, b) => s + b.labelTokens, 0), d.train.reduce((s, e) => s + e.labels.subarray(1).filter((l) => l !== M).length, 0));
   assert.throws(() => [...batches(d.train, { batchSize: 4, padId: 0, packing: true })], /packed row length/);
 });
 
