@@ -11,39 +11,14 @@ import { join } from 'node:path';
 import { describe, test } from 'node:test';
 import { createPipeline, prepareExample } from '../../src/index.ts';
 import { toExample } from '../../src/data/formats.ts';
-import type { RecordFormat } from '../../src/data/types.ts';
-import type { MaskMode } from '../../src/mask/mask-mode.ts';
 import { loadTokenizer, type TextTokenizer } from '../../src/tokenize/tokenizer.ts';
 
+import type { TokenCase, TokenFixture } from './token-fixture.ts';
 const root = join(import.meta.dirname, '..', '..');
 const fixtures = join(root, 'test', 'fixtures', 'tokens');
 
-interface Case {
-  name: string;
-  format: RecordFormat;
-  record: unknown;
-  template: string;
-  mask: MaskMode;
-  max_length?: number;
-  truncation?: 'cut' | 'drop';
-  input_ids?: number[];
-  labels?: number[];
-  dropped?: string;
-  text: string;
-  trained_text: string[];
-  hf_rendered_ids?: number[];
-}
-
-interface Fixture {
-  tokenizer: string;
-  tokenizer_dir: string;
-  versions: Record<string, string>;
-  prefix_ids: number[];
-  eos_id: number;
-  pad_id: number;
-  encode: { text: string; hf_ids: number[] }[];
-  cases: Case[];
-}
+type Case = TokenCase;
+type Fixture = TokenFixture;
 
 const read = (rel: string) => JSON.parse(readFileSync(join(fixtures, rel), 'utf8')) as Fixture;
 

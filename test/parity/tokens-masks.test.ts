@@ -7,46 +7,14 @@ import { join } from 'node:path';
 import { describe, test } from 'node:test';
 import { collatePacked, createPipeline, packBestFitDecreasing, prepareExample, type TokenizedExample } from '../../src/index.ts';
 import { toExample } from '../../src/data/formats.ts';
-import type { RecordFormat } from '../../src/data/types.ts';
-import type { MaskMode } from '../../src/mask/mask-mode.ts';
 import { addSpecialTokens, loadTokenizer, type TextTokenizer } from '../../src/tokenize/tokenizer.ts';
 
+import type { TokenCase, TokenFixture } from './token-fixture.ts';
 const root = join(import.meta.dirname, '..', '..');
 const dir = join(root, 'test', 'fixtures', 'tokens');
 
-interface Case {
-  name: string;
-  format: RecordFormat;
-  record: unknown;
-  template: string;
-  mask: MaskMode;
-  max_length?: number;
-  truncation?: 'cut' | 'drop';
-  input_ids?: number[];
-  labels?: number[];
-  dropped?: string;
-  text: string;
-  prompt_alone_ids?: number[];
-  whole_text_ids?: number[];
-}
-
-interface Fixture {
-  versions: Record<string, string>;
-  tokenizer: string;
-  tokenizer_dir: string;
-  added_tokens: { content: string; id: number }[];
-  prefix_ids: number[];
-  eos_id: number;
-  pad_id: number;
-  encode: { text: string; hf_ids: number[]; hf_ids_with_special_tokens: number[]; ids: number[]; continuation_ids: number[] }[];
-  cases: Case[];
-  packing: {
-    capacity: number;
-    case_names: string[];
-    bins: number[][];
-    rows: { input_ids: number[]; labels: number[]; position_ids: number[]; attention_mask: number[]; doc_lengths: number[] }[];
-  };
-}
+type Case = TokenCase;
+type Fixture = TokenFixture;
 
 const files = readdirSync(dir).filter((f) => f.endsWith('.json'));
 assert.ok(files.length >= 5, 'token fixtures present');
