@@ -3,7 +3,7 @@
 // meanwhile, and no lock is left behind for --resume.
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
@@ -18,8 +18,10 @@ writeFileSync(DATA, JSON.stringify(JSON.parse(readFileSync(join(root, 'test', 'f
 const OUT = join(scratch, 'runs', 'shared');
 const trainArgs = (steps: number) => [join(root, 'bin', 'sftkit.js'), 'train', '--model', MODEL, '--data', DATA, '--out', OUT, '--max-steps', String(steps), '--batch-size', '4', '--max-length', '128', '--log-every', '1'];
 
-test('a second `sftkit train` on the same --out is refused naming the first, which finishes; the dashboard shows the holder', async () => {
-  const first = spawn(process.execPath, trainArgs(20), { cwd: scratch, stdio: ['ignore', 'pipe', 'pipe'] });
+test('a second `sftkit train` on the same --out is refused naming the first, which goes on; the dashboard shows the holder', async () => {
+  // The first run is long enough never to end by itself while the second starts (a short one could finish first and
+  // free the directory): it is stopped with SIGINT once the second has been refused.
+  const first = spawn(process.execPath, trainArgs(100_000), { cwd: scratch, stdio: ['ignore', 'pipe', 'pipe'] });
   let err1 = '';
   let out1 = '';
   first.stdout.on('data', (d) => (out1 += String(d)));
@@ -47,17 +49,24 @@ test('a second `sftkit train` on the same --out is refused naming the first, whi
   assert.match(second.stderr, new RegExp(`${OUT.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')} is in use by another run: pid ${first.pid} on host ${hostname()} since \\S+ \\(sftkit train\\)`));
   assert.equal(second.stdout, '', 'no result line from the refused run');
 
+  assert.equal(first.exitCode, null, 'the first run is still training');
+  first.kill('SIGINT');
   const code = await firstExit;
-  assert.equal(code, 0, err1);
-  assert.equal(JSON.parse(out1.trim().split('\n').pop() as string).steps, 20);
+  assert.equal(code, 130, err1);
+  const result = JSON.parse(out1.trim().split('\n').pop() as string);
+  assert.equal(result.stopped, 'interrupted');
   const run = JSON.parse(readFileSync(join(OUT, 'sftkit_run.json'), 'utf8'));
-  assert.equal(run.status, 'finished');
+  assert.equal(run.status, 'interrupted');
   assert.equal(run.pid, first.pid, 'the refused run did not touch the run file');
   assert.equal(existsSync(join(OUT, 'sftkit.lock')), false, 'the lock is released at the end');
 
   // The directory is free again: --resume continues from the first run's checkpoint.
-  const resumed = spawnSync(process.execPath, [...trainArgs(22), '--resume'], { cwd: scratch, encoding: 'utf8', timeout: 120_000 });
+  const saved = readdirSync(OUT).map((n) => /^checkpoint-(\d+)$/.exec(n)?.[1]).filter((n) => n !== undefined).map(Number);
+  const at = Math.max(...saved);
+  assert.equal(result.lastCheckpoint, join(OUT, `checkpoint-${at}`), 'the interrupted run left its checkpoint');
+  const resumed = spawnSync(process.execPath, [...trainArgs(at + 2), '--resume'], { cwd: scratch, encoding: 'utf8', timeout: 120_000 });
   assert.equal(resumed.status, 0, resumed.stderr);
+  assert.equal(JSON.parse(resumed.stdout.trim().split('\n').pop() as string).steps, at + 2);
   assert.match(resumed.stderr, /resumed from .*checkpoint-\d+/);
   assert.doesNotMatch(resumed.stderr, /taking over/);
   assert.equal(existsSync(join(OUT, 'sftkit.lock')), false);
