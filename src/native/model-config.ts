@@ -453,6 +453,15 @@ export function parseModelConfig(raw: unknown): LoadedConfig {
   return { spec: specFromConfig(obj), raw: obj };
 }
 
+/** Names of the keys written with a float literal (3.0, 1e-06) in a config.json text. */
+const FLOAT_KEYS = Symbol('sftkit.floatKeys');
+
+function floatKeys(text: string): Set<string> {
+  const out = new Set<string>();
+  for (const m of text.matchAll(/"([^"\\]+)"\s*:\s*-?\d+(?:\.\d*(?:[eE][-+]?\d+)?|[eE][-+]?\d+)/g)) out.add(m[1]!);
+  return out;
+}
+
 /** Reads and validates `<dir>/config.json`. */
 export function readModelConfig(dir: string): LoadedConfig {
   const file = join(dir, 'config.json');
@@ -468,7 +477,9 @@ export function readModelConfig(dir: string): LoadedConfig {
   } catch (e) {
     throw new SftkitError('SFTKIT_IO', `${file} is not valid JSON: ${(e as Error).message}`, { cause: e });
   }
-  return parseModelConfig(raw);
+  const loaded = parseModelConfig(raw);
+  Object.defineProperty(loaded.raw, FLOAT_KEYS, { value: floatKeys(text), enumerable: false });
+  return loaded;
 }
 
 /** The config to write on save: the original one with vocab_size set to the model's current size. */
@@ -524,4 +535,19 @@ export function modelSupport(dir: string): ModelSupport {
     const err = e as SftkitError;
     return { dir, supported: false, modelType, features: [], reason: err.message, code: err.code ?? null };
   }
+}
+
+/**
+ * config.json's text for save (configForSave's object, two-space indent): keys that the source wrote as floats keep
+ * a float literal when their value is integral (3.0, not 3). transformers 5's strict config classes refuse an int for
+ * a float field (Gemma 2's final_logit_softcapping 3.0 -> 3 does not load).
+ */
+export function configTextForSave(raw: Record<string, unknown>, vocabSize: number): string {
+  const keys = (raw as { [FLOAT_KEYS]?: Set<string> })[FLOAT_KEYS] ?? new Set<string>();
+  let text = JSON.stringify(configForSave(raw, vocabSize), null, 2);
+  if (keys.size > 0) {
+    text = text.replace(/^(\s*"([^"\\]+)": )(-?\d+)(,?)$/gm, (all, head: string, key: string, num: string, comma: string) =>
+      keys.has(key) ? `${head}${num}.0${comma}` : all);
+  }
+  return `${text}\n`;
 }

@@ -240,7 +240,7 @@ test('directories saved by sftkit load in transformers with identical logits (re
     models: Record<string, { maxAbsLogitsDiff: number }>;
   };
   assert.equal(rec.allMatch, true);
-  for (const n of ['tiny-gpt2', 'tiny-llama', 'tiny-llama-untied', 'tiny-qwen2', 'tiny-qwen3', 'tinystories-656k', 'tiny-gpt2-resized']) {
+  for (const n of ['tiny-gpt2', 'tiny-llama', 'tiny-llama-untied', 'tiny-qwen2', 'tiny-qwen3', 'tinystories-656k', 'tiny-gpt2-resized', ...NEW_NAMES.map((x) => `tiny-${x}`)]) {
     assert.ok(rec.models[n]!.maxAbsLogitsDiff <= 1e-5, n);
   }
 });
