@@ -170,6 +170,11 @@ export async function exportGguf(modelDir: string, outFile: string, options: Exp
     if (!(GGUF_ARCHES as readonly string[]).includes(spec.arch)) {
       throw new SftkitError('SFTKIT_UNSUPPORTED', `${dir}: GGUF export is not implemented for ${spec.arch} (it is for ${GGUF_ARCHES.join(', ')})`);
     }
+    // The GGUF metadata written here carries the default RoPE (+ Llama 3's rope_freqs) and no sliding window: other
+    // RoPE kinds and windows (issue 22, loadable for training) are refused rather than exported with different math.
+    const scaled = spec.ropes.find((r) => (r.type !== 'default' && r.type !== 'llama3') || r.rotaryDim !== 0);
+    if (scaled) throw new SftkitError('SFTKIT_UNSUPPORTED', `${dir}: GGUF export of RoPE type ${scaled.type}${scaled.rotaryDim ? ' with partial rotary dims' : ''} is not implemented (default and llama3 are)`);
+    if (spec.slidingWindow > 0) throw new SftkitError('SFTKIT_UNSUPPORTED', `${dir}: GGUF export of sliding-window attention (sliding_window ${spec.slidingWindow}) is not implemented`);
     const sources = modelTensors(dir);
     const plan = planTensors(spec, raw, sources);
     const tokenizer = tokenizerMetadata(dir, spec);

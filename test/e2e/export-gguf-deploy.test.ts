@@ -98,7 +98,7 @@ test('--adapter: a LoRA adapter merged at export generates in node-llama-cpp as 
 });
 
 test('Llama 3 RoPE scaling (tiny-llama3-rope, untied): rope_freqs.weight, and node-llama-cpp generates what transformers 5.18 generated', async () => {
-  // sftkit itself does not run Llama 3 RoPE yet; the fixture's parity.json holds transformers' greedy generation.
+  // The fixture's parity.json holds transformers' greedy generation (sftkit's own equals it: test/parity/models.test.ts).
   const dir = join(scratch, 'tiny-llama3-rope');
   cpSync(join(models, 'tiny-llama3-rope'), dir, { recursive: true });
   writeTinyTokenizer(dir, 'gpt-2');

@@ -87,3 +87,20 @@ test('a sharded model (model.safetensors.index.json) exports the same file as th
   await exportGguf(sharded, join(dir, 'two.gguf'), { name: 'm' });
   assert.ok(readFileSync(join(dir, 'one.gguf')).equals(readFileSync(join(dir, 'two.gguf'))));
 });
+
+test('issue 22 models that load for training but whose math GGUF metadata cannot carry are refused, not exported differently', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'sftkit-gguf-refuse-'));
+  try {
+    for (const [name, re] of [
+      ['tiny-llama-yarn', /RoPE type yarn/],
+      ['tiny-llama-linear', /RoPE type linear/],
+      ['tiny-mistral', /not implemented for mistral/],
+      ['tiny-qwen2-sliding', /sliding-window attention \(sliding_window 4\)/],
+    ] as const) {
+      await assert.rejects(exportGguf(join(fixtures, name), join(dir, `${name}.gguf`)), { code: 'SFTKIT_UNSUPPORTED', message: re });
+    }
+    await assert.rejects(exportGguf(join(fixtures, 'tiny-phi3'), join(dir, 'phi3.gguf')), { code: 'SFTKIT_UNSUPPORTED', message: /not implemented for phi3/ });
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
