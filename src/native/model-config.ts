@@ -543,8 +543,13 @@ export function modelSupport(dir: string): ModelSupport {
  * a float field (Gemma 2's final_logit_softcapping 3.0 -> 3 does not load).
  */
 export function configTextForSave(raw: Record<string, unknown>, vocabSize: number): string {
+  return configText(raw, { vocab_size: vocabSize });
+}
+
+/** The same for any top-level changes (`patch`) of a config read by readModelConfig. */
+export function configText(raw: Record<string, unknown>, patch: Record<string, unknown>): string {
   const keys = (raw as { [FLOAT_KEYS]?: Set<string> })[FLOAT_KEYS] ?? new Set<string>();
-  let text = JSON.stringify(configForSave(raw, vocabSize), null, 2);
+  let text = JSON.stringify({ ...raw, ...patch }, null, 2);
   if (keys.size > 0) {
     text = text.replace(/^(\s*"([^"\\]+)": )(-?\d+)(,?)$/gm, (all, head: string, key: string, num: string, comma: string) =>
       keys.has(key) ? `${head}${num}.0${comma}` : all);
