@@ -254,7 +254,7 @@ function layerTypes(r: Reader, arch: ModelArch, n: number): ('sliding_attention'
     return range.map((i) => ((i + 1) % p !== 0 ? 'sliding_attention' : 'full_attention'));
   }
   const window = r.get('sliding_window');
-  if (arch === 'qwen2') {
+  if (arch === 'qwen2' || arch === 'qwen3') {
     const on = r.bool('use_sliding_window', false) && window !== undefined && window !== null;
     const from = r.has('max_window_layers') ? (r.get('max_window_layers') as number) : 28;
     return range.map((i) => (on && i >= from ? 'sliding_attention' : 'full_attention'));
@@ -280,10 +280,10 @@ function noRopeLayers(r: Reader, n: number): boolean[] {
   return Array.from({ length: n }, (_, i) => (i + 1) % interval !== 0);
 }
 
-/** The sliding window W of the config (0 when no layer slides): qwen2 and smollm3 only with use_sliding_window. */
+/** The sliding window W of the config (0 when no layer slides): qwen2/qwen3 and smollm3 only with use_sliding_window. */
 function slidingWindow(r: Reader, arch: ModelArch, types: readonly string[]): number {
   if (!types.includes('sliding_attention')) return 0;
-  if ((arch === 'qwen2' || arch === 'smollm3') && !r.bool('use_sliding_window', false)) return 0;
+  if ((arch === 'qwen2' || arch === 'qwen3' || arch === 'smollm3') && !r.bool('use_sliding_window', false)) return 0;
   return r.int('sliding_window', arch === 'gemma2' || arch === 'gemma3_text' ? 4096 : undefined);
 }
 
