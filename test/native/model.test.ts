@@ -51,6 +51,8 @@ test('config validation: unknown model_type and unsupported math are SFTKIT_UNSU
   assert.equal(q2s.slidingWindow, 64);
   assert.deepEqual(q2s.slidingLayers, Array.from({ length: q2s.numLayers }, (_, i) => i >= 1));
   assert.equal(parseModelConfig({ ...q2raw, layer_types: undefined, use_sliding_window: false, sliding_window: 64 }).spec.slidingWindow, 0);
+  const q3raw = JSON.parse(readFileSync(join(tiny('qwen3'), 'config.json'), 'utf8')) as Record<string, unknown>;
+  assert.deepEqual(parseModelConfig({ ...q3raw, layer_types: undefined, use_sliding_window: true, sliding_window: 8, max_window_layers: 1 }).spec.slidingLayers, [false, true]);
   // Llama 3.1 in the legacy layout
   const l31 = parseModelConfig({ ...base, rope_parameters: undefined, rope_theta: 5e5, rope_scaling: { rope_type: 'llama3', factor: 8, low_freq_factor: 1, high_freq_factor: 4, original_max_position_embeddings: 8192 } }).spec;
   assert.deepEqual([l31.ropes[0]!.type, l31.ropes[0]!.theta, l31.ropes[0]!.factor, l31.ropes[0]!.originalMaxPositions], ['llama3', 5e5, 8, 8192]);
