@@ -132,6 +132,44 @@ int threads_option(const Napi::CallbackInfo& info, size_t index) {
   return thread_count_arg(options_arg(info, index).Get("threads"), "options.threads");
 }
 
+namespace {
+
+std::vector<double> number_list(const Napi::Value& v, const char* name) {
+  std::vector<double> out;
+  if (v.IsUndefined() || v.IsNull()) return out;
+  if (!v.IsArray()) throw_bad_argument(std::string(name) + " must be an array of numbers");
+  Napi::Array a = v.As<Napi::Array>();
+  for (uint32_t i = 0; i < a.Length(); ++i) {
+    Napi::Value x = a.Get(i);
+    if (!x.IsNumber()) throw_bad_argument(std::string(name) + " must hold numbers");
+    out.push_back(x.As<Napi::Number>().DoubleValue());
+  }
+  return out;
+}
+
+// spec.ropes[i] (src/native/model-config.ts RopeSpec).
+RopeSpec rope_arg(const Napi::Value& v) {
+  if (!v.IsObject()) throw_bad_argument("spec.ropes must hold objects");
+  Napi::Object o = v.As<Napi::Object>();
+  RopeSpec r;
+  r.type = string_option(o, "type", "default");
+  r.theta = num_field(o, "theta", 10000.0);
+  r.rotary_dim = int_field(o, "rotaryDim", 0);
+  r.factor = num_field(o, "factor", 1.0);
+  r.low_freq_factor = num_field(o, "lowFreqFactor", 1.0);
+  r.high_freq_factor = num_field(o, "highFreqFactor", 4.0);
+  r.original_max_positions = int_field(o, "originalMaxPositions", 0);
+  r.attention_factor = num_field(o, "attentionFactor", 1.0);
+  r.beta_fast = num_field(o, "betaFast", 32.0);
+  r.beta_slow = num_field(o, "betaSlow", 1.0);
+  r.truncate = bool_field(o, "truncate", true);
+  r.short_factor = number_list(o.Get("shortFactor"), "spec.ropes[].shortFactor");
+  r.long_factor = number_list(o.Get("longFactor"), "spec.ropes[].longFactor");
+  return r;
+}
+
+}  // namespace
+
 ModelSpec spec_arg(const Napi::Object& o) {
   ModelSpec s;
   Napi::Value arch = o.Get("arch");
@@ -152,6 +190,27 @@ ModelSpec spec_arg(const Napi::Object& o) {
   s.o_bias = bool_field(o, "oBias", false);
   s.mlp_bias = bool_field(o, "mlpBias", false);
   s.qk_norm = bool_field(o, "qkNorm", false);
+  Napi::Value ropes = o.Get("ropes");
+  if (!ropes.IsUndefined() && !ropes.IsNull()) {
+    if (!ropes.IsArray()) throw_bad_argument("spec.ropes must be an array");
+    Napi::Array a = ropes.As<Napi::Array>();
+    for (uint32_t i = 0; i < a.Length(); ++i) s.ropes.push_back(rope_arg(a.Get(i)));
+  }
+  s.layer_rope = int_list(o.Get("layerRope"), "spec.layerRope");
+  s.sliding_window = int_field(o, "slidingWindow", 0);
+  Napi::Value sliding = o.Get("slidingLayers");
+  if (!sliding.IsUndefined() && !sliding.IsNull()) {
+    if (!sliding.IsArray()) throw_bad_argument("spec.slidingLayers must be an array of booleans");
+    Napi::Array a = sliding.As<Napi::Array>();
+    for (uint32_t i = 0; i < a.Length(); ++i) {
+      Napi::Value x = a.Get(i);
+      if (!x.IsBoolean()) throw_bad_argument("spec.slidingLayers must hold booleans");
+      s.sliding_layers.push_back(x.As<Napi::Boolean>().Value());
+    }
+  }
+  s.query_pre_attn_scalar = num_field(o, "queryPreAttnScalar", 0.0);
+  s.attn_softcap = num_field(o, "attnSoftcap", 0.0);
+  s.final_softcap = num_field(o, "finalSoftcap", 0.0);
   return s;
 }
 

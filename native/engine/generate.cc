@@ -94,10 +94,20 @@ std::vector<std::vector<int64_t>> generate_tokens(CausalLM& model, const std::ve
   }
   KVCache cache = model.new_cache(B, capacity);
   at::Tensor weight = model.lm_head_weight();
+  const double cap = model.final_softcap();
+  auto head = [&](const at::Tensor& rows) {  // [B, C] -> [B, V] (Gemma 2: tanh softcapping)
+    at::Tensor l = at::linear(rows, weight);
+    return cap > 0 ? at::tanh(l / cap) * cap : l;
+  };
   at::Tensor h = model.hidden_states(ids, pos, plan, &cache);
   cache.length = P;
-  at::Tensor logits = at::linear(h.select(1, P - 1), weight);  // [B, V]
-  at::Tensor last_pos = pos.select(1, P - 1);                  // [B]
+  at::Tensor logits = head(h.select(1, P - 1));  // [B, V]
+  at::Tensor last_pos = pos.select(1, P - 1);    // [B]
+  // Longrope (Phi-3): when the sequence (left padding included) first grows past the switch length, everything is
+  // encoded again with the long factors (transformers' intended rule), then the cache goes on as usual.
+  const int64_t switch_len = model.rope_switch_length();
+  const bool reprefill = switch_len > 0 && P <= switch_len;
+  at::Tensor all_ids = reprefill ? ids : at::Tensor();  // [B, S]
 
   at::Generator gen = at::make_generator<at::CPUGeneratorImpl>(o.seed);
   std::vector<bool> done(B, false);
@@ -117,15 +127,34 @@ std::vector<std::vector<int64_t>> generate_tokens(CausalLM& model, const std::ve
     if (all_done || !keep_going || step + 1 == o.max_new_tokens) break;
     // Feed the new token of every row (finished rows too: their output is ignored).
     last_pos = last_pos + 1;
-    AttentionPlan step_plan;  // kCausal with T = 1 attends to the whole cache
-    if (padded) {
+    if (reprefill) all_ids = at::cat({all_ids, next.to(dev).view({B, 1})}, 1);
+    if (reprefill && cache.length == switch_len) {
+      const int64_t S = cache.length + 1;
       valid = at::cat({valid, at::ones({B, 1}, valid.options())}, 1);
+      at::Tensor all_pos = valid.to(at::kLong).cumsum(-1) - 1;
+      all_pos = all_pos.masked_fill(valid.logical_not(), 1);
+      AttentionPlan full;
+      if (padded) {
+        at::Tensor causal = at::ones({S, S}, at::TensorOptions().dtype(at::kBool).device(dev)).tril();
+        at::Tensor eye = at::eye(S, at::TensorOptions().dtype(at::kBool).device(dev));
+        full.kind = AttentionPlan::Kind::kMasked;
+        full.mask = ((causal.unsqueeze(0) & valid.unsqueeze(1)) | eye.unsqueeze(0)).unsqueeze(1);
+      }
+      cache.length = 0;
+      h = model.hidden_states(all_ids, all_pos, full, &cache);
+      cache.length = S;
+      logits = head(h.select(1, S - 1));
+      continue;
+    }
+    AttentionPlan step_plan;  // kCausal with T = 1 attends to the whole cache
+    if (padded || reprefill) valid = at::cat({valid, at::ones({B, 1}, valid.options())}, 1);
+    if (padded) {
       step_plan.kind = AttentionPlan::Kind::kMasked;
       step_plan.mask = valid.view({B, 1, 1, -1});
     }
     h = model.hidden_states(next.to(dev).view({B, 1}), last_pos.view({B, 1}), step_plan, &cache);
     cache.length += 1;
-    logits = at::linear(h.select(1, 0), weight);
+    logits = head(h.select(1, 0));
   }
   return out;
 }

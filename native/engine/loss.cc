@@ -21,8 +21,9 @@ using torch::autograd::variable_list;
 // y [N] int64 in [0, V). Returns the loss sum (fp64 accumulation). When given, grad_h [N, C] is overwritten with
 // scale * d loss / d h and grad_w [V, C] is incremented by scale * d loss / d W. Never more than one chunk of logits
 // [chunk, V] exists at a time; the softmax gradient is formed in place in that buffer.
+// softcap > 0 (Gemma 2): the logits are cap * tanh(logits / cap) and the gradient is chained through the tanh.
 double ce_chunks(const at::Tensor& hf, const at::Tensor& wf, const at::Tensor& y, int64_t chunk, double scale,
-                 at::Tensor* grad_h, at::Tensor* grad_w, at::Tensor* logits_buffer = nullptr) {
+                 at::Tensor* grad_h, at::Tensor* grad_w, at::Tensor* logits_buffer = nullptr, double softcap = 0) {
   const int64_t n = hf.size(0), V = wf.size(0);
   at::Tensor buffer;  // flat fp32 [>= chunk * V], reused by every chunk (and by the next call when given)
   if (logits_buffer && logits_buffer->defined() && logits_buffer->numel() >= std::min(chunk, n) * V &&
@@ -39,6 +40,12 @@ double ce_chunks(const at::Tensor& hf, const at::Tensor& wf, const at::Tensor& y
     at::Tensor yc = y.narrow(0, start, rows).unsqueeze(1);          // [r, 1]
     at::Tensor logits = buffer.narrow(0, 0, rows * V).view({rows, V});  // [r, V]
     at::mm_out(logits, hc, wf.t());
+    at::Tensor th;  // tanh(raw / cap), kept for the chain rule
+    if (softcap > 0) {
+      logits.div_(softcap).tanh_();
+      if (grad_h || grad_w) th = logits.clone();
+      logits.mul_(softcap);
+    }
     at::Tensor target = logits.gather(1, yc);                       // [r, 1]
     // logsumexp in place (no second [r, V] buffer): exp(logits - max) overwrites the logits, then its row sums.
     at::Tensor rmax = std::get<0>(logits.max(1, /*keepdim=*/true));  // [r, 1]
@@ -49,6 +56,7 @@ double ce_chunks(const at::Tensor& hf, const at::Tensor& wf, const at::Tensor& y
     // d loss / d logits = softmax - onehot, in place over the same buffer.
     at::Tensor probs = e.div_(rsum);
     probs.scatter_add_(1, yc, at::full({rows, 1}, -1.0f, probs.options()));
+    if (th.defined()) probs.mul_(th.mul_(th).neg_().add_(1.0));  // d capped / d raw = 1 - tanh^2
     if (grad_h) {
       at::Tensor gh = grad_h->narrow(0, start, rows);
       at::mm_out(gh, probs, wf);  // [r, C]
@@ -64,14 +72,15 @@ using torch::autograd::variable_list;
 
 // Shapes: h [N, C], w [V, C], y [N] int64 in [0, V). Returns the 0-dim fp32 loss sum.
 struct ChunkedCrossEntropy : public torch::autograd::Function<ChunkedCrossEntropy> {
-  static at::Tensor forward(AutogradContext* ctx, const at::Tensor& h, const at::Tensor& w, const at::Tensor& y, int64_t chunk) {
+  static at::Tensor forward(AutogradContext* ctx, const at::Tensor& h, const at::Tensor& w, const at::Tensor& y, int64_t chunk,
+                            double softcap) {
     const bool need_h = h.requires_grad();
     const bool need_w = w.requires_grad();
     at::Tensor hf = h.scalar_type() == at::kFloat ? h : h.to(at::kFloat);
     at::Tensor wf = w.scalar_type() == at::kFloat ? w : w.to(at::kFloat);
     at::Tensor grad_h = need_h ? at::empty_like(hf) : at::Tensor();
     at::Tensor grad_w = need_w ? at::zeros_like(wf) : at::Tensor();
-    const double total = ce_chunks(hf, wf, y, chunk, 1.0, need_h ? &grad_h : nullptr, need_w ? &grad_w : nullptr);
+    const double total = ce_chunks(hf, wf, y, chunk, 1.0, need_h ? &grad_h : nullptr, need_w ? &grad_w : nullptr, nullptr, softcap);
     ctx->save_for_backward({grad_h, grad_w});
     ctx->saved_data["h_dtype"] = static_cast<int64_t>(h.scalar_type());
     ctx->saved_data["w_dtype"] = static_cast<int64_t>(w.scalar_type());
@@ -89,7 +98,7 @@ struct ChunkedCrossEntropy : public torch::autograd::Function<ChunkedCrossEntrop
       auto dtype = static_cast<at::ScalarType>(ctx->saved_data[key].toInt());
       return r.scalar_type() == dtype ? r : r.to(dtype);
     };
-    return {scaled(saved[0], "h_dtype"), scaled(saved[1], "w_dtype"), at::Tensor(), at::Tensor()};
+    return {scaled(saved[0], "h_dtype"), scaled(saved[1], "w_dtype"), at::Tensor(), at::Tensor(), at::Tensor()};
   }
 };
 
@@ -141,28 +150,29 @@ int64_t auto_chunk_rows(int64_t vocab, int64_t rows) {
   return std::max<int64_t>(1, std::min<int64_t>(std::max<int64_t>(16, budget / std::max<int64_t>(1, vocab)), rows));
 }
 
-LossResult fused_masked_cross_entropy(const at::Tensor& hidden, const at::Tensor& weight, const at::Tensor& labels, int64_t chunk_rows) {
+LossResult fused_masked_cross_entropy(const at::Tensor& hidden, const at::Tensor& weight, const at::Tensor& labels, int64_t chunk_rows,
+                                      double softcap) {
   check_inputs(hidden, weight, labels);
   if (chunk_rows < 0) throw_bad_argument("loss: chunk_rows must be >= 0");
   const int64_t B = hidden.size(0), T = hidden.size(1), C = hidden.size(2), V = weight.size(0);
   if (T < 2) return {(hidden.sum() * 0.0).abs().to(at::kFloat), 0};
   auto [rows, y] = label_rows(labels.device() == hidden.device() ? labels : labels.to(hidden.device()), V);
   if (rows.numel() == 0) return {(hidden.sum() * 0.0).abs().to(at::kFloat), 0};
-  return fused_cross_entropy_rows(hidden.reshape({B * T, C}).index_select(0, rows), weight, y, chunk_rows);  // autograd-tracked gather
+  return fused_cross_entropy_rows(hidden.reshape({B * T, C}).index_select(0, rows), weight, y, chunk_rows, softcap);  // autograd-tracked gather
 }
 
 LossResult fused_cross_entropy_rows(const at::Tensor& hidden_rows, const at::Tensor& weight, const at::Tensor& targets,
-                                    int64_t chunk_rows) {
+                                    int64_t chunk_rows, double softcap) {
   check_rows(hidden_rows, weight, targets);
   if (chunk_rows < 0) throw_bad_argument("loss: chunk_rows must be >= 0");
   const int64_t n = hidden_rows.size(0), V = weight.size(0);
   if (n == 0) return {(hidden_rows.sum() * 0.0).abs().to(at::kFloat), 0};
   const int64_t chunk = chunk_rows > 0 ? std::min(chunk_rows, n) : auto_chunk_rows(V, n);
-  return {ChunkedCrossEntropy::apply(hidden_rows, weight, targets, chunk), n};
+  return {ChunkedCrossEntropy::apply(hidden_rows, weight, targets, chunk, softcap), n};
 }
 
 LossGradient fused_cross_entropy_rows_grad(const at::Tensor& hidden_rows, const at::Tensor& weight, const at::Tensor& targets,
-                                           double scale, int64_t chunk_rows, LossWorkspace* workspace) {
+                                           double scale, int64_t chunk_rows, LossWorkspace* workspace, double softcap) {
   check_rows(hidden_rows, weight, targets);
   if (chunk_rows < 0) throw_bad_argument("loss: chunk_rows must be >= 0");
   if (!weight.is_leaf()) throw_bad_argument("loss: the LM head weight must be a leaf tensor (a parameter)");
@@ -195,7 +205,7 @@ LossGradient fused_cross_entropy_rows_grad(const at::Tensor& hidden_rows, const 
   // With the CPU pool the logits go back to its cache after the loss (the next step's loss gets the same block back,
   // and backward can use its pages meanwhile); kept across steps they were live through the step's memory peak.
   const bool keep_logits = workspace && !(h.device().is_cpu() && cpu_pool_installed());
-  out.loss_sum = ce_chunks(h, wf, targets, chunk, scale, &grad_rows, gw, keep_logits ? &workspace->logits : nullptr);
+  out.loss_sum = ce_chunks(h, wf, targets, chunk, scale, &grad_rows, gw, keep_logits ? &workspace->logits : nullptr, softcap);
   if (buffer.defined()) {
     if (wgrad.defined()) wgrad.add_(buffer.to(weight.scalar_type()));
     else wgrad = buffer.to(weight.scalar_type());

@@ -18,8 +18,9 @@ struct LossResult {
   at::Tensor loss_sum;
   int64_t count;
 };
+// softcap > 0 (here and below): the logits are softcap * tanh(logits / softcap) (Gemma 2's final softcapping).
 LossResult fused_masked_cross_entropy(const at::Tensor& hidden, const at::Tensor& weight, const at::Tensor& labels,
-                                      int64_t chunk_rows = 0);
+                                      int64_t chunk_rows = 0, double softcap = 0);
 
 // The training form of the same loss (fused_cross_entropy_rows_grad below), without an autograd node: the loss sum
 // over the N label rows and, in the same chunked pass, grad_hidden [N, C] = scale * d loss / d hidden_rows while
@@ -55,9 +56,10 @@ LabelRows label_rows(const at::Tensor& labels, int64_t vocab);
 
 // The losses on rows already selected: hidden_rows [N, C] (the final hidden states of label_rows' rows), targets [N].
 LossResult fused_cross_entropy_rows(const at::Tensor& hidden_rows, const at::Tensor& weight, const at::Tensor& targets,
-                                    int64_t chunk_rows = 0);
+                                    int64_t chunk_rows = 0, double softcap = 0);
 LossGradient fused_cross_entropy_rows_grad(const at::Tensor& hidden_rows, const at::Tensor& weight, const at::Tensor& targets,
-                                           double scale, int64_t chunk_rows = 0, LossWorkspace* workspace = nullptr);
+                                           double scale, int64_t chunk_rows = 0, LossWorkspace* workspace = nullptr,
+                                           double softcap = 0);
 
 // The same loss through full logits and at::cross_entropy (reference for tests and benches).
 LossResult naive_masked_cross_entropy(const at::Tensor& hidden, const at::Tensor& weight, const at::Tensor& labels);

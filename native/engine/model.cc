@@ -9,6 +9,9 @@
 #include <torch/csrc/autograd/function.h>
 #include <torch/csrc/autograd/functions/utils.h>
 
+#include <cmath>
+#include <limits>
+#include <optional>
 #include <sstream>
 #include <vector>
 
@@ -254,27 +257,69 @@ at::Tensor scatter_rows(const at::Tensor& src, const at::Tensor& idx, int64_t n)
 
 }  // namespace
 
+namespace {
+
+// [t, s] bool: query i (at absolute index s - t + i) may see key j: j <= qi and, with a window, j > qi - window.
+at::Tensor band_mask(int64_t t, int64_t s, int64_t window, const at::Device& dev) {
+  const auto i64 = at::TensorOptions().dtype(at::kLong).device(dev);
+  at::Tensor qi = at::arange(s - t, s, i64).unsqueeze(1);
+  at::Tensor ki = at::arange(0, s, i64).unsqueeze(0);
+  at::Tensor m = ki.le(qi);
+  if (window > 0) m = m & ki.gt(qi - window);
+  return m;
+}
+
+// One attention call: q [*, H, T, D], k/v [*, H, S, D] (heads repeated), mask bool broadcastable to [*, H, T, S] or
+// undefined, causal: the plain causal mask (T == S). SDPA unless softcapping needs the eager form (transformers'
+// eager: scores * scale, tanh cap, mask, fp32 softmax, cast back).
+at::Tensor attend(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const at::Tensor& mask, bool causal,
+                  const AttentionOptions& o) {
+  const std::optional<double> scale = o.scale > 0 ? std::optional<double>(o.scale) : std::nullopt;
+  if (o.softcap <= 0) {
+    if (mask.defined()) return at::scaled_dot_product_attention(q, k, v, mask, 0.0, false, scale);
+    return at::scaled_dot_product_attention(q, k, v, {}, 0.0, causal, scale);
+  }
+  const double sc = o.scale > 0 ? o.scale : 1.0 / std::sqrt(static_cast<double>(q.size(-1)));
+  at::Tensor scores = at::matmul(q, k.transpose(-2, -1)) * sc;
+  scores = at::tanh(scores / o.softcap) * o.softcap;
+  at::Tensor m = causal ? band_mask(q.size(-2), k.size(-2), 0, q.device()) : mask;
+  if (m.defined()) scores = scores.masked_fill(m.logical_not(), -std::numeric_limits<double>::infinity());
+  return at::matmul(scores.to(at::kFloat).softmax(-1).to(q.scalar_type()), v);
+}
+
+}  // namespace
+
 at::Tensor attention_forward(const at::Tensor& q, const at::Tensor& k_in, const at::Tensor& v_in,
-                             const AttentionPlan& plan) {
+                             const AttentionPlan& plan, const AttentionOptions& opt) {
   const int64_t rep = q.size(1) / k_in.size(1);
   at::Tensor k = repeat_kv(k_in, rep);
   at::Tensor v = repeat_kv(v_in, rep);
   const int64_t t = q.size(2), s = k.size(2);
+  const bool plain = opt.plain();
+  // A window only binds when some query has more than W keys to its left (itself included).
+  const int64_t window = opt.window > 0 && opt.window < s ? opt.window : 0;
   switch (plan.kind) {
     case AttentionPlan::Kind::kCausal:
-      if (s == t) return at::scaled_dot_product_attention(q, k, v, {}, 0.0, /*is_causal=*/true);
-      if (t == 1) return at::scaled_dot_product_attention(q, k, v);
-      {
-        // T new queries at absolute positions s-t .. s-1 over s keys.
-        at::Tensor qi = at::arange(s - t, s, at::TensorOptions().dtype(at::kLong).device(q.device())).unsqueeze(1);
-        at::Tensor ki = at::arange(0, s, at::TensorOptions().dtype(at::kLong).device(q.device())).unsqueeze(0);
-        return at::scaled_dot_product_attention(q, k, v, ki.le(qi));
+      if (plain) {
+        if (s == t) return at::scaled_dot_product_attention(q, k, v, {}, 0.0, /*is_causal=*/true);
+        if (t == 1) return at::scaled_dot_product_attention(q, k, v);
+        {
+          // T new queries at absolute positions s-t .. s-1 over s keys.
+          at::Tensor qi = at::arange(s - t, s, at::TensorOptions().dtype(at::kLong).device(q.device())).unsqueeze(1);
+          at::Tensor ki = at::arange(0, s, at::TensorOptions().dtype(at::kLong).device(q.device())).unsqueeze(0);
+          return at::scaled_dot_product_attention(q, k, v, ki.le(qi));
+        }
       }
+      if (s == t && window == 0) return attend(q, k, v, at::Tensor(), /*causal=*/true, opt);
+      if (t == 1 && window == 0) return attend(q, k, v, at::Tensor(), false, opt);
+      return attend(q, k, v, band_mask(t, s, window, q.device()), false, opt);
     case AttentionPlan::Kind::kMasked:
-      return at::scaled_dot_product_attention(q, k, v, plan.mask);
+      if (plain) return at::scaled_dot_product_attention(q, k, v, plan.mask);
+      return attend(q, k, v, window > 0 ? plan.mask & band_mask(t, s, window, q.device()) : plan.mask, false, opt);
     case AttentionPlan::Kind::kVarlen: {
       // Each bucket: its tokens gathered into the zero-padded layout [seqs, H, len, D] (zeros at padding, which no
       // real token attends to: padding follows every sequence), one batched causal SDPA, the outputs scattered back.
+      // A sliding window is the same band in every sequence (each starts at slot 0 of its row).
       if (s != t) throw_bad_argument("varlen attention does not combine with a KV cache");
       const int64_t B = q.size(0), H = q.size(1), D = q.size(3), N = q.size(0) * q.size(2);
       auto flat = [&](const at::Tensor& x) { return x.transpose(1, 2).reshape({N, H, D}); };
@@ -285,7 +330,14 @@ at::Tensor attention_forward(const at::Tensor& q, const at::Tensor& k_in, const 
           at::Tensor x = bk.identity ? xf : scatter_rows(xf.index_select(0, bk.tokens), bk.slots, bk.seqs * bk.len);
           return x.view({bk.seqs, bk.len, H, D}).transpose(1, 2);
         };
-        at::Tensor o = at::scaled_dot_product_attention(padded(qf), padded(kf), padded(vf), {}, 0.0, /*is_causal=*/true);
+        at::Tensor o;
+        if (plain) {
+          o = at::scaled_dot_product_attention(padded(qf), padded(kf), padded(vf), {}, 0.0, /*is_causal=*/true);
+        } else if (opt.window > 0 && opt.window < bk.len) {
+          o = attend(padded(qf), padded(kf), padded(vf), band_mask(bk.len, bk.len, opt.window, q.device()), false, opt);
+        } else {
+          o = attend(padded(qf), padded(kf), padded(vf), at::Tensor(), /*causal=*/true, opt);
+        }
         o = o.transpose(1, 2).reshape({bk.seqs * bk.len, H, D});
         if (bk.identity && plan.buckets.size() == 1) return o.view({B, t, H, D}).transpose(1, 2);
         outs.push_back(bk.identity ? o : o.index_select(0, bk.slots));
@@ -297,6 +349,41 @@ at::Tensor attention_forward(const at::Tensor& q, const at::Tensor& k_in, const 
     }
   }
   throw_bad_argument("unknown attention plan");
+}
+
+void layer_ropes(const ModelSpec& spec, const at::Device& device, std::vector<std::unique_ptr<Rope>>& ropes_out,
+                 std::vector<const Rope*>& per_layer) {
+  ropes_out.clear();
+  per_layer.clear();
+  std::vector<RopeSpec> specs = spec.ropes;
+  if (specs.empty()) {
+    RopeSpec r;
+    r.theta = spec.rope_theta;
+    specs.push_back(r);
+  }
+  for (const RopeSpec& r : specs) ropes_out.push_back(std::make_unique<Rope>(r, spec.head_dim, spec.max_positions, device));
+  if (!spec.layer_rope.empty() && static_cast<int64_t>(spec.layer_rope.size()) != spec.num_layers) {
+    throw_bad_argument("model spec: layerRope must hold one entry per layer");
+  }
+  for (int64_t i = 0; i < spec.num_layers; ++i) {
+    const int64_t r = spec.layer_rope.empty() ? 0 : spec.layer_rope[i];
+    if (r < -1 || r >= static_cast<int64_t>(ropes_out.size())) throw_bad_argument("model spec: layerRope entries must be -1 or index ropes");
+    per_layer.push_back(r < 0 ? nullptr : ropes_out[r].get());
+  }
+}
+
+std::vector<std::pair<at::Tensor, at::Tensor>> rope_tables(const std::vector<std::unique_ptr<Rope>>& ropes,
+                                                           const at::Tensor& pos, at::ScalarType dtype) {
+  int64_t seq_len = 0;
+  for (const auto& r : ropes) {
+    if (r->per_call()) {
+      seq_len = pos.max().item<int64_t>() + 1;  // one host sync, only for dynamic / longrope
+      break;
+    }
+  }
+  std::vector<std::pair<at::Tensor, at::Tensor>> out;
+  for (const auto& r : ropes) out.push_back(r->tables(pos, seq_len, dtype));
+  return out;
 }
 
 std::unique_ptr<CausalLM> make_causal_lm(const ModelSpec& s, const ModelOptions& options) {
@@ -316,9 +403,18 @@ std::unique_ptr<CausalLM> make_causal_lm(const ModelSpec& s, const ModelOptions&
     if (s.head_dim * s.num_heads != s.hidden_size) throw_bad_argument("model spec: gpt2 needs headDim * numHeads == hiddenSize");
     return make_gpt2(s, options);
   }
-  if (s.arch == "llama" || s.arch == "qwen2" || s.arch == "qwen3") {
+  if (s.sliding_window < 0) throw_bad_argument("model spec: slidingWindow must be >= 0");
+  if (!s.sliding_layers.empty() && static_cast<int64_t>(s.sliding_layers.size()) != s.num_layers) {
+    throw_bad_argument("model spec: slidingLayers must hold one entry per layer");
+  }
+  if (s.arch == "llama" || s.arch == "qwen2" || s.arch == "qwen3" || s.arch == "mistral" || s.arch == "smollm3" ||
+      s.arch == "phi3") {
     if (s.head_dim % 2 != 0) throw_bad_argument("model spec: headDim must be even for RoPE");
     return make_llama(s, options);
+  }
+  if (s.arch == "gemma2" || s.arch == "gemma3_text") {
+    if (s.head_dim % 2 != 0) throw_bad_argument("model spec: headDim must be even for RoPE");
+    return make_gemma(s, options);
   }
   throw_unsupported("model architecture '" + s.arch + "' is not supported");
 }

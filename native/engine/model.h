@@ -16,15 +16,27 @@
 #include <utility>
 #include <vector>
 
+#include "rope.h"
+
 namespace sft {
 
 // Mirror of ModelSpec in src/native/model-config.ts (validated there, re-checked here).
 struct ModelSpec {
-  std::string arch;  // gpt2 | llama | qwen2 | qwen3
+  std::string arch;  // gpt2 | llama | qwen2 | qwen3 | mistral | smollm3 | phi3 | gemma2 | gemma3_text
   int64_t vocab_size = 0, hidden_size = 0, intermediate_size = 0, num_layers = 0, num_heads = 0, num_kv_heads = 0,
           head_dim = 0, max_positions = 0;
   double norm_eps = 1e-6, rope_theta = 10000.0;
   bool tie_word_embeddings = false, qkv_bias = false, o_bias = false, mlp_bias = false, qk_norm = false;
+  // RoPE kinds and which one each layer uses (-1: none, a NoPE layer). Empty ropes: one default RoPE of rope_theta
+  // on every layer. Empty layer_rope: every layer uses ropes[0].
+  std::vector<RopeSpec> ropes;
+  std::vector<int64_t> layer_rope;
+  // Sliding-window attention: a query at t sees keys t - W < s <= t on the layers marked in sliding_layers.
+  int64_t sliding_window = 0;
+  std::vector<bool> sliding_layers;
+  // Gemma: attention scale query_pre_attn_scalar ** -0.5 (0: head_dim ** -0.5), tanh softcapping of the attention
+  // scores and of the final logits (0: none).
+  double query_pre_attn_scalar = 0, attn_softcap = 0, final_softcap = 0;
 };
 
 // One bucket of a kVarlen plan: `seqs` sequences of at most `len` tokens run as one batched causal SDPA over the
@@ -47,6 +59,14 @@ struct AttentionPlan {
   Kind kind = Kind::kCausal;
   at::Tensor mask;                    // kMasked
   std::vector<VarlenBucket> buckets;  // kVarlen: every token of the call in exactly one bucket
+};
+
+// Per-layer attention options (attention_forward): window 0 = no sliding window, scale 0 = 1/sqrt(D), softcap 0 =
+// none (softcapping runs the eager path: SDPA has no score hook).
+struct AttentionOptions {
+  int64_t window = 0;
+  double scale = 0, softcap = 0;
+  bool plain() const { return window == 0 && scale == 0 && softcap == 0; }
 };
 
 // Preallocated per-layer key/value buffers [B, Hkv, capacity, D]; `length` tokens are filled.
@@ -105,6 +125,11 @@ class CausalLM {
   virtual std::string lm_head_name() const = 0;
   // Learned absolute positions (gpt2) limit the positions to max_positions.
   virtual bool learned_positions() const { return false; }
+  // Longrope (Phi-3): the length past which the long factors apply (generation re-encodes the whole sequence when it
+  // first grows past it, transformers' intended rule); 0: none.
+  virtual int64_t rope_switch_length() const { return 0; }
+  // Tanh softcapping of the final logits (Gemma 2), 0: none. Every consumer of lm_head_weight() applies it.
+  double final_softcap() const { return spec_.final_softcap; }
 
   // Loads weights (converted to the model dtype/device; aliases and tied names resolved). Missing or misshapen
   // tensors -> SFTKIT_IO naming the tensor. Makes every parameter a leaf with requires_grad.
@@ -148,6 +173,15 @@ class CausalLM {
 
 std::unique_ptr<CausalLM> make_gpt2(const ModelSpec& spec, const ModelOptions& options);
 std::unique_ptr<CausalLM> make_llama(const ModelSpec& spec, const ModelOptions& options);
+std::unique_ptr<CausalLM> make_gemma(const ModelSpec& spec, const ModelOptions& options);
+
+// The RoPE of each layer of `spec` (nullptr: NoPE) over a shared list (ropes_out owns them); layer_sliding: the
+// AttentionOptions window per layer. Validates the per-layer lists' lengths.
+void layer_ropes(const ModelSpec& spec, const at::Device& device, std::vector<std::unique_ptr<Rope>>& ropes_out,
+                 std::vector<const Rope*>& per_layer);
+// Per-call cos/sin [B, 1, T, R] of each rope (index into ropes), computed once per forward.
+std::vector<std::pair<at::Tensor, at::Tensor>> rope_tables(const std::vector<std::unique_ptr<Rope>>& ropes,
+                                                           const at::Tensor& pos, at::ScalarType dtype);
 // Validates the spec and builds the architecture (parameters allocated, not loaded).
 std::unique_ptr<CausalLM> make_causal_lm(const ModelSpec& spec, const ModelOptions& options);
 
@@ -168,7 +202,9 @@ at::Tensor checkpointed(const std::function<at::Tensor(const at::Tensor&)>& fn, 
 
 // q [B, H, T, D], k/v [B, Hkv, S, D] -> [B, H, T, D] through at::scaled_dot_product_attention (GQA: k/v heads
 // repeated). Causal plans with a cache (S > T) align the T queries to the last T keys.
-at::Tensor attention_forward(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const AttentionPlan& plan);
+// Options (sliding window, scale, softcapping) apply per layer; default options take exactly the plain SDPA calls.
+at::Tensor attention_forward(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const AttentionPlan& plan,
+                             const AttentionOptions& options = AttentionOptions());
 // Appends k/v [B, Hkv, T, D] to the cache of `layer` (when cache != nullptr) and returns all keys/values so far.
 std::pair<at::Tensor, at::Tensor> cache_append(KVCache* cache, int64_t layer, const at::Tensor& k, const at::Tensor& v);
 

@@ -26,6 +26,15 @@ at::Tensor forward_hidden(TrainState& s, const PreparedBatch& pb, const at::Tens
   return s.model->hidden_states(pb.ids, pb.pos, pb.plan, nullptr, keep_rows);
 }
 
+// Sequence log-probs (DPO) and distillation compute their own logits: refused for final-logit softcapping (Gemma 2)
+// rather than computed without it.
+void refuse_softcap(const TrainState& s, const char* what) {
+  if (s.model->final_softcap() > 0) {
+    throw_unsupported(std::string(what) + " is not implemented for models with final_logit_softcapping (" +
+                      s.model->spec().arch + ")");
+  }
+}
+
 std::vector<ParamEntry> param_entries(TrainState& s) {
   std::vector<ParamEntry> out;
   for (ParamRef& p : trainable(s)) {
@@ -60,13 +69,13 @@ LossStepResult loss_step(TrainState& s, const BatchInput& batch, bool train, dou
     // The loss's gradient w.r.t. the head goes straight into its .grad; the body's backward starts from
     // d(loss_sum * lossScale) / d hidden.
     LossGradient g = fused_cross_entropy_rows_grad(h.reshape({n, h.size(-1)}), head, lr.targets, loss_scale,
-                                                   /*chunk_rows=*/0, &s.loss_ws);
+                                                   /*chunk_rows=*/0, &s.loss_ws, s.model->final_softcap());
     out.loss_sum = g.loss_sum;
     out.tokens = g.count;
     t1 = std::chrono::steady_clock::now();
     if (h.requires_grad()) h.backward(g.grad_hidden.view(h.sizes()));
   } else {
-    LossResult r = fused_cross_entropy_rows(h.reshape({n, h.size(-1)}), head, lr.targets);
+    LossResult r = fused_cross_entropy_rows(h.reshape({n, h.size(-1)}), head, lr.targets, 0, s.model->final_softcap());
     out.loss_sum = r.loss_sum.item<double>();
     out.tokens = r.count;
     t1 = std::chrono::steady_clock::now();
@@ -109,6 +118,7 @@ LossStepResult sft_step(TrainState& s, const BatchInput& batch, double loss_scal
 LossStepResult eval_loss(TrainState& s, const BatchInput& batch) { return loss_step(s, batch, /*train=*/false, 1.0); }
 
 SequenceLogpsResult sequence_logps(TrainState& s, const BatchInput& batch, bool adapter) {
+  refuse_softcap(s, "sequenceLogps");
   c10::NoGradGuard no_grad;
   PreparedBatch pb = prepare_batch(*s.model, batch, /*trim=*/true);
   LoraLayers::Mode lora_mode(s.model->lora(), /*training=*/false, /*enabled=*/adapter);
@@ -120,6 +130,7 @@ SequenceLogpsResult sequence_logps(TrainState& s, const BatchInput& batch, bool 
 }
 
 PreferenceStepResult preference_step(TrainState& s, const BatchInput& batch, const PreferenceStepOptions& o) {
+  refuse_softcap(s, "preferenceStep");
   PreparedBatch pb = prepare_batch(*s.model, batch, /*trim=*/true);
   const int64_t B = pb.ids.size(0);
   if (B % 2 != 0) throw_bad_argument("preferenceStep: the batch must hold pairs of rows (chosen, rejected)");
@@ -150,6 +161,8 @@ PreferenceStepResult preference_step(TrainState& s, const BatchInput& batch, con
 
 DistillStepResult distill_step(TrainState& student, TrainState& teacher, const BatchInput& batch,
                                const DistillStepOptions& o) {
+  refuse_softcap(student, "distillStep");
+  refuse_softcap(teacher, "distillStep (teacher)");
   at::Tensor th;
   {
     c10::NoGradGuard no_grad;
@@ -177,7 +190,10 @@ at::Tensor forward_logits(TrainState& s, const BatchInput& batch) {
   PreparedBatch pb = prepare_batch(*s.model, batch, /*trim=*/false);
   c10::NoGradGuard guard;
   at::Tensor h = forward_hidden(s, pb);
-  return at::linear(h, s.model->lm_head_weight()).to(at::kFloat).cpu().contiguous();
+  at::Tensor logits = at::linear(h, s.model->lm_head_weight());
+  const double cap = s.model->final_softcap();
+  if (cap > 0) logits = at::tanh(logits / cap) * cap;
+  return logits.to(at::kFloat).cpu().contiguous();
 }
 
 double optimizer_step(TrainState& s, double lr, const AdamWOptions& options, double max_grad_norm) {

@@ -15,6 +15,9 @@ import torch
 import transformers
 from transformers import AutoModelForCausalLM
 
+# issue 22's architectures
+NEW = ["tiny-llama3-rope", "tiny-llama-linear", "tiny-llama-dynamic", "tiny-llama-yarn", "tiny-mistral",
+       "tiny-qwen2-sliding", "tiny-smollm3", "tiny-phi3", "tiny-gemma3-text", "tiny-gemma2"]
 ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "test", "fixtures", "models")
 
 
@@ -22,11 +25,14 @@ def main(saved):
     results = {"versions": {"torch": torch.__version__, "transformers": transformers.__version__}, "models": {}}
     ok = True
     for name in ["tiny-gpt2", "tiny-llama", "tiny-llama-untied", "tiny-qwen2", "tiny-qwen3", "tinystories-656k",
-                 "tiny-gpt2-resized"]:
+                 "tiny-gpt2-resized"] + NEW:
         src = os.path.join(ROOT, "tiny-gpt2" if name == "tiny-gpt2-resized" else name)
-        ref_model = AutoModelForCausalLM.from_pretrained(src, dtype=torch.float32).eval()
-        got = AutoModelForCausalLM.from_pretrained(os.path.join(saved, name), dtype=torch.float32).eval()
-        ids = torch.tensor([[1, 17, 42, 99, 5, 63, 7, 8]])
+        # Gemma 2's attention softcapping needs the eager path (SDPA drops it: NEW-ARCHITECTURES.md)
+        kw = {"attn_implementation": "eager"} if name == "tiny-gemma2" else {}
+        ref_model = AutoModelForCausalLM.from_pretrained(src, dtype=torch.float32, **kw).eval()
+        got = AutoModelForCausalLM.from_pretrained(os.path.join(saved, name), dtype=torch.float32, **kw).eval()
+        # 12 tokens: past the sliding windows (4) and Phi-3's longrope switch (8) of the issue 22 fixtures
+        ids = torch.tensor([[1, 17, 42, 99, 5, 63, 7, 8, 90, 11, 54, 3]])
         with torch.no_grad():
             a = ref_model(input_ids=ids).logits
             b = got(input_ids=ids).logits

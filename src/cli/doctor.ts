@@ -1,5 +1,6 @@
-// `sftkit doctor`: where libtorch came from, what the CPU can do, threads, CUDA, and how the addon was built.
-import { doctorReport, type DoctorReport } from '../native/index.ts';
+// `sftkit doctor`: where libtorch came from, what the CPU can do, threads, CUDA, and how the addon was built; with
+// --model DIR, whether sftkit supports that model directory (what it implements for it, or why not).
+import { doctorReport, modelSupport, type DoctorReport, type ModelSupport } from '../native/index.ts';
 import { commandOptions, opt } from '../options/index.ts';
 import { optionsCommand } from './command.ts';
 
@@ -27,18 +28,36 @@ function formatReport(r: DoctorReport): string {
   return `${lines.join('\n')}\n`;
 }
 
-const doctorOptions = commandOptions({ command: 'doctor', shape: { json: opt.boolean('print the same as one JSON object').default(false) } });
+function formatSupport(m: ModelSupport): string {
+  if (!m.supported) return `${m.dir}: NOT SUPPORTED${m.modelType ? ` (model_type ${m.modelType})` : ''}\n  ${m.code}: ${m.reason}\n`;
+  return `${m.dir}: supported (model_type ${m.modelType})\n${m.features.map((f) => `  ${f}\n`).join('')}`;
+}
+
+const doctorOptions = commandOptions({
+  command: 'doctor',
+  shape: {
+    json: opt.boolean('print the same as one JSON object').default(false),
+    model: opt.string('say whether sftkit supports this Hugging Face model directory, and why not', { placeholder: 'DIR' }).optional(),
+  },
+});
 
 export const doctorCommand = optionsCommand({
   options: doctorOptions,
   summary: 'show libtorch, CPU capability, threads, CUDA and how the addon was built',
-  about: `Usage: sftkit doctor [--json]
+  about: `Usage: sftkit doctor [--json] [--model DIR]
 
 Prints the libtorch version and path (and how it was found), the CPU capability (AVX2/AVX512), intra-op threads,
 whether CUDA is available, the data-parallel backends (Gloo; NCCL when built in), and the native addon's build flags.
+With --model DIR: only whether the model in DIR (its config.json) is supported, what sftkit implements for it, or
+why not (exit 1).
 
 `,
   async run(values, io) {
+    if (values.model !== undefined) {
+      const m = modelSupport(values.model);
+      io.stdout.write(values.json ? `${JSON.stringify(m)}\n` : formatSupport(m));
+      return m.supported ? 0 : 1;
+    }
     const report = await doctorReport();
     io.stdout.write(values.json ? `${JSON.stringify(report)}\n` : formatReport(report));
     return report.ok ? 0 : 1;

@@ -4,14 +4,19 @@
 import { copyFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { SftkitError, invalidParameterError } from '../errors.ts';
-import { loadSafetensorsDir, saveSafetensors, type TensorToSave } from '../native/index.ts';
+import { configText, loadSafetensorsDir, readModelConfig, saveSafetensors, type TensorToSave } from '../native/index.ts';
 
 const TOKENIZER_FILES = ['tokenizer.json', 'tokenizer_config.json', 'special_tokens_map.json', 'generation_config.json'];
 /** The decoder-layer index in a Hugging Face parameter name (`model.layers.3.`, GPT-2's `transformer.h.3.`). */
 const LAYER = /(?:^|\.)(?:layers|h)\.(\d+)\./;
 
 export async function truncateLayers(from: string, to: string, layers: number): Promise<{ layers: number; parameters: number; sourceParameters: number }> {
-  const config = JSON.parse(readFileSync(join(from, 'config.json'), 'utf8')) as Record<string, unknown>;
+  let config: Record<string, unknown>;
+  try {
+    config = readModelConfig(from).raw; // keeps the float literals of config.json on write (configText)
+  } catch {
+    config = JSON.parse(readFileSync(join(from, 'config.json'), 'utf8')) as Record<string, unknown>;
+  }
   const key = 'num_hidden_layers' in config ? 'num_hidden_layers' : 'n_layer' in config ? 'n_layer' : undefined;
   if (key === undefined) throw new SftkitError('SFTKIT_UNSUPPORTED', `${join(from, 'config.json')}: no num_hidden_layers or n_layer`);
   const total = config[key] as number;
@@ -29,7 +34,10 @@ export async function truncateLayers(from: string, to: string, layers: number): 
   }
   mkdirSync(to, { recursive: true });
   await saveSafetensors(join(to, 'model.safetensors'), kept, { ...metadata, format: 'pt' });
-  writeFileSync(join(to, 'config.json'), `${JSON.stringify({ ...config, [key]: layers }, null, 2)}\n`);
+  // Per-layer lists (layer_types, SmolLM3's no_rope_layers) keep the kept layers' entries.
+  const patch: Record<string, unknown> = { [key]: layers };
+  for (const k of ['layer_types', 'no_rope_layers']) if (Array.isArray(config[k])) patch[k] = (config[k] as unknown[]).slice(0, layers);
+  writeFileSync(join(to, 'config.json'), configText(config, patch));
   for (const f of TOKENIZER_FILES) if (existsSync(join(from, f))) copyFileSync(join(from, f), join(to, f));
   return { layers, parameters, sourceParameters };
 }

@@ -6,11 +6,11 @@ import { copyFileSync, existsSync, mkdtempSync, readFileSync, rmSync } from 'nod
 import { tmpdir } from 'node:os';
 import { basename, dirname, join, relative, resolve } from 'node:path';
 import { SftkitError, invalidParameterError } from '../errors.ts';
-import { loadModel, parseModelConfig, readModelConfig, resolveModelDirs, type LoadedConfig } from '../native/index.ts';
+import { loadModel, readModelConfig, resolveModelDirs } from '../native/index.ts';
 import { writeFileAtomic } from '../shared/index.ts';
 import { detectFormat, type RecordFormat } from '../data/index.ts';
 import { defaultTemplate } from '../template/index.ts';
-import { archMetadata, GGUF_ROPE_SCALINGS, planTensors, ropeScalingMetadata, ropeScalingOf, type PlannedTensor } from './gguf-arch.ts';
+import { archMetadata, GGUF_ROPE_SCALINGS, planTensors, ropeScalingMetadata, type PlannedTensor } from './gguf-arch.ts';
 import { FILE_TYPE_OF, GGUF_OUT_TYPES, GgmlType, Q8_0_BLOCK, str, u32, type GgufOutType, type GgufMetadata } from './gguf-format.ts';
 import { tokenizerMetadata } from './gguf-tokenizer.ts';
 import { writeGguf, type GgufTensor } from './gguf-writer.ts';
@@ -69,23 +69,6 @@ function padVocabRows(plan: PlannedTensor[], extra: number, row: number): void {
       for (let r = rows; r < rows + extra; r++) out.set(copy, r * cols);
       return out;
     };
-  }
-}
-
-/**
- * The config of a model for export. RoPE scaling that sftkit does not run yet but llama.cpp does from metadata
- * (Llama 3, linear, YaRN) is read as the default RoPE plus the scaling keys/tensor gguf-arch.ts writes.
- */
-function exportConfig(dir: string): LoadedConfig {
-  try {
-    return readModelConfig(dir);
-  } catch (e) {
-    const raw = JSON.parse(readFileSync(join(dir, 'config.json'), 'utf8')) as Record<string, unknown>;
-    const scaling = ropeScalingOf(raw);
-    if (scaling === null || !(GGUF_ROPE_SCALINGS as readonly unknown[]).includes(scaling['rope_type'])) throw e;
-    const theta = scaling['rope_theta'] ?? raw['rope_theta'] ?? 10000;
-    const { spec } = parseModelConfig({ ...raw, rope_scaling: null, rope_parameters: { rope_type: 'default', rope_theta: theta } });
-    return { spec, raw };
   }
 }
 
@@ -169,10 +152,17 @@ export async function exportGguf(modelDir: string, outFile: string, options: Exp
     dir = tmp;
   }
   try {
-    const { spec, raw } = exportConfig(dir);
+    const { spec, raw } = readModelConfig(dir);
     if (!(GGUF_ARCHES as readonly string[]).includes(spec.arch)) {
       throw new SftkitError('SFTKIT_UNSUPPORTED', `${dir}: GGUF export is not implemented for ${spec.arch} (it is for ${GGUF_ARCHES.join(', ')})`);
     }
+    // The GGUF metadata written here carries the default RoPE, Llama 3's (rope_freqs), linear and YaRN (rope.scaling
+    // keys) and no sliding window: other RoPE kinds and windows (loadable for training) are refused rather than
+    // exported with different math.
+    const exported: readonly string[] = ['default', ...GGUF_ROPE_SCALINGS];
+    const scaled = spec.ropes.find((r) => !exported.includes(r.type) || r.rotaryDim !== 0);
+    if (scaled) throw new SftkitError('SFTKIT_UNSUPPORTED', `${dir}: GGUF export of RoPE type ${scaled.type}${scaled.rotaryDim ? ' with partial rotary dims' : ''} is not implemented (${exported.join(', ')} are)`);
+    if (spec.slidingWindow > 0) throw new SftkitError('SFTKIT_UNSUPPORTED', `${dir}: GGUF export of sliding-window attention (sliding_window ${spec.slidingWindow}) is not implemented`);
     const sources = modelTensors(dir);
     const plan = planTensors(spec, raw, sources);
     const tokenizer = tokenizerMetadata(dir, spec);

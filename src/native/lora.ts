@@ -21,7 +21,8 @@ export interface LoraOptions {
   /**
    * Module names (HF, e.g. q_proj or c_attn; a module matches when its name equals an entry or ends with "." + entry),
    * "all-linear", or a regular expression string matched against whole module names. Default: PEFT's targets for
-   * the architecture (q_proj,v_proj for llama/qwen2/qwen3, c_attn for gpt2).
+   * the architecture (q_proj,v_proj for llama/qwen2/qwen3/mistral/gemma2/gemma3_text/smollm3, qkv_proj for phi3, c_attn
+   *   for gpt2).
    */
   targets?: readonly string[] | string;
   /** Seed of the A initialisation and of the dropout masks (default 0). */
@@ -55,6 +56,13 @@ export const DEFAULT_LORA_TARGETS: Readonly<Record<ModelArch, readonly string[]>
   llama: ['q_proj', 'v_proj'],
   qwen2: ['q_proj', 'v_proj'],
   qwen3: ['q_proj', 'v_proj'],
+  mistral: ['q_proj', 'v_proj'],
+  gemma2: ['q_proj', 'v_proj'],
+  gemma3_text: ['q_proj', 'v_proj'],
+  // PEFT 0.x has no entry for these two (it asks for target_modules): phi3's fused attention projection, and
+  // smollm3 as the llama it derives from.
+  phi3: ['qkv_proj'],
+  smollm3: ['q_proj', 'v_proj'],
 };
 
 export const DEFAULT_LORA_ALPHA = 8;

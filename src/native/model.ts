@@ -40,7 +40,7 @@ import {
   type LoraModuleSpec,
   type LoraOptions,
 } from './lora.ts';
-import { configForSave, readModelConfig, type ModelSpec } from './model-config.ts';
+import { configTextForSave, readModelConfig, type ModelSpec } from './model-config.ts';
 
 // The addon's argument and result types live in binding.ts (the one mirror of the addon); re-exported here for callers.
 export type {
@@ -325,7 +325,7 @@ export class Model {
         return;
       }
       await this.native.save(join(dir, 'model.safetensors'));
-      writeJsonAtomic(join(dir, 'config.json'), configForSave(this.rawConfig, this.specValue.vocabSize));
+      writeFileAtomicSync(join(dir, 'config.json'), configTextForSave(this.rawConfig, this.specValue.vocabSize));
       writeJsonAtomic(join(dir, 'generation_config.json'), this.generationConfig());
     });
   }

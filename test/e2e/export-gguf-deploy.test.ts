@@ -98,7 +98,7 @@ test('--adapter: a LoRA adapter merged at export generates in node-llama-cpp as 
 });
 
 test('RoPE scaling: Llama 3 (rope_freqs.weight), linear and YaRN (metadata): node-llama-cpp generates what transformers 5.18 generated (parity.json of the fixtures)', async () => {
-  // sftkit itself does not run Llama 3 RoPE yet; the fixture's parity.json holds transformers' greedy generation.
+  // The fixtures' parity.json holds transformers' greedy generation (sftkit's own equals it: test/parity/models.test.ts).
   const dir = join(scratch, 'tiny-llama3-rope');
   cpSync(join(models, 'tiny-llama3-rope'), dir, { recursive: true });
   writeTinyTokenizer(dir, 'gpt-2');

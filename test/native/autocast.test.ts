@@ -11,7 +11,9 @@ import { randomBatch } from './helpers/batches.ts';
 const relNormError = (a: Float32Array, b: Float32Array) => Math.sqrt(a.reduce((s, x, i) => s + (x - b[i]!) ** 2, 0) / b.reduce((s, x) => s + x * x, 0));
 const tiny = (n: string) => join(import.meta.dirname, '..', 'fixtures', 'models', `tiny-${n}`);
 
-for (const arch of ['gpt2', 'llama']) {
+// phi3 (fused projections, partial rotary, longrope), gemma2 (eager softcapped attention, final softcap in the loss) and
+// gemma3-text ((1+w) norms in fp32, q/k norms, local/global RoPE, sliding windows) take their own paths under autocast.
+for (const arch of ['gpt2', 'llama', 'phi3', 'gemma2', 'gemma3-text']) {
   for (const gradientCheckpointing of [false, true]) {
     test(`tiny-${arch}${gradientCheckpointing ? ' with checkpointing' : ''}: an autocast step's loss and every gradient within bf16 tolerance of fp32`, async () => {
       const b = randomBatch(2, 12, 3);

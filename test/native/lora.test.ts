@@ -202,3 +202,26 @@ test('the native adapter operations refuse a model without adapters, naming the 
     await model.dispose();
   }
 });
+
+test('issue 22 families: PEFT-named default targets (phi3: the fused qkv_proj), a step trains the adapters only, and checkpointing gives the same gradients', async () => {
+  const want: Record<string, string[]> = {
+    phi3: ['qkv_proj'], mistral: ['q_proj', 'v_proj'], smollm3: ['q_proj', 'v_proj'], 'gemma3-text': ['q_proj', 'v_proj'], gemma2: ['q_proj', 'v_proj'],
+  };
+  for (const [name, targets] of Object.entries(want)) {
+    const b = batch(2, 12, 5);
+    const plain = await loadModel(tiny(name), { lora: { r: 2, seed: 1 } });
+    assert.deepEqual([...new Set(plain.adapter?.modules.map((m) => m.split('.').at(-1)))], targets, name);
+    assert.equal(plain.adapter?.modules.length, 3 * targets.length);
+    const ckpt = await loadModel(tiny(name), { lora: { r: 2, seed: 1 }, gradientCheckpointing: true });
+    const r1 = await plain.step(b);
+    const r2 = await ckpt.step(b);
+    assert.ok(Math.abs(r1.lossSum - r2.lossSum) <= 1e-6 * Math.abs(r1.lossSum), name);
+    const g1 = await gradsOf(plain);
+    const g2 = await gradsOf(ckpt);
+    assert.deepEqual([...g2.keys()].sort(), [...g1.keys()].sort());
+    assert.ok([...g1.keys()].every((k) => k.includes('lora_')), `${name}: only adapters have gradients`);
+    for (const [k, g] of g1) assert.ok(maxAbsDiff(g, g2.get(k)!) <= 1e-6, `${name} ${k}`);
+    await plain.dispose();
+    await ckpt.dispose();
+  }
+});

@@ -25,13 +25,15 @@ test('config validation: unknown model_type and unsupported math are SFTKIT_UNSU
   assert.equal(parseModelConfig(base).spec.arch, 'llama');
   assert.equal(parseModelConfig(base).spec.numKvHeads, 2);
   const cases: [Record<string, unknown>, RegExp][] = [
-    [{ model_type: 'mistral' }, /model_type "mistral"/],
-    [{ rope_parameters: { rope_type: 'llama3', rope_theta: 5e5, factor: 8 } }, /rope_parameters.rope_type/],
-    [{ rope_parameters: null, rope_scaling: { type: 'linear', factor: 2 } }, /rope_scaling/],
+    [{ model_type: 'falcon' }, /model_type "falcon"/],
+    [{ model_type: 'gemma3' }, /model_type "gemma3"/],
+    [{ rope_parameters: { rope_type: 'mrope', rope_theta: 5e5, factor: 8 } }, /rope_parameters.rope_type = "mrope".*"mrope" is not implemented/],
+    [{ rope_parameters: null, rope_scaling: { type: 'su', factor: 2 } }, /rope_scaling.rope_type = "su"/],
+    [{ rope_parameters: { rope_type: 'longrope', short_factor: [1], long_factor: [1] } }, /longrope is implemented for phi3 only/],
     [{ hidden_act: 'gelu' }, /hidden_act/],
     [{ final_logit_softcapping: 30 }, /final_logit_softcapping/],
     [{ partial_rotary_factor: 0.5 }, /partial_rotary_factor/],
-    [{ model_type: 'qwen2', use_sliding_window: true }, /use_sliding_window/],
+    [{ model_type: 'qwen2', layer_types: ['chunked_attention', 'full_attention'] }, /layer_types.*chunked_attention/],
   ];
   for (const [patch, re] of cases) {
     assert.throws(() => parseModelConfig({ ...base, ...patch }), (e: Error & { code?: string }) => e.code === 'SFTKIT_UNSUPPORTED' && re.test(e.message));
@@ -42,6 +44,19 @@ test('config validation: unknown model_type and unsupported math are SFTKIT_UNSU
   assert.equal(q3.qkNorm, true);
   const q2 = parseModelConfig(JSON.parse(readFileSync(join(tiny('qwen2'), 'config.json'), 'utf8'))).spec;
   assert.deepEqual([q2.qkvBias, q2.oBias], [true, false]);
+  // the plain RoPE of the older families crosses as before (no per-layer lists: the engine's default path)
+  assert.deepEqual([q2.ropes, q2.layerRope, q2.slidingWindow, q2.slidingLayers], [[], [], 0, []]);
+  // qwen2: sliding_window is ignored unless use_sliding_window; then layers >= max_window_layers slide
+  const q2raw = JSON.parse(readFileSync(join(tiny('qwen2'), 'config.json'), 'utf8')) as Record<string, unknown>;
+  const q2s = parseModelConfig({ ...q2raw, layer_types: undefined, use_sliding_window: true, sliding_window: 64, max_window_layers: 1 }).spec;
+  assert.equal(q2s.slidingWindow, 64);
+  assert.deepEqual(q2s.slidingLayers, Array.from({ length: q2s.numLayers }, (_, i) => i >= 1));
+  assert.equal(parseModelConfig({ ...q2raw, layer_types: undefined, use_sliding_window: false, sliding_window: 64 }).spec.slidingWindow, 0);
+  const q3raw = JSON.parse(readFileSync(join(tiny('qwen3'), 'config.json'), 'utf8')) as Record<string, unknown>;
+  assert.deepEqual(parseModelConfig({ ...q3raw, layer_types: undefined, use_sliding_window: true, sliding_window: 8, max_window_layers: 1 }).spec.slidingLayers, [false, true]);
+  // Llama 3.1 in the legacy layout
+  const l31 = parseModelConfig({ ...base, rope_parameters: undefined, rope_theta: 5e5, rope_scaling: { rope_type: 'llama3', factor: 8, low_freq_factor: 1, high_freq_factor: 4, original_max_position_embeddings: 8192 } }).spec;
+  assert.deepEqual([l31.ropes[0]!.type, l31.ropes[0]!.theta, l31.ropes[0]!.factor, l31.ropes[0]!.originalMaxPositions], ['llama3', 5e5, 8, 8192]);
 });
 
 test('bad inputs are SFTKIT_BAD_ARGUMENT before any kernel runs', async () => {

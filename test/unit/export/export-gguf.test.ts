@@ -108,3 +108,19 @@ test('safetensors source: F16 and BF16 tensors read as fp32, other dtypes refuse
   assert.deepEqual(Array.from(readSourceTensor(t.get('b')!)), [1, -3, 0, Infinity]);
   assert.throws(() => readSourceTensor(t.get('c')!), /tensor c has dtype I32/);
 });
+
+test('issue 22 models that load for training but whose math GGUF metadata cannot carry (dynamic NTK, sliding windows, other architectures) are refused, not exported differently', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'sftkit-gguf-refuse-'));
+  try {
+    for (const [name, re] of [
+      ['tiny-llama-dynamic', /RoPE type dynamic/],
+      ['tiny-mistral', /not implemented for mistral/],
+      ['tiny-qwen2-sliding', /sliding-window attention \(sliding_window 4\)/],
+    ] as const) {
+      await assert.rejects(exportGguf(join(fixtures, name), join(dir, `${name}.gguf`)), { code: 'SFTKIT_UNSUPPORTED', message: re });
+    }
+    await assert.rejects(exportGguf(join(fixtures, 'tiny-phi3'), join(dir, 'phi3.gguf')), { code: 'SFTKIT_UNSUPPORTED', message: /not implemented for phi3/ });
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
