@@ -3,7 +3,8 @@
 Run by hand, never by CI (after models.py; needs the addon built, for step 2):
     ~/.cache/sftkit/pyref/bin/python scripts/gen-fixtures/lora.py
 1. For tiny-llama (every projection, rank_pattern / alpha_pattern), tiny-gpt2 (Conv1D c_attn, c_proj, c_fc:
-   fan_in_fan_out) and tiny-qwen2 (PEFT's default targets, rsLoRA): a PEFT LoRA model with random, non-zero A and B,
+   fan_in_fan_out), tiny-qwen2 (PEFT's default targets, rsLoRA) and tiny-phi3 (the fused qkv_proj / gate_up_proj,
+   longrope; `--only phi3` regenerates just it): a PEFT LoRA model with random, non-zero A and B,
    saved with save_pretrained into test/fixtures/models/tiny-<name>-lora/ (adapter_config.json,
    adapter_model.safetensors; base_model_name_or_path "../tiny-<name>", relative to the adapter directory), plus
    parity.json: for a fixed right-padded batch with labels, the logits with the adapter, the masked loss sum, the
@@ -40,6 +41,8 @@ CASES = {
                   rank_pattern={"o_proj": 2}, alpha_pattern={"down_proj": 16}),
     "gpt2": dict(r=4, lora_alpha=16, target_modules=["c_attn", "c_proj", "c_fc"], fan_in_fan_out=True),
     "qwen2": dict(r=8, lora_alpha=4, use_rslora=True),  # PEFT's default targets (q_proj, v_proj)
+    # issue 22: Phi-3's fused projections are the targets (qkv_proj, gate_up_proj), longrope past its original context
+    "phi3": dict(r=4, lora_alpha=8, target_modules=["qkv_proj", "o_proj", "gate_up_proj", "down_proj"]),
 }
 
 
@@ -79,8 +82,10 @@ def peft_model(base_dir, case, seed):
     return model.eval()
 
 
-def generate_fixtures(versions):
+def generate_fixtures(versions, only=None):
     for idx, (name, case) in enumerate(CASES.items()):
+        if only is not None and name not in only:
+            continue
         base_dir = os.path.join(ROOT, f"tiny-{name}")
         out = os.path.join(ROOT, f"tiny-{name}-lora")
         shutil.rmtree(out, ignore_errors=True)
@@ -100,8 +105,10 @@ def generate_fixtures(versions):
                 raise SystemExit(f"{name}: frozen {n} got a gradient")
         with torch.no_grad():
             prompt = [1, 17, 42, 99, 5, 63]
+            # transformers 5.18's cached Phi-3 generation is wrong at the short->long RoPE switch (models.py): without
+            # the cache it is the intended rule, which sftkit implements.
             g = model.generate(input_ids=torch.tensor([prompt]), max_new_tokens=8, do_sample=False, eos_token_id=None,
-                               pad_token_id=0)
+                               pad_token_id=0, use_cache=name != "phi3")
         model.save_pretrained(out)
         for extra in ["README.md"]:
             if os.path.exists(os.path.join(out, extra)):
@@ -178,6 +185,11 @@ def main():
     torch.manual_seed(0)
     torch.use_deterministic_algorithms(True)
     versions = {"torch": torch.__version__, "transformers": transformers.__version__, "peft": peft.__version__}
+    # --only a,b: regenerate those golden adapters only (step 1), leaving the others and lora-saved-by-sftkit.json as
+    # they are (the saved-by-sftkit check of issue 22's families is scripts/gen-fixtures/check-lora-issue22.py).
+    if "--only" in sys.argv:
+        generate_fixtures(versions, set(sys.argv[sys.argv.index("--only") + 1].split(",")))
+        return
     generate_fixtures(versions)
     saved = tempfile.mkdtemp(prefix="sftkit-lora-saved-")
     subprocess.run(["node", "--import", "tsx", os.path.join(HERE, "save-adapters.ts"), saved], cwd=REPO, check=True)

@@ -1,6 +1,6 @@
 // LoRA parity with Python peft (fixtures written by scripts/gen-fixtures/lora.py): a PEFT adapter with random
 // non-zero A and B on tiny-llama (every projection, rank_pattern / alpha_pattern), tiny-gpt2 (Conv1D, fan_in_fan_out)
-// and tiny-qwen2 (default targets, rsLoRA). Logits (abs 1e-5), loss (rel 1e-5), the gradient of every lora_A/lora_B
+// tiny-qwen2 (default targets, rsLoRA) and tiny-phi3 (fused qkv_proj / gate_up_proj, longrope). Logits (abs 1e-5), loss (rel 1e-5), the gradient of every lora_A/lora_B
 // (rel 1e-4 of the tensor's largest entry), no gradient on any base weight, the merged model's logits, greedy
 // generation; and the recorded check that adapters and merged models SAVED by sftkit load in peft/transformers with
 // the logits sftkit computes.
@@ -43,7 +43,7 @@ async function worstLogitsError(model: Model, c: LoraParity, ref: (number[] | nu
   return worst;
 }
 
-for (const name of ['llama', 'gpt2', 'qwen2']) {
+for (const name of ['llama', 'gpt2', 'qwen2', 'phi3']) {
   describe(`tiny-${name} + PEFT LoRA adapter vs peft`, () => {
     const base = join(fixtures, `tiny-${name}`);
     const adapter = join(fixtures, `tiny-${name}-lora`);
