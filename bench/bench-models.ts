@@ -7,7 +7,7 @@ import { join, resolve } from 'node:path';
 
 const root = resolve(import.meta.dirname, '..');
 export const sftkitBin = join(root, 'bin', 'sftkit.js');
-export const BENCH_MODEL_SHAPES = ['gpt2-124m', 'qwen2-0.5b'] as const;
+export const BENCH_MODEL_SHAPES = ['gpt2-124m', 'qwen2-0.5b', 'llama3.2-1b', 'gemma3-1b'] as const;
 export type BenchModelShape = (typeof BENCH_MODEL_SHAPES)[number];
 
 /** The cache root of scripts/libtorch.mjs (SFTKIT_CACHE_DIR, else $XDG_CACHE_HOME/sftkit or ~/.cache/sftkit). */

@@ -23,6 +23,11 @@ export interface StepRow {
   /** PyTorch with sftkit's MKL dispatch library LD_PRELOADed; null when not run. */
   torchIsa?: Record<string, number> | null;
   runs: Partial<Record<'sftkit' | 'torch' | 'torchIsa', RunRecord[]>>;
+  /**
+   * run.ts --loss-memory: sftkit's fused loss buffers (the [chunk, V] fp32 buffer + the labelled rows' [N, C]
+   * gradient, from the engine's shapes) and PyTorch's loss memory measured by loss_memory.py (loss_peak_mib).
+   */
+  lossMemory?: { sftkit: { chunk_rows: number; labelled_rows: number; loss_mib: number }; torch: Record<string, number> | null };
 }
 export interface SftRow {
   name: string;
@@ -123,6 +128,24 @@ export function renderMarkdown(report: ReturnType<typeof buildReport>): string {
     ),
     '',
   ];
+  const lossRows = report.steps.filter((r) => r.lossMemory);
+  if (lossRows.length) {
+    const share = (mib: number | undefined, side: Record<string, number> | null | undefined) => (mib !== undefined && side?.peak_rss_mib ? pct(mib / side.peak_rss_mib) : '—');
+    md.push(
+      "The loss's memory: PyTorch's measured (`loss_memory.py`: transformers' LM head over all B x T positions and its ForCausalLMLoss, forward and backward at the row's shapes; " +
+        'the peak RSS above the RSS before, less the gradients of the hidden states and of the head), sftkit\'s the one [chunk, V] fp32 buffer of its fused loss ' +
+        '(logits, softmax and their gradient in place, chunk = 32M logits / V rows, at most the labelled rows) plus the [N, C] gradient of the labelled rows; each as a share of the side\'s peak RSS in the row above.',
+      '',
+      '| workload | sftkit loss buffers | share of sftkit peak RSS | PyTorch loss memory (measured) | share of PyTorch peak RSS | PyTorch [B x T, V] fp32 logits |',
+      '|---|---:|---:|---:|---:|---:|',
+      ...lossRows.map((r) => {
+        const l = r.lossMemory!;
+        return `| ${r.name} | ${f(l.sftkit.loss_mib)} MiB (${l.sftkit.chunk_rows} of ${l.sftkit.labelled_rows} rows per chunk) | ${share(l.sftkit.loss_mib, r.sftkit)} | ` +
+          `${f(l.torch?.loss_peak_mib)} MiB | ${share(l.torch?.loss_peak_mib, r.torch)} | ${f(l.torch?.logits_mib)} MiB |`;
+      }),
+      '',
+    );
+  }
   if (preloaded) {
     md.push(
       "The same Python runs with sftkit's MKL dispatch library (`libsftkit_mkl_dispatch.so`) LD_PRELOADed, so that MKL runs the AVX-512 kernels sftkit runs on this CPU, " +

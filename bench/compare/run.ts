@@ -2,7 +2,8 @@
 // SFTTrainer) in ONE run on this machine, then a JSON + Markdown table of ratios, MFU and peak memory.
 //
 //   node --import tsx bench/compare/run.ts [--steps 3] [--warmup 1] [--threads 2] [--records 400]
-//        [--repeats 1] [--sft-repeats 1] [--only steps|sft|all] [--python PY] [--skip-python] [--skip-torch-preload]
+//        [--repeats 1] [--sft-repeats 1] [--only steps|sft|all] [--rows TEXT,...] [--python PY] [--skip-python]
+//        [--skip-torch-preload]
 //        [--setup-only] [--out bench/results] [--update-readme] [--render bench/results/compare.json]
 //
 // Every measurement runs in a process of its own (peak RSS is per process), one at a time. With --repeats N the two
@@ -14,16 +15,21 @@
 // sftkit loads its MKL dispatch library (native/preload/mkl_dispatch.cc) so that MKL runs its AVX-512 kernels on AMD
 // CPUs too; PyTorch as shipped does not. Unless --skip-torch-preload, every Python workload runs a third time with that
 // library LD_PRELOADed (a separate table): the share of sftkit's lead that is MKL's kernel choice alone.
+// --loss-memory adds, per row, the loss's memory on both sides: PyTorch's measured by loss_memory.py (transformers'
+// LM head + ForCausalLMLoss forward and backward at the row's shapes), sftkit's the one [chunk, V] fp32 buffer its fused
+// loss works in (native/engine/loss.cc: auto_chunk_rows, ce_chunks: softmax and its gradient in place) and the
+// [N, C] gradient of the labelled rows' hidden states.
+// --rows keeps only the training-step rows whose name contains one of the given texts (e.g. --rows llama3.2-1b,gemma3-1b).
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, freemem, tmpdir, totalmem } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
-import { executedTrainFlops, trainFlopsPerToken } from '../../src/bench/flops.ts';
+import { executedTrainFlops, headParameters, matmulParameters, trainFlopsPerToken } from '../../src/bench/flops.ts';
 import { randomBatch } from '../../src/bench/train-bench.ts';
 import { mklDispatchLibrary } from '../../src/native/binding.ts';
 import { readModelConfig } from '../../src/native/model-config.ts';
-import { benchModel, cacheRoot, sftkitBin } from '../bench-models.ts';
+import { type BenchModelShape, benchModel, cacheRoot, sftkitBin } from '../bench-models.ts';
 import { type CompareData, type SftRow, type StepRow, writeReport } from './report.ts';
 
 const root = resolve(import.meta.dirname, '..', '..');
@@ -38,9 +44,11 @@ const { values: args } = parseArgs({
     repeats: { type: 'string', default: '1' },
     'sft-repeats': { type: 'string', default: '1' },
     only: { type: 'string', default: 'all' },
+    rows: { type: 'string' },
     python: { type: 'string' },
     'skip-python': { type: 'boolean', default: false },
     'skip-torch-preload': { type: 'boolean', default: false },
+    'loss-memory': { type: 'boolean', default: false },
     out: { type: 'string', default: join(root, 'bench', 'results') },
     'update-readme': { type: 'boolean', default: false },
     'setup-only': { type: 'boolean', default: false },
@@ -49,6 +57,7 @@ const { values: args } = parseArgs({
 });
 const steps = Number(args.steps), warmup = Number(args.warmup), threads = Number(args.threads), records = Number(args.records);
 const only = args.only as 'steps' | 'sft' | 'all';
+const rowFilter = args.rows?.split(',').map((r) => r.trim()).filter(Boolean) ?? null;
 const repeats = Number(args.repeats), sftRepeats = Number(args['sft-repeats']);
 for (const [k, v] of [['--repeats', repeats], ['--sft-repeats', sftRepeats]] as const) {
   if (!Number.isInteger(v) || v < 1) throw new Error(`${k}: expected an integer >= 1, got ${v}`);
@@ -100,8 +109,8 @@ function runJson(cmd: string, argv: string[], what: string, env: Record<string, 
 
 function findPython(): { python: string | null; why: string } {
   if (args['skip-python']) return { python: null, why: '--skip-python' };
-  const probe = (py: string) => spawnSync(py, ['-c', 'import torch, transformers, trl, datasets; print(torch.__version__)'], { encoding: 'utf8' }).status === 0;
-  if (args.python) return probe(args.python) ? { python: args.python, why: '' } : { python: null, why: `${args.python} cannot import torch, transformers, trl, datasets` };
+  const probe = (py: string) => spawnSync(py, ['-c', 'import torch, transformers, trl, datasets, peft; print(torch.__version__)'], { encoding: 'utf8' }).status === 0;
+  if (args.python) return probe(args.python) ? { python: args.python, why: '' } : { python: null, why: `${args.python} cannot import torch, transformers, trl, datasets, peft` };
   const venv = process.env.SFTKIT_BENCH_VENV ?? join(cacheRoot(), 'bench-venv');
   const py = join(venv, 'bin', 'python');
   if (existsSync(py) && probe(py)) return { python: py, why: '' };
@@ -112,8 +121,8 @@ function findPython(): { python: string | null; why: string } {
     return { python: null, why: `python3 -m venv ${venv} failed (is python3-venv installed?)` };
   }
   const extra = (process.env.SFTKIT_BENCH_PIP_ARGS ?? '').split(/\s+/).filter(Boolean);
-  const pip = spawnSync(py, ['-m', 'pip', 'install', '--quiet', 'torch==2.13.0+cpu', 'transformers', 'trl', 'datasets', 'accelerate', ...extra], { stdio: 'inherit' });
-  if (pip.status !== 0 || !probe(py)) return { python: null, why: 'pip could not install torch==2.13.0+cpu, transformers, trl, datasets from the configured index' };
+  const pip = spawnSync(py, ['-m', 'pip', 'install', '--quiet', 'torch==2.13.0+cpu', 'transformers', 'trl', 'datasets', 'accelerate', 'peft', ...extra], { stdio: 'inherit' });
+  if (pip.status !== 0 || !probe(py)) return { python: null, why: 'pip could not install torch==2.13.0+cpu, transformers, trl, datasets, peft from the configured index' };
   return { python: py, why: '' };
 }
 
@@ -158,19 +167,27 @@ function withCeiling(run: () => Record<string, unknown> | null): () => Record<st
 
 const stepRows: StepRow[] = [];
 if (only !== 'sft') {
-  const workloads = [
+  const workloads: { shape: BenchModelShape; batch: number; seqLen: number; checkpointing: boolean; loraR?: number }[] = [
     { shape: 'gpt2-124m', batch: 4, seqLen: 256, checkpointing: false },
     { shape: 'gpt2-124m', batch: 8, seqLen: 128, checkpointing: false },
     { shape: 'qwen2-0.5b', batch: 2, seqLen: 256, checkpointing: false },
     // Both sides with activation checkpointing (transformers' gradient_checkpointing_enable, non-reentrant).
     { shape: 'qwen2-0.5b', batch: 2, seqLen: 256, checkpointing: true },
-  ] as const;
-  for (const w of workloads) {
+    // Issue 22. Full fp32 fine-tuning of Gemma-3-1B (1.0B parameters, ~15 GiB of weights, gradients and AdamW
+    // state) fits both sides in 24 GiB; Llama-3.2-1B's (1.24B, ~18.4 GiB) leaves PyTorch no room for the rest, so
+    // its row trains rank-16 LoRA adapters on every linear layer (peft's all-linear: not the LM head) on both sides.
+    { shape: 'gemma3-1b', batch: 1, seqLen: 256, checkpointing: false },
+    { shape: 'llama3.2-1b', batch: 1, seqLen: 256, checkpointing: false, loraR: 16 },
+  ];
+  const rowName = (w: (typeof workloads)[number]) =>
+    `${w.shape} B${w.batch} T${w.seqLen}${w.checkpointing ? ', both with gradient checkpointing' : ''}${w.loraR ? `, both LoRA r${w.loraR} all-linear` : ''}`;
+  for (const w of workloads.filter((w) => !rowFilter || rowFilter.some((f) => rowName(w).includes(f)))) {
     const dir = benchModel(w.shape, log);
-    const name = `${w.shape} B${w.batch} T${w.seqLen}${w.checkpointing ? ', both with gradient checkpointing' : ''}`;
+    const name = rowName(w);
     const common = [
       '--batch-size', String(w.batch), '--seq-len', String(w.seqLen), '--steps', String(steps), '--warmup', String(warmup), '--threads', String(threads),
       ...(w.checkpointing ? ['--gradient-checkpointing'] : []),
+      ...(w.loraR ? ['--lora-r', String(w.loraR), '--lora-targets', 'all-linear'] : []),
     ];
     const torchRun = (env?: Record<string, string>) => () =>
       python ? runJson(python, [join(here, 'torch_bench.py'), '--model', dir, ...common], `${name} PyTorch+transformers${env ? ' + MKL dispatch' : ''}`, env) : null;
@@ -186,17 +203,34 @@ if (only !== 'sft') {
     // Targets after the shift: labels[t + 1] of each row.
     let labelRows = 0;
     for (let r = 0; r < w.batch; r++) for (let t = 1; t < w.seqLen; t++) labelRows += b.labels[r * w.seqLen + t] !== -100 ? 1 : 0;
+    // LoRA: the frozen weights get no gradient, so 4 (not 6) x their parameters per token (forward and the input
+    // gradients; the rank-16 adapters' own FLOPs are left out, under 1%).
+    const frozen = w.loraR ? 2 * matmulParameters(spec) : 0;
+    const frozenHead = w.loraR ? 2 * headParameters(spec) : 0;
+    const executed = (tokens: number, headRows: number) => executedTrainFlops(spec, w.seqLen, tokens, headRows) - tokens * (frozen - frozenHead) - headRows * frozenHead;
+    let lossMemory: StepRow['lossMemory'];
+    if (args['loss-memory']) {
+      // sftkit: rows per chunk as auto_chunk_rows (native/engine/loss.cc): 32M logits, at least 16, at most N.
+      const chunk = Math.max(1, Math.min(Math.max(16, Math.floor((32 << 20) / spec.vocabSize)), labelRows));
+      const lossArgs = ['--batch-size', String(w.batch), '--seq-len', String(w.seqLen), '--vocab', String(spec.vocabSize), '--hidden', String(spec.hiddenSize), '--threads', String(threads)];
+      const torchLoss = python ? runJson(python, [join(here, 'loss_memory.py'), ...lossArgs, ...(w.loraR ? ['--frozen-head'] : [])], `${name} PyTorch loss memory`) : null;
+      lossMemory = {
+        sftkit: { chunk_rows: chunk, labelled_rows: labelRows, loss_mib: (chunk * spec.vocabSize * 4 + labelRows * spec.hiddenSize * 4) / 2 ** 20 },
+        torch: torchLoss as Record<string, number> | null,
+      };
+    }
     stepRows.push({
+      ...(lossMemory ? { lossMemory } : {}),
       name,
       shape: w.shape,
       batch: w.batch,
       seqLen: w.seqLen,
-      flopsPerToken: trainFlopsPerToken(spec, w.seqLen),
+      flopsPerToken: trainFlopsPerToken(spec, w.seqLen) - frozen,
       realTokens,
       labelRows,
-      modelFlops: realTokens * trainFlopsPerToken(spec, w.seqLen),
-      sftkitFlops: executedTrainFlops(spec, w.seqLen, realTokens, labelRows),
-      torchFlops: executedTrainFlops(spec, w.seqLen, w.batch * w.seqLen, w.batch * w.seqLen),
+      modelFlops: realTokens * (trainFlopsPerToken(spec, w.seqLen) - frozen),
+      sftkitFlops: executed(realTokens, labelRows),
+      torchFlops: executed(w.batch * w.seqLen, w.batch * w.seqLen),
       sftkit: sftkit as Record<string, number> | null,
       torch: torch as Record<string, number> | null,
       torchIsa: torchIsa as Record<string, number> | null,

@@ -8,6 +8,10 @@ Dropout is switched off (sftkit has none), so both sides do the same arithmetic.
 
 Prints one JSON object with the keys of `sftkit bench train --json`.
 
+--lora-r R: rank-R LoRA adapters through peft (alpha 2R, dropout 0) on the frozen model, --lora-targets as
+`sftkit bench train --lora-targets` (all-linear: every linear layer but the LM head, as peft's and sftkit's);
+AdamW and the clip see only the adapters.
+
 --device cuda (scripts/device-check.sh): the same loop on the GPU, each timer read after torch.cuda.synchronize();
 --autocast runs the forward pass under bf16 autocast over the fp32 weights (fp32 master weights, as sftkit's
 --autocast); --compile wraps the model in torch.compile (compiled during the warm-up steps, which are not timed).
@@ -70,6 +74,8 @@ def main():
     p.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     p.add_argument("--autocast", action="store_true", help="bf16 autocast of the forward pass (fp32 weights)")
     p.add_argument("--compile", action="store_true", help="torch.compile the model")
+    p.add_argument("--lora-r", type=int, default=0, help="train rank-R LoRA adapters (alpha 2R) through peft")
+    p.add_argument("--lora-targets", default="all-linear", help="peft target_modules: all-linear or NAME,...")
     a = p.parse_args()
     torch.set_num_threads(a.threads)
     torch.manual_seed(0)
@@ -82,10 +88,18 @@ def main():
     model = AutoModelForCausalLM.from_pretrained(a.model, config=config, dtype=torch.float32, attn_implementation="sdpa")
     if a.gradient_checkpointing:
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+    if a.lora_r:
+        from peft import LoraConfig, get_peft_model
+
+        targets = a.lora_targets if a.lora_targets == "all-linear" else a.lora_targets.split(",")
+        model = get_peft_model(model, LoraConfig(r=a.lora_r, lora_alpha=2 * a.lora_r, lora_dropout=0.0, target_modules=targets))
+        if a.gradient_checkpointing:
+            model.enable_input_require_grads()
     model.to(a.device)
     model.train()
+    params = [q for q in model.parameters() if q.requires_grad]
     # PyTorch's default AdamW implementation for the device (foreach on CUDA, as the CPU runs use theirs).
-    opt = torch.optim.AdamW(model.parameters(), lr=1e-5, weight_decay=0.01)
+    opt = torch.optim.AdamW(params, lr=1e-5, weight_decay=0.01)
     fwd = torch.compile(model) if a.compile else model
     vocab = model.config.vocab_size
     runs = []
@@ -101,7 +115,7 @@ def main():
         out.loss.backward()
         sync()
         t2 = time.perf_counter()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        torch.nn.utils.clip_grad_norm_(params, 1.0)
         opt.step()
         opt.zero_grad(set_to_none=True)
         sync()
@@ -134,6 +148,7 @@ def main():
         "mkl_code_path": mkl_code_path(),
         "autocast": a.autocast,
         "compile": a.compile,
+        "trainable_params": sum(q.numel() for q in params),
         **extra,
     }))
 

@@ -62,7 +62,8 @@ const HELP = `Usage: sftkit bench train --model DIR|${BENCH_SHAPES.join('|')} --
 
 Times training steps (forward with the fused loss, backward, clip + AdamW) on random token batches with 40% of each
 row masked as prompt and 10% padding. --model takes a model directory or a shape built locally with random weights
-(gpt2-124m; qwen2-0.5b: vocab 151936, hidden 896, 24 layers, 14 heads, 2 KV heads, tied; built in a child process
+(gpt2-124m; qwen2-0.5b: vocab 151936, hidden 896, 24 layers, 14 heads, 2 KV heads, tied; llama3.2-1b and gemma3-1b:
+the configs of Llama-3.2-1B and Gemma-3-1B, vocab 128256 and 262144; built in a child process
 with \`sftkit bench build-model --shape S --out DIR\`, so it does not count in peak_rss_mib). tokens_per_s counts all
 B x T positions per step. --json prints {"tokens_per_s", "ms_per_step", "ms_forward", "ms_backward",
 "ms_optimizer", "peak_rss_mib", "threads"}. --lora-r trains rank-R LoRA adapters (alpha 2R) on the frozen model
