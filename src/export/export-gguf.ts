@@ -6,11 +6,11 @@ import { copyFileSync, existsSync, mkdtempSync, readFileSync, rmSync } from 'nod
 import { tmpdir } from 'node:os';
 import { basename, dirname, join, relative, resolve } from 'node:path';
 import { SftkitError, invalidParameterError } from '../errors.ts';
-import { loadModel, readModelConfig, resolveModelDirs } from '../native/index.ts';
+import { loadModel, readModelConfig, resolveModelDirs, type ModelSpec } from '../native/index.ts';
 import { writeFileAtomic } from '../shared/index.ts';
 import { detectFormat, type RecordFormat } from '../data/index.ts';
 import { defaultTemplate } from '../template/index.ts';
-import { archMetadata, GGUF_ROPE_SCALINGS, planTensors, ropeScalingMetadata, type PlannedTensor } from './gguf-arch.ts';
+import { archMetadata, GGUF_ROPE_SCALINGS, gemmaSwaPeriod, ggufArchOf, planTensors, ropeScalingMetadata, type PlannedTensor } from './gguf-arch.ts';
 import { FILE_TYPE_OF, GGUF_OUT_TYPES, GgmlType, Q8_0_BLOCK, str, u32, type GgufOutType, type GgufMetadata } from './gguf-format.ts';
 import { tokenizerMetadata } from './gguf-tokenizer.ts';
 import { writeGguf, type GgufTensor } from './gguf-writer.ts';
@@ -41,8 +41,51 @@ export interface ExportGgufResult {
   modelfile?: string;
 }
 
-/** The architectures whose llama.cpp tables gguf-arch.ts has (an architecture sftkit loads later is refused, not guessed). */
-const GGUF_ARCHES = ['llama', 'qwen2', 'qwen3', 'gpt2'] as const;
+/** The model types whose llama.cpp tables gguf-arch.ts has (an architecture sftkit loads later is refused, not guessed). */
+const GGUF_ARCHES = ['llama', 'mistral', 'qwen2', 'qwen3', 'gpt2', 'smollm3', 'phi3', 'gemma2', 'gemma3_text'] as const;
+
+/**
+ * Why llama.cpp would compute something else than sftkit for this model (null when the GGUF has the same math).
+ * llama.cpp takes some hyperparameters from its own code rather than the file, so a config that departs from them
+ * is refused rather than exported with different math.
+ */
+export function ggufUnsupported(spec: ModelSpec): string | null {
+  const arch = spec.arch;
+  if (!(GGUF_ARCHES as readonly string[]).includes(arch)) return `GGUF export is not implemented for ${arch} (it is for ${GGUF_ARCHES.join(', ')})`;
+  const gemma = arch === 'gemma2' || arch === 'gemma3_text';
+  const exported: readonly string[] = ['default', ...GGUF_ROPE_SCALINGS];
+  if (arch === 'phi3') {
+    const r = spec.ropes[0];
+    if (r !== undefined && r.type !== 'default' && r.type !== 'longrope') return `GGUF export of phi3 with RoPE type ${r.type} is not implemented (default and longrope are)`;
+  } else if (arch === 'gemma3_text') {
+    const [full, local] = spec.ropes;
+    if (full !== undefined && full.type !== 'default' && full.type !== 'linear') return `GGUF export of gemma3_text with RoPE type ${full.type} on the full-attention layers is not implemented (default and linear are)`;
+    if (local !== undefined && local.type !== 'default') return `GGUF export of gemma3_text with RoPE type ${local.type} on the sliding layers is not implemented (llama.cpp scales only the full-attention layers)`;
+    if (spec.ropes.some((r) => r.rotaryDim !== 0)) return 'GGUF export of partial rotary dims is implemented for phi3 only';
+  } else {
+    const scaled = spec.ropes.find((r) => !exported.includes(r.type) || r.rotaryDim !== 0);
+    if (scaled) return `GGUF export of RoPE type ${scaled.type}${scaled.rotaryDim ? ' with partial rotary dims' : ''} is not implemented for ${arch} (${exported.join(', ')} are; partial rotary and longrope for phi3)`;
+  }
+  if (arch === 'smollm3') {
+    // llama.cpp's smollm3 leaves out RoPE on every 4th layer (n_no_rope_layer_step = 4, not read from the file).
+    const want = Array.from({ length: spec.numLayers }, (_, l) => ((l + 1) % 4 === 0 ? -1 : 0));
+    const have = spec.layerRope.length > 0 ? spec.layerRope : want.map(() => 0);
+    if (have.some((v, l) => v !== want[l])) return `smollm3 no_rope_layers [${have.map((v) => (v < 0 ? 0 : 1)).join(', ')}] cannot be written to GGUF: llama.cpp's smollm3 always leaves out RoPE on every 4th layer (3, 7, ...)`;
+  }
+  if (spec.slidingWindow > 0 && !gemma) {
+    return `GGUF export of sliding-window attention (sliding_window ${spec.slidingWindow}) is not implemented for ${arch}: llama.cpp's ${ggufArchOf(arch)} attends to the whole context`;
+  }
+  if (gemma) {
+    // (query_pre_attn_scalar is folded into the queries: gguf-arch.ts's gemmaQueryFactor.)
+    if (spec.slidingWindow <= 0 || !spec.slidingLayers.some(Boolean)) return `${arch} without sliding layers cannot be written to GGUF: llama.cpp's ${ggufArchOf(arch)} always has some`;
+    if (gemmaSwaPeriod(spec) === null) {
+      return `${arch} layer_types [${spec.slidingLayers.map((v) => (v ? 'sliding' : 'full')).join(', ')}] cannot be written to GGUF: llama.cpp's ${ggufArchOf(arch)} slides on layer l when l % n < n - 1 for one period n`;
+    }
+    if (arch === 'gemma2' && (spec.attnSoftcap <= 0 || spec.finalSoftcap <= 0)) return 'gemma2 without attention or final logit softcapping cannot be written to GGUF: llama.cpp always applies both';
+    if (arch === 'gemma3_text' && (spec.attnSoftcap > 0 || spec.finalSoftcap > 0)) return 'gemma3_text with logit softcapping cannot be written to GGUF (llama.cpp has none for gemma3)';
+  }
+  return null;
+}
 
 const TOKENIZER_FILES = ['tokenizer.json', 'tokenizer_config.json', 'special_tokens_map.json', 'chat_template.jinja', 'sftkit_run.json'];
 
@@ -153,30 +196,26 @@ export async function exportGguf(modelDir: string, outFile: string, options: Exp
   }
   try {
     const { spec, raw } = readModelConfig(dir);
-    if (!(GGUF_ARCHES as readonly string[]).includes(spec.arch)) {
-      throw new SftkitError('SFTKIT_UNSUPPORTED', `${dir}: GGUF export is not implemented for ${spec.arch} (it is for ${GGUF_ARCHES.join(', ')})`);
-    }
-    // The GGUF metadata written here carries the default RoPE, Llama 3's (rope_freqs), linear and YaRN (rope.scaling
-    // keys) and no sliding window: other RoPE kinds and windows (loadable for training) are refused rather than
-    // exported with different math.
-    const exported: readonly string[] = ['default', ...GGUF_ROPE_SCALINGS];
-    const scaled = spec.ropes.find((r) => !exported.includes(r.type) || r.rotaryDim !== 0);
-    if (scaled) throw new SftkitError('SFTKIT_UNSUPPORTED', `${dir}: GGUF export of RoPE type ${scaled.type}${scaled.rotaryDim ? ' with partial rotary dims' : ''} is not implemented (${exported.join(', ')} are)`);
-    if (spec.slidingWindow > 0) throw new SftkitError('SFTKIT_UNSUPPORTED', `${dir}: GGUF export of sliding-window attention (sliding_window ${spec.slidingWindow}) is not implemented`);
+    // The GGUF carries the default RoPE, Llama 3's (rope_freqs), linear and YaRN (rope.scaling keys), phi3's longrope
+    // and partial rotary, gemma's sliding layers: anything else sftkit loads is refused rather than exported with
+    // different math.
+    const why = ggufUnsupported(spec);
+    if (why !== null) throw new SftkitError('SFTKIT_UNSUPPORTED', `${dir}: ${why}`);
     const sources = modelTensors(dir);
     const plan = planTensors(spec, raw, sources);
     const tokenizer = tokenizerMetadata(dir, spec);
     const extra = tokenizer.addedBytes ?? 0;
     if (extra > 0) padVocabRows(plan, extra, tokenizer.unkId ?? 0);
     const name = options.name ?? basename(resolve(options.adapter ?? modelDir));
+    const ggufArch = ggufArchOf(spec.arch);
     const metadata: GgufMetadata = [
-      ['general.architecture', str(spec.arch)],
+      ['general.architecture', str(ggufArch)],
       ['general.type', str('model')],
       ['general.name', str(name)],
       ['general.file_type', u32(FILE_TYPE_OF[type])],
       ['general.quantization_version', u32(2)],
       ...archMetadata({ ...spec, vocabSize: spec.vocabSize + extra }),
-      ...ropeScalingMetadata(spec.arch, raw),
+      ...ropeScalingMetadata(ggufArch, raw),
       ...tokenizer,
     ];
     const tensors: GgufTensor[] = plan.map((p) => ({
@@ -186,7 +225,7 @@ export async function exportGguf(modelDir: string, outFile: string, options: Exp
       values: () => p.build(p.sources.map((s) => readSourceTensor(sources.get(s)!))),
     }));
     const { bytes } = await writeGguf(outFile, metadata, tensors);
-    const result: ExportGgufResult = { out: outFile, arch: spec.arch, type, tensors: tensors.length, bytes };
+    const result: ExportGgufResult = { out: outFile, arch: ggufArch, type, tensors: tensors.length, bytes };
     if (options.modelfile) {
       const file = typeof options.modelfile === 'string' ? options.modelfile : join(dirname(outFile), 'Modelfile');
       const chat = tokenizer.find(([k]) => k === 'tokenizer.chat_template')?.[1];

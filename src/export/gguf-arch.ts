@@ -77,7 +77,49 @@ export function llama3RopeFactors(raw: Record<string, unknown>, headDim: number,
   return out;
 }
 
-export type GgufArch = 'llama' | 'qwen2' | 'qwen3' | 'gpt2';
+export type GgufArch = 'llama' | 'qwen2' | 'qwen3' | 'gpt2' | 'smollm3' | 'phi3' | 'gemma2' | 'gemma3';
+
+/** llama.cpp's architecture name for a sftkit model type (convert_hf_to_gguf.py: Mistral is written as llama). */
+export function ggufArchOf(arch: ModelSpec['arch']): GgufArch {
+  if (arch === 'mistral') return 'llama';
+  if (arch === 'gemma3_text') return 'gemma3';
+  return arch;
+}
+
+/** Gemma's RMSNorm multiplies by (1 + weight); llama.cpp multiplies by the weight, so convert_hf_to_gguf.py adds 1. */
+function isGemma(spec: ModelSpec): boolean {
+  return spec.arch === 'gemma2' || spec.arch === 'gemma3_text';
+}
+
+/**
+ * Gemma's attention scale is query_pre_attn_scalar ** -0.5; llama.cpp's is 1/sqrt(head_dim) (1/sqrt(hidden/heads) for
+ * the 27B's layer count) whatever the file says. The queries are linear in q_proj (gemma2) or in q_norm's weight
+ * (gemma3, before RoPE, which is linear), so multiplying those by sqrt(llama.cpp's scalar / query_pre_attn_scalar)
+ * gives llama.cpp the attention scores of the model. 1 for other models.
+ */
+export function gemmaQueryFactor(spec: ModelSpec): number {
+  if (!isGemma(spec) || spec.queryPreAttnScalar <= 0) return 1;
+  const scalar = spec.numLayers === (spec.arch === 'gemma2' ? 46 : 62) ? spec.hiddenSize / spec.numHeads : spec.headDim;
+  return scalar === spec.queryPreAttnScalar ? 1 : Math.sqrt(scalar / spec.queryPreAttnScalar);
+}
+
+/**
+ * llama.cpp's sliding-window pattern of a Gemma model: the period n of `{arch}.attention.sliding_window_pattern` (layer
+ * l slides when l % n < n - 1), or null when the layers that slide follow no such period.
+ */
+export function gemmaSwaPeriod(spec: ModelSpec): number | null {
+  const L = spec.numLayers;
+  for (let n = 2; n <= L + 1; n++) {
+    if (spec.slidingLayers.length === L && spec.slidingLayers.every((v, l) => v === l % n < n - 1)) return n;
+  }
+  return null;
+}
+
+/** The RoPE dims of each head (partial_rotary_factor) of the first RoPE kind. */
+function rotaryDims(spec: ModelSpec): number {
+  const d = spec.ropes[0]?.rotaryDim ?? 0;
+  return d > 0 ? d : spec.headDim;
+}
 
 /** The RoPE scaling of a config (transformers 5's rope_parameters or the older rope_scaling), or null for none. */
 export function ropeScalingOf(raw: Record<string, unknown>): Record<string, unknown> | null {
@@ -101,6 +143,8 @@ export const GGUF_ROPE_SCALINGS = ['llama3', 'linear', 'yarn'] as const;
  * `rope_freqs` tensor instead.
  */
 export function ropeScalingMetadata(arch: string, raw: Record<string, unknown>): GgufMetadata {
+  // phi3 (longrope) and gemma3 (per layer type) write theirs in archMetadata.
+  if (arch === 'phi3' || arch === 'gemma3') return [];
   const s = ropeScalingOf(raw);
   if (s === null || s['rope_type'] === 'llama3') return [];
   const factor = Number(s['factor']);
@@ -120,7 +164,7 @@ export function ropeScalingMetadata(arch: string, raw: Record<string, unknown>):
 
 /** The `{arch}.*` hyperparameter keys. */
 export function archMetadata(spec: ModelSpec): GgufMetadata {
-  const a = spec.arch;
+  const a = ggufArchOf(spec.arch);
   const md: GgufMetadata = [
     [`${a}.vocab_size`, u32(spec.vocabSize)],
     [`${a}.context_length`, u32(spec.maxPositions)],
@@ -137,10 +181,31 @@ export function archMetadata(spec: ModelSpec): GgufMetadata {
     [`${a}.attention.head_count_kv`, u32(spec.numKvHeads)],
     [`${a}.rope.freq_base`, f32(spec.ropeTheta)],
     [`${a}.attention.layer_norm_rms_epsilon`, f32(spec.normEps)],
-    [`${a}.rope.dimension_count`, u32(spec.headDim)],
+    [`${a}.rope.dimension_count`, u32(rotaryDims(spec))],
     [`${a}.attention.key_length`, u32(spec.headDim)],
     [`${a}.attention.value_length`, u32(spec.headDim)],
   );
+  if (spec.arch === 'phi3') {
+    // Phi3MiniModel: sliding_window 0 tells llama.cpp there is none; longrope's original context and cos/sin factor.
+    md.push([`${a}.attention.sliding_window`, u32(spec.slidingWindow)]);
+    const r = spec.ropes[0];
+    if (r?.type === 'longrope') {
+      md.push([`${a}.rope.scaling.original_context_length`, u32(r.originalMaxPositions)], [`${a}.rope.scaling.attn_factor`, f32(r.attentionFactor)]);
+    }
+  }
+  if (isGemma(spec)) {
+    md.push([`${a}.attention.sliding_window`, u32(spec.slidingWindow)]);
+    const period = gemmaSwaPeriod(spec);
+    if (period !== null) md.push([`${a}.attention.sliding_window_pattern`, u32(period)]);
+    if (spec.attnSoftcap > 0) md.push([`${a}.attn_logit_softcapping`, f32(spec.attnSoftcap)]);
+    if (spec.finalSoftcap > 0) md.push([`${a}.final_logit_softcapping`, f32(spec.finalSoftcap)]);
+  }
+  if (spec.arch === 'gemma3_text') {
+    // ropes[0]: the full-attention layers (rope.freq_base, linear scaling), ropes[1]: the sliding ones.
+    const [full, local] = spec.ropes;
+    if (local !== undefined) md.push([`${a}.rope.freq_base_swa`, f32(local.theta)]);
+    if (full?.type === 'linear') md.push([`${a}.rope.scaling.type`, str('linear')], [`${a}.rope.scaling.factor`, f32(full.factor)]);
+  }
   return md;
 }
 
@@ -171,6 +236,8 @@ const LLAMA_LAYER: Record<string, string> = {
   'self_attn.q_norm.weight': 'attn_q_norm.weight',
   'self_attn.k_norm.weight': 'attn_k_norm.weight',
   'post_attention_layernorm.weight': 'ffn_norm.weight',
+  'self_attn.qkv_proj.weight': 'attn_qkv.weight',
+  'mlp.gate_up_proj.weight': 'ffn_up.weight',
   'mlp.gate_proj.weight': 'ffn_gate.weight',
   'mlp.gate_proj.bias': 'ffn_gate.bias',
   'mlp.up_proj.weight': 'ffn_up.weight',
@@ -178,6 +245,26 @@ const LLAMA_LAYER: Record<string, string> = {
   'mlp.down_proj.weight': 'ffn_down.weight',
   'mlp.down_proj.bias': 'ffn_down.bias',
 };
+
+/** Gemma 2/3: four norms per layer (llama.cpp's attn_post_norm and ffn_post_norm after attention and MLP). */
+const GEMMA_LAYER: Record<string, string> = {
+  'input_layernorm.weight': 'attn_norm.weight',
+  'self_attn.q_proj.weight': 'attn_q.weight',
+  'self_attn.k_proj.weight': 'attn_k.weight',
+  'self_attn.v_proj.weight': 'attn_v.weight',
+  'self_attn.o_proj.weight': 'attn_output.weight',
+  'self_attn.q_norm.weight': 'attn_q_norm.weight',
+  'self_attn.k_norm.weight': 'attn_k_norm.weight',
+  'post_attention_layernorm.weight': 'post_attention_norm.weight',
+  'pre_feedforward_layernorm.weight': 'ffn_norm.weight',
+  'mlp.gate_proj.weight': 'ffn_gate.weight',
+  'mlp.up_proj.weight': 'ffn_up.weight',
+  'mlp.down_proj.weight': 'ffn_down.weight',
+  'post_feedforward_layernorm.weight': 'post_ffw_norm.weight',
+};
+
+const plusOne = (s: Float32Array[]) => s[0]!.map((x) => x + 1);
+const scaled = (c: number, build: (s: Float32Array[]) => Float32Array) => (c === 1 ? build : (s: Float32Array[]) => build(s).map((x) => x * c));
 
 const GPT2_LAYER: Record<string, string> = {
   'ln_1.weight': 'attn_norm.weight',
@@ -226,8 +313,18 @@ export function planTensors(spec: ModelSpec, raw: Record<string, unknown>, sourc
   }
   const factors = gpt2 ? null : llama3RopeFactors(raw, spec.headDim, spec.ropeTheta);
   if (factors !== null) out.push({ name: 'rope_freqs.weight', shape: [factors.length], sources: [], build: () => Float32Array.from(factors) });
+  const longrope = spec.arch === 'phi3' && spec.ropes[0]?.type === 'longrope' ? spec.ropes[0] : undefined;
+  if (longrope !== undefined) {
+    // Phi3MiniModel.generate_extra_tensors: one factor per rotary pair, long and short.
+    for (const [name, f] of [['rope_factors_long.weight', longrope.longFactor], ['rope_factors_short.weight', longrope.shortFactor]] as const) {
+      out.push({ name, shape: [f.length], sources: [], build: () => Float32Array.from(f) });
+    }
+  }
 
-  const table = gpt2 ? GPT2_LAYER : LLAMA_LAYER;
+  const gemma = isGemma(spec);
+  const qFactor = gemmaQueryFactor(spec);
+  const table = gpt2 ? GPT2_LAYER : gemma ? GEMMA_LAYER : LLAMA_LAYER;
+  const permuted = spec.arch === 'llama' || spec.arch === 'mistral' || spec.arch === 'smollm3';
   const prefix = gpt2 ? 'h' : 'layers';
   for (let l = 0; l < spec.numLayers; l++) {
     for (const [suffix, target] of Object.entries(table)) {
@@ -238,16 +335,19 @@ export function planTensors(spec: ModelSpec, raw: Record<string, unknown>, sourc
       if (gpt2 && suffix.endsWith('.weight') && shape.length === 2) {
         const [rows, cols] = shape as [number, number];
         out.push({ name, shape: [cols, rows], sources: [src], build: (s) => transpose2d(s[0]!, rows, cols) });
-      } else if (spec.arch === 'llama' && (target.startsWith('attn_q.') || target.startsWith('attn_k.'))) {
+      } else if (permuted && (target.startsWith('attn_q.') || target.startsWith('attn_k.'))) {
         const heads = target.startsWith('attn_q.') ? spec.numHeads : spec.numKvHeads;
         const cols = shape.length === 2 ? shape[1]! : 1;
         out.push({ name, shape, sources: [src], build: (s) => permuteRope(s[0]!, heads, cols) });
-      } else out.push(plain(name, src));
+      } else if (gemma && target.endsWith('norm.weight')) {
+        out.push({ name, shape, sources: [src], build: target === 'attn_q_norm.weight' ? scaled(qFactor, plusOne) : plusOne });
+      } else if (gemma && target === 'attn_q.weight' && !spec.qkNorm) out.push({ name, shape, sources: [src], build: scaled(qFactor, identity) });
+      else out.push(plain(name, src));
     }
   }
   const normW = take(gpt2 ? 'ln_f.weight' : 'norm.weight');
   if (normW === undefined) throw new SftkitError('SFTKIT_IO', 'model.safetensors: no final norm');
-  out.push(plain('output_norm.weight', normW));
+  out.push(gemma ? { name: 'output_norm.weight', shape: shapeOf(sources, normW), sources: [normW], build: plusOne } : plain('output_norm.weight', normW));
   const normB = gpt2 ? take('ln_f.bias') : undefined;
   if (normB !== undefined) out.push(plain('output_norm.bias', normB));
   if (!spec.tieWordEmbeddings) {
@@ -257,7 +357,7 @@ export function planTensors(spec: ModelSpec, raw: Record<string, unknown>, sourc
 
   const unused = [...byLocal.values()].filter((n) => !used.has(n));
   if (unused.length > 0) {
-    throw new SftkitError('SFTKIT_UNSUPPORTED', `model.safetensors: tensor ${unused[0]} has no GGUF counterpart for ${spec.arch}${unused.length > 1 ? ` (and ${unused.length - 1} more)` : ''}`);
+    throw new SftkitError('SFTKIT_UNSUPPORTED', `model.safetensors: tensor ${unused[0]} has no GGUF counterpart for ${ggufArchOf(spec.arch)}${unused.length > 1 ? ` (and ${unused.length - 1} more)` : ''}`);
   }
   return out;
 }

@@ -6,6 +6,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
 import { exportGguf, readGguf } from '../../../src/export/index.ts';
+import { ggufUnsupported } from '../../../src/export/export-gguf.ts';
+import { readModelConfig } from '../../../src/native/model-config.ts';
 
 const fixtures = join(import.meta.dirname, '..', '..', 'fixtures', 'models');
 const dir = mkdtempSync(join(tmpdir(), 'sftkit-export-unit-'));
@@ -109,18 +111,36 @@ test('safetensors source: F16 and BF16 tensors read as fp32, other dtypes refuse
   assert.throws(() => readSourceTensor(t.get('c')!), /tensor c has dtype I32/);
 });
 
-test('issue 22 models that load for training but whose math GGUF metadata cannot carry (dynamic NTK, sliding windows, other architectures) are refused, not exported differently', async () => {
+test('issue 22 models whose math llama.cpp does not have (dynamic NTK, sliding windows outside gemma, NoPE layers off its rule) are refused, not exported differently', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'sftkit-gguf-refuse-'));
   try {
     for (const [name, re] of [
       ['tiny-llama-dynamic', /RoPE type dynamic/],
-      ['tiny-mistral', /not implemented for mistral/],
-      ['tiny-qwen2-sliding', /sliding-window attention \(sliding_window 4\)/],
+      ['tiny-mistral', /sliding-window attention \(sliding_window 4\) is not implemented for mistral: llama\.cpp's llama attends to the whole context/],
+      ['tiny-qwen2-sliding', /sliding-window attention \(sliding_window 4\) is not implemented for qwen2/],
+      ['tiny-smollm3', /no_rope_layers \[1, 0, 1\] cannot be written to GGUF/],
     ] as const) {
       await assert.rejects(exportGguf(join(fixtures, name), join(dir, `${name}.gguf`)), { code: 'SFTKIT_UNSUPPORTED', message: re });
     }
-    await assert.rejects(exportGguf(join(fixtures, 'tiny-phi3'), join(dir, 'phi3.gguf')), { code: 'SFTKIT_UNSUPPORTED', message: /not implemented for phi3/ });
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
+});
+
+test('ggufUnsupported: what stays refused per architecture', () => {
+  const spec = (name: string) => readModelConfig(join(fixtures, name)).spec;
+  for (const name of ['tiny-gemma2', 'tiny-gemma3-text', 'tiny-phi3', 'tiny-llama', 'tiny-qwen3']) assert.equal(ggufUnsupported(spec(name)), null, name);
+  const g2 = spec('tiny-gemma2');
+  assert.match(ggufUnsupported({ ...g2, slidingLayers: [false, true, true] })!, /layer_types \[full, sliding, sliding\]/);
+  assert.equal(ggufUnsupported({ ...g2, slidingLayers: [true, true, true] }), null, 'every layer slides: period 4 > 3 layers');
+  assert.match(ggufUnsupported({ ...g2, attnSoftcap: 0 })!, /llama\.cpp always applies both/);
+  assert.match(ggufUnsupported({ ...g2, slidingWindow: 0, slidingLayers: [] })!, /without sliding layers/);
+  const g3 = spec('tiny-gemma3-text');
+  assert.match(ggufUnsupported({ ...g3, ropes: [g3.ropes[0]!, { ...g3.ropes[1]!, type: 'linear' }] })!, /on the sliding layers/);
+  assert.match(ggufUnsupported({ ...g3, ropes: [{ ...g3.ropes[0]!, type: 'dynamic' }, g3.ropes[1]!] })!, /dynamic on the full-attention layers/);
+  const phi3 = spec('tiny-phi3');
+  assert.match(ggufUnsupported({ ...phi3, slidingWindow: 4, slidingLayers: [true, true, true] })!, /not implemented for phi3/);
+  assert.match(ggufUnsupported({ ...phi3, ropes: [{ ...phi3.ropes[0]!, type: 'yarn' }] })!, /phi3 with RoPE type yarn/);
+  assert.match(ggufUnsupported({ ...spec('tiny-llama'), ropes: [{ ...phi3.ropes[0]!, type: 'default' }] })!, /partial rotary/);
+  assert.equal(ggufUnsupported({ ...spec('tiny-smollm3'), layerRope: [0, 0, 0] }), null);
 });

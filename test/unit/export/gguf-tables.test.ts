@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { archMetadata, llama3RopeFactors, permuteRope, planTensors, ropeScalingMetadata, transpose2d } from '../../../src/export/gguf-arch.ts';
+import { archMetadata, gemmaQueryFactor, gemmaSwaPeriod, ggufArchOf, llama3RopeFactors, permuteRope, planTensors, ropeScalingMetadata, transpose2d } from '../../../src/export/gguf-arch.ts';
 import { GgmlType, TokenType } from '../../../src/export/gguf-format.ts';
 import { ggufVocab, preTokenizerName, tokenizerMetadata } from '../../../src/export/gguf-tokenizer.ts';
 import { tensorType } from '../../../src/export/export-gguf.ts';
@@ -166,4 +166,71 @@ test('RoPE scaling keys: linear and YaRN as metadata, Llama 3 as a tensor, dynam
   assert.deepEqual(md({ rope_parameters: { rope_type: 'llama3', factor: 8 } }), {});
   assert.deepEqual(md({ rope_parameters: { rope_type: 'default', rope_theta: 1e4 } }), {});
   assert.throws(() => md({ rope_parameters: { rope_type: 'dynamic', factor: 4 } }), /RoPE scaling "dynamic" cannot be written to GGUF/);
+});
+
+test("issue 22's architectures: llama.cpp names (mistral as llama, gemma3_text as gemma3), fused phi3 tensors, gemma's four norms with the +1 baked in", () => {
+  const plan = (name: string) => {
+    const { spec, raw } = readModelConfig(model(name));
+    return { spec, plan: planTensors(spec, raw, modelTensors(model(name))) };
+  };
+  assert.equal(ggufArchOf('mistral'), 'llama');
+  assert.equal(ggufArchOf('gemma3_text'), 'gemma3');
+  assert.equal(ggufArchOf('phi3'), 'phi3');
+  const mistral = plan('tiny-mistral').plan;
+  const q = mistral.find((t) => t.name === 'blk.0.attn_q.weight')!;
+  const v = Float32Array.from({ length: 32 * 32 }, (_, i) => i);
+  assert.notDeepEqual(Array.from(q.build([v])), Array.from(v), 'mistral is written as llama: q rows permuted');
+  const smol = plan('tiny-smollm3').plan;
+  assert.notDeepEqual(Array.from(smol.find((t) => t.name === 'blk.0.attn_q.weight')!.build([v])), Array.from(v), 'smollm3: NORM RoPE, permuted');
+  assert.ok(!smol.some((t) => t.name === 'output.weight'), 'smollm3 ties its head');
+  const phi3 = plan('tiny-phi3').plan;
+  assert.deepEqual(phi3.slice(0, 3).map((t) => [t.name, t.shape]), [['token_embd.weight', [128, 32]], ['rope_factors_long.weight', [4]], ['rope_factors_short.weight', [4]]]);
+  assert.deepEqual(Array.from(phi3[1]!.build([])), [1, 1.5, 4, 8]);
+  assert.deepEqual(phi3.filter((t) => t.name.startsWith('blk.0.')).map((t) => t.name), [
+    'blk.0.attn_norm.weight', 'blk.0.attn_output.weight', 'blk.0.ffn_norm.weight', 'blk.0.attn_qkv.weight', 'blk.0.ffn_up.weight', 'blk.0.ffn_down.weight',
+  ]);
+  const qkv = phi3.find((t) => t.name === 'blk.0.attn_qkv.weight')!;
+  assert.equal(qkv.build([v]), v, 'phi3: NEOX RoPE, fused qkv as stored');
+  for (const name of ['tiny-gemma2', 'tiny-gemma3-text']) {
+    const { spec, plan: g } = plan(name);
+    const blk = g.filter((t) => t.name.startsWith('blk.0.')).map((t) => t.name);
+    for (const n of ['attn_norm', 'post_attention_norm', 'ffn_norm', 'post_ffw_norm']) assert.ok(blk.includes(`blk.0.${n}.weight`), `${name} ${n}`);
+    assert.ok(!g.some((t) => t.name === 'output.weight'));
+    const norm = g.find((t) => t.name === 'output_norm.weight')!;
+    assert.deepEqual(Array.from(norm.build([Float32Array.from([0, 0.5])])), [1, 1.5], 'Gemma RMSNorm (1 + w)');
+    // query_pre_attn_scalar 12 with head_dim 16: the queries carry sqrt(16 / 12).
+    assert.ok(Math.abs(gemmaQueryFactor(spec) - Math.sqrt(16 / 12)) < 1e-12);
+    assert.equal(gemmaSwaPeriod(spec), 2, 'layer_types [sliding, full, sliding]');
+  }
+  const g2 = plan('tiny-gemma2').plan;
+  const c = Math.sqrt(16 / 12);
+  assert.ok(Math.abs(g2.find((t) => t.name === 'blk.0.attn_q.weight')!.build([Float32Array.from([2])])[0]! - 2 * c) < 1e-6, 'gemma2: q_proj scaled');
+  const g3 = plan('tiny-gemma3-text').plan;
+  assert.ok(Math.abs(g3.find((t) => t.name === 'blk.0.attn_q_norm.weight')!.build([Float32Array.from([1])])[0]! - 2 * c) < 1e-6, 'gemma3: (1 + q_norm) scaled');
+  assert.equal(g3.find((t) => t.name === 'blk.0.attn_k_norm.weight')!.build([Float32Array.from([1])])[0], 2);
+});
+
+test("issue 22's architectures: hyperparameter keys (softcapping, sliding window and pattern, SWA RoPE base, partial rotary, longrope)", () => {
+  const md = (name: string) => Object.fromEntries(archMetadata(readModelConfig(model(name)).spec).map(([k, v]) => [k, v.value]));
+  const g2 = md('tiny-gemma2');
+  assert.equal(g2['gemma2.attention.sliding_window'], 4);
+  assert.equal(g2['gemma2.attention.sliding_window_pattern'], 2);
+  assert.ok(Math.abs((g2['gemma2.attn_logit_softcapping'] as number) - 5) < 1e-6 && Math.abs((g2['gemma2.final_logit_softcapping'] as number) - 3) < 1e-6);
+  assert.equal(g2['gemma2.attention.key_length'], 16);
+  const g3 = md('tiny-gemma3-text');
+  assert.equal(g3['gemma3.rope.freq_base'], 1e6);
+  assert.equal(g3['gemma3.rope.freq_base_swa'], 1e4);
+  assert.equal(g3['gemma3.rope.scaling.type'], 'linear');
+  assert.equal(g3['gemma3.rope.scaling.factor'], 4);
+  assert.equal(g3['gemma3.attention.sliding_window_pattern'], 2);
+  assert.equal(g3['gemma3.final_logit_softcapping'], undefined);
+  const p = md('tiny-phi3');
+  assert.equal(p['phi3.rope.dimension_count'], 8);
+  assert.equal(p['phi3.attention.key_length'], 16);
+  assert.equal(p['phi3.attention.sliding_window'], 0);
+  assert.equal(p['phi3.rope.scaling.original_context_length'], 8);
+  assert.ok(Math.abs((p['phi3.rope.scaling.attn_factor'] as number) - Math.SQRT2) < 1e-6);
+  assert.equal(md('tiny-mistral')['llama.attention.head_count_kv'], 2);
+  assert.equal(md('tiny-smollm3')['smollm3.block_count'], 3);
+  assert.deepEqual(ropeScalingMetadata('phi3', readModelConfig(model('tiny-phi3')).raw), []);
 });
