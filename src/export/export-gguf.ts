@@ -208,6 +208,16 @@ export async function exportGguf(modelDir: string, outFile: string, options: Exp
     if (extra > 0) padVocabRows(plan, extra, tokenizer.unkId ?? 0);
     const name = options.name ?? basename(resolve(options.adapter ?? modelDir));
     const ggufArch = ggufArchOf(spec.arch);
+    // llama.cpp's vocabulary loader sets attributes of Phi-3's special tokens by text (an exception if one is missing)
+    // when general.name contains "phi3" or "phi-3", whatever the architecture.
+    if (/phi-?3/i.test(name)) {
+      const toks = tokenizer.find(([k]) => k === 'tokenizer.ggml.tokens')?.[1];
+      const have = new Set(toks?.type === 'array' ? toks.value.map(String) : []);
+      const missing = ['</s>', '<unk>', '<s>', '<|endoftext|>'].filter((t) => !have.has(t));
+      if (missing.length > 0) {
+        throw new SftkitError('SFTKIT_BAD_ARGUMENT', `general.name ${JSON.stringify(name)}: llama.cpp fails to load a file whose name contains "phi3" or "phi-3" and whose vocabulary lacks ${missing.join(', ')}; choose another name (--name)`);
+      }
+    }
     const metadata: GgufMetadata = [
       ['general.architecture', str(ggufArch)],
       ['general.type', str('model')],

@@ -159,3 +159,8 @@ for (const r of REFUSED) {
     await assert.rejects(exportGguf(dir, join(scratch, `${r.fixture}.gguf`)), (e: Error & { code?: string }) => e.code === 'SFTKIT_UNSUPPORTED' && r.why.test(e.message));
   });
 }
+
+test('a name with "phi3" over a vocabulary without Phi-3\'s special tokens is refused (llama.cpp would fail to load it)', async () => {
+  const dir = prepared.get('phi3')!.dir;
+  await assert.rejects(exportGguf(dir, join(scratch, 'named.gguf'), { name: 'my-phi3-sft' }), (e: Error & { code?: string }) => e.code === 'SFTKIT_BAD_ARGUMENT' && /lacks <\/s>, <unk>, <s>; choose another name \(--name\)/.test(e.message));
+});
