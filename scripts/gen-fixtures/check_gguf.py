@@ -5,7 +5,9 @@ safetensors source, never against sftkit's writer:
 - every metadata key is one of gguf-py's Keys constants (formatted for the architecture);
 - `general.architecture` is in MODEL_ARCH_NAMES and every tensor name is in MODEL_TENSORS[arch] (TENSOR_NAMES);
 - every source tensor is mapped to its GGUF name by gguf-py's TensorNameMap, given the layout change
-  convert_hf_to_gguf.py applies (llama q/k permutation, GPT-2 Conv1D transpose, tied heads), encoded with gguf-py's
+  convert_hf_to_gguf.py applies (llama and smollm3 q/k permutation, GPT-2 Conv1D transpose, tied heads, Gemma's
+  norm + 1, phi3's longrope factor tensors; and sftkit's one departure, Gemma's query_pre_attn_scalar folded into
+  q_proj / q_norm because llama.cpp scales attention by 1/sqrt(head_dim)), encoded with gguf-py's
   own quantize() in the file's type, and compared byte for byte with the file's data;
 - the tokens, token types and merges equal tokenizer.json's; byte tokens appended to a byte-fallback vocabulary
   that lacks them are backed by copies of the unknown token's embedding row.
@@ -110,10 +112,20 @@ def check(entry):
         data = data.astype(np.float32)
         if arch_name == 'gpt2' and re.search(r'\.(c_attn|c_proj|c_fc)\.weight$', name):
             data = data.T.copy()
-        if arch_name == 'llama' and name.endswith(('q_proj.weight', 'q_proj.bias')):
+        if arch_name in ('llama', 'smollm3') and name.endswith(('q_proj.weight', 'q_proj.bias')):
             data = permute(data, cfg['num_attention_heads'], cfg['num_attention_heads'])
-        if arch_name == 'llama' and name.endswith(('k_proj.weight', 'k_proj.bias')):
+        if arch_name in ('llama', 'smollm3') and name.endswith(('k_proj.weight', 'k_proj.bias')):
             data = permute(data, cfg['num_attention_heads'], cfg.get('num_key_value_heads', cfg['num_attention_heads']))
+        if arch_name in ('gemma2', 'gemma3'):
+            # convert_hf_to_gguf.py's Gemma2Model / Gemma3Model: Gemma's RMSNorm (1 + w) as llama.cpp's w
+            if name.endswith('norm.weight'):
+                data = data + 1
+            # sftkit's departure from convert_hf_to_gguf.py (which ignores it): llama.cpp scales attention by
+            # 1/sqrt(head_dim), so query_pre_attn_scalar is folded into q_proj (gemma2) or q_norm (gemma3)
+            head_dim = cfg.get('head_dim', cfg['hidden_size'] // cfg['num_attention_heads'])
+            c = np.sqrt(head_dim / cfg.get('query_pre_attn_scalar', head_dim))
+            if c != 1 and name.endswith('q_norm.weight' if arch_name == 'gemma3' else 'q_proj.weight'):
+                data = (data.astype(np.float64) * c).astype(np.float32)
         if tied and new == 'output.weight':
             # a tied head: llama.cpp reads token_embd (stored once); GPT-2 stores the head as a copy
             if 'token_embd.weight' not in expected:
@@ -122,6 +134,11 @@ def check(entry):
         expected[new] = data
     if arch_name == 'gpt2' and tied:
         expected['output.weight'] = expected['token_embd.weight']
+    rope = cfg.get('rope_parameters') or cfg.get('rope_scaling') or {}
+    if arch_name == 'phi3' and rope.get('rope_type', rope.get('type')) in ('longrope', 'su'):
+        # convert_hf_to_gguf.py's Phi3MiniModel.generate_extra_tensors
+        expected['rope_factors_long.weight'] = np.asarray(rope['long_factor'], dtype=np.float32)
+        expected['rope_factors_short.weight'] = np.asarray(rope['short_factor'], dtype=np.float32)
     # byte tokens sftkit appends to a byte-fallback vocabulary that lacks them: rows copied from the unknown token's
     n_tokens = len(field_value(r, 'tokenizer.ggml.tokens'))
     for name in ('token_embd.weight', 'output.weight'):

@@ -8,18 +8,19 @@ import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'nod
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { exportGguf } from '../../src/export/index.ts';
-import { EXPORT_TYPES, prepareExportCases } from '../../test/e2e/helpers/export-cases.ts';
+import { ARCHITECTURE_EXPORT_NAME, EXPORT_TYPES, prepareArchitectureCases, prepareExportCases, type ExportCase } from '../../test/e2e/helpers/export-cases.ts';
 
 const root = join(import.meta.dirname, '..', '..');
 const python = process.argv[2] ?? 'python3';
 const scratch = mkdtempSync(join(tmpdir(), 'sftkit-gguf-fixtures-'));
 try {
-  const cases = await prepareExportCases(scratch);
+  // issue 22's fixtures (test/e2e/export-gguf-architectures.test.ts) under their own general.name
+  const cases: Array<ExportCase & { exportName?: string }> = [...(await prepareExportCases(scratch)), ...prepareArchitectureCases(join(scratch, 'arch')).map((c) => ({ ...c, name: `arch-${c.name}`, exportName: ARCHITECTURE_EXPORT_NAME }))];
   const manifest = [];
   for (const c of cases) {
     for (const type of EXPORT_TYPES) {
       const file = join(scratch, `${c.name}-${type}.gguf`);
-      await exportGguf(c.dir, file, { type });
+      await exportGguf(c.dir, file, { type, ...(c.exportName !== undefined ? { name: c.exportName } : {}) });
       const sha256 = createHash('sha256').update(readFileSync(file)).digest('hex');
       manifest.push({ name: `${c.name}-${type}`, file, model_dir: c.dir, type, sha256 });
     }

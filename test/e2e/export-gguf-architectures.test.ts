@@ -8,12 +8,14 @@
 // within llama.cpp's math is checked against sftkit's own generation instead.
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { exportGguf, readGguf } from '../../src/export/index.ts';
 import { loadModel } from '../../src/native/index.ts';
+import { ARCHITECTURE_CASES, ARCHITECTURE_EXPORT_NAME, prepareArchitectureCases } from './helpers/export-cases.ts';
 import { writeTinyTokenizer } from './helpers/tiny-tokenizer.ts';
 
 const root = join(import.meta.dirname, '..', '..');
@@ -21,27 +23,7 @@ const fixtures = join(root, 'test', 'fixtures', 'models');
 const scratch = mkdtempSync(join(tmpdir(), 'sftkit-e2e-gguf-arch-'));
 after(() => rmSync(scratch, { recursive: true, force: true }));
 
-interface Case {
-  name: string;
-  fixture: string;
-  /** config.json changes (a variant within llama.cpp's math); none: the fixture as recorded in parity.json. */
-  patch?: Record<string, unknown>;
-  arch: string;
-  /** The prompt (default: parity.json's). */
-  prompt?: number[];
-}
-
-const CASES: Case[] = [
-  { name: 'gemma2', fixture: 'tiny-gemma2', arch: 'gemma2' },
-  { name: 'gemma3', fixture: 'tiny-gemma3-text', arch: 'gemma3' },
-  // longrope: transformers picks the long factors once the sequence is longer than original_max_position_embeddings
-  // (8), llama.cpp once the context is (64 here): the same from a prompt of 9 tokens or more.
-  { name: 'phi3', fixture: 'tiny-phi3', arch: 'phi3', prompt: [1, 17, 42, 99, 5, 63, 7, 8, 9, 10, 11, 12] },
-  // Mistral without a sliding window (Mistral 7B v0.2 and later) is llama's math.
-  { name: 'mistral-no-window', fixture: 'tiny-mistral', patch: { sliding_window: null }, arch: 'llama' },
-  // llama.cpp's smollm3 leaves out RoPE on layers 3, 7, ...: with 3 layers every layer applies RoPE.
-  { name: 'smollm3-default-nope', fixture: 'tiny-smollm3', patch: { no_rope_layers: [1, 1, 1] }, arch: 'smollm3' },
-];
+const CASES = ARCHITECTURE_CASES;
 
 const REFUSED: Array<{ fixture: string; why: RegExp }> = [
   { fixture: 'tiny-mistral', why: /sliding-window attention \(sliding_window 4\) is not implemented for mistral: llama\.cpp's llama attends to the whole context/ },
@@ -63,19 +45,12 @@ let llama: Array<{ path: string; generated: number[]; top1: number[]; ms: number
 
 before(async () => {
   const job: object[] = [];
-  for (const c of CASES) {
-    const dir = join(scratch, c.name);
-    cpSync(join(fixtures, c.fixture), dir, { recursive: true });
-    if (c.patch) {
-      const cfg = JSON.parse(readFileSync(join(dir, 'config.json'), 'utf8')) as Record<string, unknown>;
-      writeFileSync(join(dir, 'config.json'), JSON.stringify({ ...cfg, ...c.patch }));
-    }
-    writeTinyTokenizer(dir, 'gpt-2');
+  for (const c of prepareArchitectureCases(scratch)) {
+    const dir = c.dir;
     const single = (JSON.parse(readFileSync(join(dir, 'parity.json'), 'utf8')) as { generate: { single: { prompt: number[]; maxNewTokens: number; output: number[] } } }).generate.single;
     const prompt = c.prompt ?? single.prompt;
     const file = join(scratch, `${c.name}.gguf`);
-    // (general.name: llama.cpp sets attributes of Phi-3's special tokens, which the tiny vocabulary lacks, when the name says phi3.)
-    const res = await exportGguf(dir, file, { type: 'f32', name: 'tiny' });
+    const res = await exportGguf(dir, file, { type: 'f32', name: ARCHITECTURE_EXPORT_NAME });
     assert.equal(res.arch, c.arch);
     const model = await loadModel(dir, { threads: 2 });
     let want = single.output;
@@ -119,6 +94,24 @@ for (const c of CASES) {
     console.log(`${c.name}: ${r.generated.length} tokens as expected, ${p.top1.filter((x, t) => x === r.top1[t]).length}/${TEACHER.length} teacher-forced top-1 agree (${r.ms} ms in node-llama-cpp)`);
   });
 }
+
+test("the exports are those llama.cpp's gguf-py checked (test/fixtures/gguf/gguf-py-report.json: names in its tables, every tensor byte-equal to its quantize() of the source with convert_hf_to_gguf.py's layout changes)", () => {
+  const report = JSON.parse(readFileSync(join(root, 'test', 'fixtures', 'gguf', 'gguf-py-report.json'), 'utf8')) as {
+    files: Record<string, { sha256: string; keys: Record<string, string>; tensors: Array<[string, number[], string]>; problems: string[]; tensors_compared_bytewise: number }>;
+  };
+  const gguffy = (t: string) => t.replace(/^u(\d+)$/, 'uint$1').replace(/^i(\d+)$/, 'int$1').replace(/^f(\d+)$/, 'float$1').replace(/<u(\d+)>/, '<uint$1>').replace(/<i(\d+)>/, '<int$1>').replace(/<f(\d+)>/, '<float$1>');
+  for (const c of CASES) {
+    const want = report.files[`arch-${c.name}-f32`];
+    assert.ok(want, `arch-${c.name}-f32 is in the gguf-py report`);
+    assert.deepEqual(want.problems, []);
+    const file = prepared.get(c.name)!.file;
+    const g = readGguf(file);
+    assert.equal(want.tensors_compared_bytewise, g.tensors.length);
+    assert.deepEqual(Object.fromEntries(Object.entries(g.metadataTypes).map(([k, v]) => [k, gguffy(v)]).sort((x, y) => (x[0]! < y[0]! ? -1 : 1))), want.keys, `${c.name} keys`);
+    assert.deepEqual(g.tensors.map((t) => [t.name, t.shape, t.typeName]), want.tensors, `${c.name} tensors`);
+    assert.equal(createHash('sha256').update(readFileSync(file)).digest('hex'), want.sha256, `${c.name}: bytes differ from those gguf-py checked`);
+  }
+});
 
 test('phi3: fused qkv and gate_up, longrope factors as tensors, partial rotary dims', () => {
   const g = readGguf(prepared.get('phi3')!.file);
