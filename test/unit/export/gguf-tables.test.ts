@@ -201,6 +201,9 @@ test("issue 22's architectures: llama.cpp names (mistral as llama, gemma3_text a
     // query_pre_attn_scalar 12 with head_dim 16: the queries carry sqrt(16 / 12).
     assert.ok(Math.abs(gemmaQueryFactor(spec) - Math.sqrt(16 / 12)) < 1e-12);
     assert.equal(gemmaSwaPeriod(spec), 2, 'layer_types [sliding, full, sliding]');
+    assert.equal(gemmaSwaPeriod({ ...spec, slidingLayers: [true, true, false] }), 3);
+    assert.equal(gemmaSwaPeriod({ ...spec, slidingLayers: [true, true, true] }), 4, 'all sliding: a period longer than the model');
+    assert.equal(gemmaSwaPeriod({ ...spec, slidingLayers: [false, true, true] }), null);
   }
   const g2 = plan('tiny-gemma2').plan;
   const c = Math.sqrt(16 / 12);
