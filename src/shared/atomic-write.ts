@@ -3,7 +3,7 @@
 // untouched (absent, or its previous content). A crash leaves the old file or the new one, never a partial one.
 // Three forms: async, sync (for the synchronous callers) and streaming (a download, JSONL written line by line).
 // Checkpoint directories are atomic one level up (src/training/checkpoint.ts renames a whole temp directory).
-import { closeSync, createWriteStream, fsyncSync, openSync, renameSync, rmSync, writeSync } from 'node:fs';
+import { closeSync, fsyncSync, openSync, renameSync, rmSync, writeSync } from 'node:fs';
 import { open, rename, rm } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
 import { basename, dirname, join } from 'node:path';
@@ -105,9 +105,11 @@ export function writeFileAtomicSync(path: string, data: FileData): void {
 export async function writeStreamAtomic(path: string, chunks: FileChunks): Promise<void> {
   const tmp = tempPathFor(path);
   await commit(tmp, path, async () => {
-    await pipeline(chunks, createWriteStream(tmp));
-    const fh = await open(tmp, 'r+');
+    // The temp file is opened (and closed) here, not by the stream: a source failing before a lazily opened stream got
+    // its file would let the file appear after the cleanup removed it.
+    const fh = await open(tmp, 'w');
     try {
+      await pipeline(chunks, fh.createWriteStream({ autoClose: false }));
       await fh.sync();
     } finally {
       await fh.close();
