@@ -119,18 +119,24 @@ export function renderMarkdown(report: ReturnType<typeof buildReport>): string {
         `${f(r.sftkit?.ms_forward)} / ${f(r.sftkit?.ms_backward)} / ${f(r.sftkit?.ms_optimizer)} | ${f(r.torch?.ms_forward)} / ${f(r.torch?.ms_backward)} / ${f(r.torch?.ms_optimizer)} |`,
     ),
     '',
-    '| SFT workload (GPT-2-124M shape, random weights, instruction-data.json) | sftkit unpadded tokens/s | TRL unpadded tokens/s | ratio | tokens | trained tokens sftkit / TRL | steps sftkit / TRL |',
-    '|---|---:|---:|---:|---:|---:|---:|',
-    ...report.sft.map(
-      (r) =>
-        `| ${r.name} | ${f(r.sftkit?.unpadded_tokens_per_s, 1)} | ${f(r.trl?.unpadded_tokens_per_s as number | undefined, 1)} | ${x(r.tokensRatio)} | ${f(r.sftkit?.tokens)} | ` +
-        `${f(r.sftkit?.trained_tokens)} / ${f(r.trl?.trained_tokens as number)} | ${f(r.sftkit?.steps)} / ${f(r.trl?.steps as number)} |`,
-    ),
-    '',
+    // (no SFT table when the run had no SFT rows: --only steps)
+    ...(report.sft.length
+      ? [
+          '| SFT workload (GPT-2-124M shape, random weights, instruction-data.json) | sftkit unpadded tokens/s | TRL unpadded tokens/s | ratio | tokens | trained tokens sftkit / TRL | steps sftkit / TRL |',
+          '|---|---:|---:|---:|---:|---:|---:|',
+          ...report.sft.map(
+            (r) =>
+              `| ${r.name} | ${f(r.sftkit?.unpadded_tokens_per_s, 1)} | ${f(r.trl?.unpadded_tokens_per_s as number | undefined, 1)} | ${x(r.tokensRatio)} | ${f(r.sftkit?.tokens)} | ` +
+              `${f(r.sftkit?.trained_tokens)} / ${f(r.trl?.trained_tokens as number)} | ${f(r.sftkit?.steps)} / ${f(r.trl?.steps as number)} |`,
+          ),
+          '',
+        ]
+      : []),
   ];
   const lossRows = report.steps.filter((r) => r.lossMemory);
   if (lossRows.length) {
-    const share = (mib: number | undefined, side: Record<string, number> | null | undefined) => (mib !== undefined && side?.peak_rss_mib ? pct(mib / side.peak_rss_mib) : '—');
+    const share = (mib: number | undefined, side: Record<string, number> | null | undefined) =>
+      mib !== undefined && side?.peak_rss_mib ? `${((100 * mib) / side.peak_rss_mib).toFixed(1)}%` : '—';
     md.push(
       "The loss's memory: PyTorch's measured (`loss_memory.py`: transformers' LM head over all B x T positions and its ForCausalLMLoss, forward and backward at the row's shapes; " +
         'the peak RSS above the RSS before, less the gradients of the hidden states and of the head), sftkit\'s the one [chunk, V] fp32 buffer of its fused loss ' +

@@ -51,3 +51,15 @@ test('compare report: the MKL dispatch table appears only when the preloaded run
   assert.doesNotMatch(without, /LD_PRELOADed/);
   assert.match(without, /\| gpt2-124m B4 T256 \| 250\.0 \| 125\.0 \| 2\.00x \| 150 \/ 200 \| 73% \/ 73% \| 64% \/ 82% \|/);
 });
+
+test("compare report: the loss's memory table appears with --loss-memory rows, the SFT table only with SFT rows", () => {
+  const d = data(false);
+  const plain = renderMarkdown(buildReport(d));
+  assert.doesNotMatch(plain, /The loss's memory/);
+  d.sft = [];
+  d.steps[0]!.lossMemory = { sftkit: { chunk_rows: 128, labelled_rows: 139, loss_mib: 204.8 }, torch: { loss_peak_mib: 512, logits_mib: 256 } };
+  const md = renderMarkdown(buildReport(d));
+  assert.doesNotMatch(md, /SFT workload/);
+  // shares of each side's peak RSS (2048 MiB on both sides here)
+  assert.match(md, /\| gpt2-124m B4 T256 \| 205 MiB \(128 of 139 rows per chunk\) \| 10\.0% \| 512 MiB \| 25\.0% \| 256 MiB \|/);
+});
