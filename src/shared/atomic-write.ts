@@ -7,7 +7,6 @@ import { closeSync, fsyncSync, openSync, renameSync, rmSync, writeSync } from 'n
 import { open, rename, rm } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
 import { basename, dirname, join } from 'node:path';
-import { pipeline } from 'node:stream/promises';
 
 export type FileData = string | Uint8Array;
 /** What the streaming form writes: chunks (strings are UTF-8), from an (async) iterable or a Readable. */
@@ -105,11 +104,12 @@ export function writeFileAtomicSync(path: string, data: FileData): void {
 export async function writeStreamAtomic(path: string, chunks: FileChunks): Promise<void> {
   const tmp = tempPathFor(path);
   await commit(tmp, path, async () => {
-    // The temp file is opened (and closed) here, not by the stream: a source failing before a lazily opened stream got
-    // its file would let the file appear after the cleanup removed it.
+    // The temp file is opened (and closed) here, not by a write stream: a source failing before a lazily opened stream
+    // got its file would let the file appear after the cleanup removed it. Each chunk is written whole at the current
+    // position (FileHandle.writeFile loops until every byte is written).
     const fh = await open(tmp, 'w');
     try {
-      await pipeline(chunks, fh.createWriteStream({ autoClose: false }));
+      for await (const chunk of chunks) await fh.writeFile(chunk);
       await fh.sync();
     } finally {
       await fh.close();
