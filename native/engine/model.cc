@@ -152,8 +152,18 @@ void CausalLM::load(const WeightSource& source) {
       throw_io("model weights: tensor '" + p.name + "' has shape " + shape_str(src->sizes()) + ", expected " +
                shape_str(p.transposed ? p.tensor->t().sizes() : p.tensor->sizes()));
     }
-    // Always a private copy: the source may be a read-only view into an mmap'd file.
-    *p.tensor = t.to(opts, /*non_blocking=*/false, /*copy=*/true).contiguous().requires_grad_(true);
+    // Copied into the parameter's own storage (never a view of the source: it may be an mmap'd file), in place, so
+    // that no second tensor of this size exists while it is copied (the embedding of a 128K vocabulary is 1 GiB).
+    if (p.tensor->defined() && p.tensor->is_contiguous() && p.tensor->scalar_type() == options_.dtype &&
+        p.tensor->device() == options_.device) {
+      c10::NoGradGuard no_grad;
+      p.tensor->requires_grad_(false);
+      p.tensor->copy_(t);
+      p.tensor->requires_grad_(true);
+    } else {
+      *p.tensor = t.to(opts, /*non_blocking=*/false, /*copy=*/true).contiguous().requires_grad_(true);
+    }
+    if (source.copied) source.copied(*src);
   }
 }
 

@@ -89,6 +89,9 @@ struct ParamRef {
 struct WeightSource {
   std::map<std::string, at::Tensor> tensors;
   std::map<std::string, std::string> metadata;
+  // Called with each source tensor once the model holds its own copy (the loader drops the file's mapped pages, so
+  // the weights are never resident twice); may be empty.
+  std::function<void(const at::Tensor&)> copied;
 };
 
 class LoraLayers;  // lora.h

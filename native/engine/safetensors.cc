@@ -302,6 +302,24 @@ at::Tensor SafetensorsFile::get(const std::string& name) const {
   return out;
 }
 
+bool SafetensorsFile::release_pages(const at::Tensor& view) const {
+  const auto* begin = static_cast<const uint8_t*>(view.data_ptr());
+  const auto* end = begin + view.nbytes();
+  const uint8_t* base = mapping_->data();
+  if (begin < base || end > base + mapping_->size() || begin >= end) return false;
+  const auto page = static_cast<uintptr_t>(sysconf(_SC_PAGESIZE));
+  const uintptr_t from = (reinterpret_cast<uintptr_t>(begin) + page - 1) / page * page;  // whole pages inside only
+  const uintptr_t to = reinterpret_cast<uintptr_t>(end) / page * page;
+  if (to > from) madvise(reinterpret_cast<void*>(from), to - from, MADV_DONTNEED);
+  return true;
+}
+
+void release_view_pages(const TensorDir& dir, const at::Tensor& view) {
+  if (!view.defined() || !view.is_cpu()) return;
+  for (const auto& f : dir.files)
+    if (f->release_pages(view)) return;
+}
+
 TensorDir load_safetensors_dir(const std::string& dir) {
   bool is_dir = false;
   if (!path_exists(dir, &is_dir)) throw_io("model directory " + dir + " does not exist");
@@ -316,6 +334,7 @@ TensorDir load_safetensors_dir(const std::string& dir) {
     auto file = SafetensorsFile::open(single_path);
     for (const auto& e : file->entries()) out.tensors[e.name] = file->get(e.name);
     out.metadata = file->metadata();
+    out.files.push_back(file);
     return out;
   }
 
@@ -348,6 +367,7 @@ TensorDir load_safetensors_dir(const std::string& dir) {
       out.tensors[e.name] = s.second->get(e.name);
     }
     for (const auto& m : s.second->metadata()) out.metadata.emplace(m.first, m.second);  // first shard wins
+    out.files.push_back(s.second);
   }
   return out;
 }

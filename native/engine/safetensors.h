@@ -48,6 +48,11 @@ class SafetensorsFile {
   const std::map<std::string, std::string>& metadata() const { return metadata_; }  // __metadata__
   const std::string& path() const { return path_; }
   uint64_t header_size() const { return header_size_; }  // N
+  // Drops the whole pages that `view`'s bytes occupy in this file's mapping from the process's resident memory, once
+  // they have been copied elsewhere (the mapping is private and file-backed: a page touched again is read from the
+  // file again). Only for views nobody wrote into (a copy-on-write page would lose its writes). Returns false, doing
+  // nothing, when `view` is not inside this mapping.
+  bool release_pages(const at::Tensor& view) const;
 
  private:
   SafetensorsFile() = default;
@@ -65,8 +70,11 @@ class SafetensorsFile {
 struct TensorDir {
   std::map<std::string, at::Tensor> tensors;
   std::map<std::string, std::string> metadata;
+  std::vector<std::shared_ptr<SafetensorsFile>> files;  // the opened files (release_pages of a copied view)
 };
 TensorDir load_safetensors_dir(const std::string& dir);
+// release_pages on whichever of `dir`'s files maps `view` (nothing for a tensor of its own, e.g. an unaligned copy).
+void release_view_pages(const TensorDir& dir, const at::Tensor& view);
 
 // Writes atomically (path.tmp-<pid>, fsync, rename, fsync of the directory); tensors made contiguous CPU; names
 // kept as given, in the given order; header padded with spaces to 8 bytes so every tensor is 8-byte aligned.

@@ -94,7 +94,8 @@ std::unique_ptr<CausalLM> load_causal_lm(const std::string& dir, const ModelSpec
   auto model = make_causal_lm(spec, options);
   model->set_gradient_checkpointing(gradient_checkpointing);
   TensorDir files = load_safetensors_dir(dir);
-  WeightSource src{std::move(files.tensors), std::move(files.metadata)};
+  // Each tensor's mapped pages are dropped once copied: the weights are resident once, not twice, while loading.
+  WeightSource src{files.tensors, files.metadata, [&files](const at::Tensor& t) { release_view_pages(files, t); }};
   model->load(src);
   return model;
 }
