@@ -92,8 +92,8 @@ test('sftkit dpo --eval-only --json: the fixed keys; a policy against itself has
   assert.equal(out.pairs, 6);
   // Reference and policy are two model instances run one after the other: equal up to the last bits of the
   // log-probability sums (MKL may pick its threads per call on a busy host; one fresh-clone run saw a difference).
-  assert.ok(Math.abs(out.loss - Math.log(2)) < 1e-7, `loss ${out.loss}`);
-  assert.ok(Math.abs(out.rewards_chosen) < 1e-7, `rewards_chosen ${out.rewards_chosen}`);
+  assert.ok(Math.abs(out.loss - Math.log(2)) < 1e-5, `loss ${out.loss}`);
+  assert.ok(Math.abs(out.rewards_chosen) < 1e-5, `rewards_chosen ${out.rewards_chosen}`);
   const mm = spawnSync(process.execPath, ['bin/sftkit.js', 'dpo', '--model', MODEL, '--data', 'test/fixtures/data/minimind-toy/dpo_data.jsonl', '--eval-only', '--template', 'chatml', '--json'], { cwd: root, encoding: 'utf8' });
   // The TinyStories tokenizer has no ChatML tokens: a clear error, not a wrong mask.
   assert.notEqual(mm.status, 0);
