@@ -36,7 +36,8 @@ function relClose(actual: number, expected: number, rel: number, what: string): 
   assert.ok(err <= rel, `${what}: ${actual} vs ${expected} (rel ${err.toExponential(2)} > ${rel})`);
 }
 
-async function worstLogits(model: Model, c: Case): Promise<number> {
+/** The largest |logit - HF| over the case's non-padding positions, and the [B, T] the model returned. */
+async function logitsError(model: Model, c: Case): Promise<{ worst: number; rows: [number, number] }> {
   const { logits, shape } = await model.forward(batchOf(c));
   const [B, T, V] = shape;
   let worst = 0;
@@ -47,21 +48,16 @@ async function worstLogits(model: Model, c: Case): Promise<number> {
       for (let v = 0; v < V; ++v) worst = Math.max(worst, Math.abs(logits[(b * T + t) * V + v]! - ref[v]!));
     }
   }
-  return worst;
+  return { worst, rows: [B, T] };
+}
+
+async function worstLogits(model: Model, c: Case): Promise<number> {
+  return (await logitsError(model, c)).worst;
 }
 
 async function checkLogits(model: Model, c: Case, what: string): Promise<void> {
-  const { logits, shape } = await model.forward(batchOf(c));
-  const [B, T, V] = shape;
-  assert.deepEqual([B, T], c.shape);
-  let worst = 0;
-  for (let b = 0; b < B; ++b) {
-    for (let t = 0; t < T; ++t) {
-      const ref = c.logits[b]![t];
-      if (!ref) continue;
-      for (let v = 0; v < V; ++v) worst = Math.max(worst, Math.abs(logits[(b * T + t) * V + v]! - ref[v]!));
-    }
-  }
+  const { worst, rows } = await logitsError(model, c);
+  assert.deepEqual(rows, c.shape);
   assert.ok(worst <= 1e-4, `${what}: max |logits - HF| = ${worst}`);
 }
 
