@@ -45,6 +45,7 @@ Napi::Function NativeModel::Define(Napi::Env env) {
                          InstanceMethod<&NativeModel::SaveOptimizerState>("saveOptimizerState"),
                          InstanceMethod<&NativeModel::LoadOptimizerState>("loadOptimizerState"),
                          InstanceMethod<&NativeModel::NumParameters>("numParameters"),
+                         InstanceMethod<&NativeModel::BaseStats>("baseStats"),
                          InstanceMethod<&NativeModel::VocabSize>("vocabSize"),
                          InstanceMethod<&NativeModel::ResizeTokenEmbeddings>("resizeTokenEmbeddings"),
                          InstanceMethod<&NativeModel::GradNorms>("gradNorms"),
@@ -91,6 +92,14 @@ Napi::Value NativeModel::Load(const Napi::CallbackInfo& info) {
   else throw_bad_argument("options.dtype must be 'float32' or 'bfloat16'");
   Napi::Value device = opts.Get("device");
   mo.device = resolve_device(device.IsString() ? device.As<Napi::String>().Utf8Value() : "cpu");
+  Napi::Value base = opts.Get("baseDtype");
+  if (!base.IsUndefined() && !base.IsString()) throw_bad_argument("options.baseDtype must be 'float32', 'bfloat16', 'int8' or 'nf4'");
+  mo.base.dtype = parse_base_dtype(base.IsString() ? base.As<Napi::String>().Utf8Value() : "float32");
+  mo.base.double_quant = bool_field(opts, "doubleQuant", false);
+  if (mo.base.double_quant && mo.base.dtype != BaseDtype::kNf4) throw_bad_argument("options.doubleQuant needs baseDtype 'nf4'");
+  if (mo.base.frozen() && mo.dtype != at::kFloat) {
+    throw_bad_argument("options.baseDtype " + base_dtype_name(mo.base.dtype) + " computes in float32: use dtype 'float32' (autocast for bf16 compute on CUDA)");
+  }
   // bf16 autocast of the forward passes (matmuls in bf16 over fp32 master weights; the loss stays fp32).
   state_->autocast = AutocastState{mo.device.type(), bool_field(opts, "autocast", false), at::kBFloat16};
   state_->threads = thread_count_arg(opts.Get("threads"), "options.threads");
@@ -164,6 +173,25 @@ Napi::Value NativeModel::NumParameters(const Napi::CallbackInfo& info) {
   SFT_NAPI_CATCH(env)
 }
 
+// baseStats(reset?) -> { dtype, doubleQuant, bytes, dequantMs, matmulMs }: the frozen base's format and memory, and
+// the time spent dequantising it and in its matmuls since loading (or the last reset).
+Napi::Value NativeModel::BaseStats(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  SFT_NAPI_TRY
+  Lease lease(state_);
+  const bool reset = info.Length() > 0 && info[0].IsBoolean() && info[0].As<Napi::Boolean>().Value();
+  FrozenBase* base = state_->model->frozen();
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("dtype", base ? base_dtype_name(base->format().dtype) : "float32");
+  o.Set("doubleQuant", base ? base->format().double_quant : false);
+  o.Set("bytes", base ? static_cast<double>(base->bytes()) : 0.0);
+  FrozenBase::Stats st = base ? base->stats(reset) : FrozenBase::Stats();
+  o.Set("dequantMs", st.dequant_ms);
+  o.Set("matmulMs", st.matmul_ms);
+  return o;
+  SFT_NAPI_CATCH(env)
+}
+
 Napi::Value NativeModel::VocabSize(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   SFT_NAPI_TRY
@@ -223,7 +251,7 @@ Napi::Value NativeModel::ParameterOrGrad(const Napi::CallbackInfo& info, bool gr
   std::string name = string_arg(info, 0, "name");
   for (ParamRef& p : all_parameters(*state_)) {
     if (p.name != name) continue;
-    at::Tensor t = grad ? p.tensor->grad() : p.tensor->detach();
+    at::Tensor t = grad ? p.tensor->grad() : state_->model->dense_parameter(*p.tensor);
     if (!t.defined()) return env.Null();
     if (p.transposed) t = t.t();
     t = t.to(at::kFloat).contiguous().cpu().clone();

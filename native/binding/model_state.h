@@ -82,6 +82,7 @@ class NativeModel : public Napi::ObjectWrap<NativeModel> {
   Napi::Value SaveOptimizerState(const Napi::CallbackInfo& info);
   Napi::Value LoadOptimizerState(const Napi::CallbackInfo& info);
   Napi::Value NumParameters(const Napi::CallbackInfo& info);
+  Napi::Value BaseStats(const Napi::CallbackInfo& info);
   Napi::Value VocabSize(const Napi::CallbackInfo& info);
   Napi::Value ResizeTokenEmbeddings(const Napi::CallbackInfo& info);
   Napi::Value GradNorms(const Napi::CallbackInfo& info);

@@ -93,7 +93,7 @@ std::vector<std::vector<int64_t>> generate_tokens(CausalLM& model, const std::ve
     plan.mask = plan.mask.unsqueeze(1);
   }
   KVCache cache = model.new_cache(B, capacity);
-  at::Tensor weight = model.lm_head_weight();
+  at::Tensor weight = model.head_weight();  // dense (a frozen head dequantised once per call)
   const double cap = model.final_softcap();
   auto head = [&](const at::Tensor& rows) {  // [B, C] -> [B, V] (Gemma 2: tanh softcapping)
     at::Tensor l = at::linear(rows, weight);

@@ -53,23 +53,26 @@ std::string valid_names(const std::vector<std::string>& modules) {
 }  // namespace
 
 at::Tensor CausalLM::project(const at::Tensor& x, const at::Tensor& w, const at::Tensor& b) const {
-  at::Tensor y = at::linear(x, w, b);
+  const FrozenWeight* fw = frozen_weight(w);
+  at::Tensor y = fw ? frozen_->linear(x, *fw, b) : at::linear(x, w, b);
   return lora_ ? lora_->add_delta(x, w, y) : y;
 }
 
+// The fused forms below take a dense weight: an adapter (which needs the activation itself) or a frozen weight
+// (dequantised by project) takes the plain path.
 at::Tensor CausalLM::project_gelu_tanh(const at::Tensor& pre, const at::Tensor& w, const at::Tensor& b) const {
-  if (lora_ && lora_->adapts(w)) return project(at::gelu(pre, "tanh"), w, b);
+  if ((lora_ && lora_->adapts(w)) || frozen_weight(w)) return project(at::gelu(pre, "tanh"), w, b);
   return gelu_tanh_linear(pre, w, b);
 }
 
 at::Tensor CausalLM::project_swiglu(const at::Tensor& gate, const at::Tensor& up, const at::Tensor& w, const at::Tensor& b) const {
-  if (lora_ && lora_->adapts(w)) return project(swiglu(gate, up), w, b);
+  if ((lora_ && lora_->adapts(w)) || frozen_weight(w)) return project(swiglu(gate, up), w, b);
   return swiglu_linear(gate, up, w, b);
 }
 
 at::Tensor CausalLM::project_layer_norm(const at::Tensor& x, const at::Tensor& g, const at::Tensor& beta, double eps,
                                         const at::Tensor& w, const at::Tensor& b) const {
-  if (lora_ && lora_->adapts(w)) return project(at::layer_norm(x, {x.size(-1)}, g, beta, eps), w, b);
+  if ((lora_ && lora_->adapts(w)) || frozen_weight(w)) return project(at::layer_norm(x, {x.size(-1)}, g, beta, eps), w, b);
   return layer_norm_linear(x, g, beta, eps, w, b);
 }
 
@@ -203,6 +206,10 @@ void LoraLayers::load(const std::map<std::string, at::Tensor>& tensors, const st
 }
 
 void LoraLayers::merge_into(CausalLM& model) {
+  if (model.frozen()) {
+    throw_unsupported("lora: merging needs the base in full precision (the base is frozen in " +
+                      base_dtype_name(model.frozen()->format().dtype) + "); load it with baseDtype float32 to merge");
+  }
   c10::NoGradGuard no_grad;
   for (Adapter& ad : adapters_) {
     at::Tensor delta = at::mm(ad.b.detach(), ad.a.detach()).mul_(ad.scaling);  // [out, in] fp32

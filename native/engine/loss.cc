@@ -22,9 +22,11 @@ using torch::autograd::variable_list;
 // scale * d loss / d h and grad_w [V, C] is incremented by scale * d loss / d W. Never more than one chunk of logits
 // [chunk, V] exists at a time; the softmax gradient is formed in place in that buffer.
 // softcap > 0 (Gemma 2): the logits are cap * tanh(logits / cap) and the gradient is chained through the tanh.
+// With `sliced` (and wf undefined), the head comes in slices of vocabulary rows (HeadRows) and has no gradient.
 double ce_chunks(const at::Tensor& hf, const at::Tensor& wf, const at::Tensor& y, int64_t chunk, double scale,
-                 at::Tensor* grad_h, at::Tensor* grad_w, at::Tensor* logits_buffer = nullptr, double softcap = 0) {
-  const int64_t n = hf.size(0), V = wf.size(0);
+                 at::Tensor* grad_h, at::Tensor* grad_w, at::Tensor* logits_buffer = nullptr, double softcap = 0,
+                 const HeadRows* sliced = nullptr) {
+  const int64_t n = hf.size(0), V = sliced ? sliced->vocab : wf.size(0);
   at::Tensor buffer;  // flat fp32 [>= chunk * V], reused by every chunk (and by the next call when given)
   if (logits_buffer && logits_buffer->defined() && logits_buffer->numel() >= std::min(chunk, n) * V &&
       logits_buffer->device() == hf.device()) {
@@ -39,7 +41,15 @@ double ce_chunks(const at::Tensor& hf, const at::Tensor& wf, const at::Tensor& y
     at::Tensor hc = hf.narrow(0, start, rows);                      // [r, C]
     at::Tensor yc = y.narrow(0, start, rows).unsqueeze(1);          // [r, 1]
     at::Tensor logits = buffer.narrow(0, 0, rows * V).view({rows, V});  // [r, V]
-    at::mm_out(logits, hc, wf.t());
+    if (sliced) {
+      for (int64_t v0 = 0; v0 < V; v0 += sliced->slice_rows) {
+        const int64_t m = std::min(sliced->slice_rows, V - v0);
+        at::Tensor part = logits.narrow(1, v0, m);  // [r, m], row stride V
+        at::mm_out(part, hc, sliced->rows(v0, m).t());
+      }
+    } else {
+      at::mm_out(logits, hc, wf.t());
+    }
     at::Tensor th;  // tanh(raw / cap), kept for the chain rule
     if (softcap > 0) {
       logits.div_(softcap).tanh_();
@@ -59,7 +69,15 @@ double ce_chunks(const at::Tensor& hf, const at::Tensor& wf, const at::Tensor& y
     if (th.defined()) probs.mul_(th.mul_(th).neg_().add_(1.0));  // d capped / d raw = 1 - tanh^2
     if (grad_h) {
       at::Tensor gh = grad_h->narrow(0, start, rows);
-      at::mm_out(gh, probs, wf);  // [r, C]
+      if (sliced) {
+        gh.zero_();
+        for (int64_t v0 = 0; v0 < V; v0 += sliced->slice_rows) {
+          const int64_t m = std::min(sliced->slice_rows, V - v0);
+          gh.addmm_(probs.narrow(1, v0, m), sliced->rows(v0, m));  // [r, C]
+        }
+      } else {
+        at::mm_out(gh, probs, wf);  // [r, C]
+      }
       if (scale != 1.0) gh.mul_(scale);
     }
     if (grad_w) grad_w->addmm_(probs.t(), hc, /*beta=*/1.0, /*alpha=*/scale);  // [V, C]
@@ -211,6 +229,28 @@ LossGradient fused_cross_entropy_rows_grad(const at::Tensor& hidden_rows, const 
     else wgrad = buffer.to(weight.scalar_type());
   }
   out.grad_hidden = grad_rows.to(hidden_rows.scalar_type());
+  return out;
+}
+
+LossGradient cross_entropy_rows_sliced_head(const at::Tensor& hidden_rows, const HeadRows& head, const at::Tensor& targets,
+                                            double scale, bool want_grad, int64_t chunk_rows, LossWorkspace* workspace,
+                                            double softcap) {
+  if (hidden_rows.dim() != 2 || targets.dim() != 1 || hidden_rows.size(1) != head.cols || hidden_rows.size(0) != targets.size(0)) {
+    throw_bad_argument("loss: hidden rows [N, C] and targets [N] expected against the head's C columns");
+  }
+  if (chunk_rows < 0 || head.slice_rows < 1) throw_bad_argument("loss: chunk_rows must be >= 0 and slices >= 1 row");
+  const int64_t n = hidden_rows.size(0);
+  LossGradient out;
+  out.count = n;
+  if (n == 0) return out;
+  c10::NoGradGuard no_grad;
+  at::Tensor h = hidden_rows.detach().to(at::kFloat);  // [N, C]
+  const int64_t chunk = chunk_rows > 0 ? std::min(chunk_rows, n) : auto_chunk_rows(head.vocab, n);
+  at::Tensor grad_rows = want_grad ? at::empty_like(h) : at::Tensor();
+  const bool keep_logits = workspace && !(h.device().is_cpu() && cpu_pool_installed());
+  out.loss_sum = ce_chunks(h, at::Tensor(), targets, chunk, scale, want_grad ? &grad_rows : nullptr, nullptr,
+                           keep_logits ? &workspace->logits : nullptr, softcap, &head);
+  if (want_grad) out.grad_hidden = grad_rows.to(hidden_rows.scalar_type());
   return out;
 }
 

@@ -4,6 +4,7 @@
 #include <ATen/core/Tensor.h>
 
 #include <cstdint>
+#include <functional>
 
 namespace sft {
 
@@ -53,6 +54,19 @@ struct LabelRows {
   at::Tensor targets;
 };
 LabelRows label_rows(const at::Tensor& labels, int64_t vocab);
+
+// The LM head as the loss can also read it: slices of vocabulary rows produced on demand (a frozen low-precision
+// head, frozen_weights.h, dequantised slice by slice into a reused buffer), never the whole [V, C] in fp32.
+// rows(v0, n) -> fp32 [n, C], valid until the next call.
+struct HeadRows {
+  int64_t vocab = 0, cols = 0, slice_rows = 0;
+  std::function<at::Tensor(int64_t v0, int64_t n)> rows;
+};
+// The loss sum over hidden_rows [N, C] against such a head, and with want_grad grad_hidden [N, C] = scale * d loss /
+// d hidden_rows (the head is frozen: no head gradient). Same chunked pass and numbers as the dense forms.
+LossGradient cross_entropy_rows_sliced_head(const at::Tensor& hidden_rows, const HeadRows& head, const at::Tensor& targets,
+                                            double scale, bool want_grad, int64_t chunk_rows = 0,
+                                            LossWorkspace* workspace = nullptr, double softcap = 0);
 
 // The losses on rows already selected: hidden_rows [N, C] (the final hidden states of label_rows' rows), targets [N].
 LossResult fused_cross_entropy_rows(const at::Tensor& hidden_rows, const at::Tensor& weight, const at::Tensor& targets,

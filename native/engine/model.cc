@@ -139,6 +139,14 @@ void CausalLM::load(const WeightSource& source) {
     return nullptr;
   };
   const auto opts = at::TensorOptions().dtype(options_.dtype).device(options_.device);
+  const BaseFormat base = options_.base;
+  if (base.frozen()) {
+    if (options_.dtype != at::kFloat) {
+      throw_bad_argument("baseDtype " + base_dtype_name(base.dtype) +
+                         " computes in float32: load the model with dtype float32 (on CUDA, autocast gives bf16 compute)");
+    }
+    frozen_ = std::make_unique<FrozenBase>(base);
+  }
   for (ParamRef& p : parameters()) {
     const at::Tensor* src = resolve(p.name);
     if (!src) throw_io("model weights: tensor '" + p.name + "' is missing");
@@ -151,6 +159,19 @@ void CausalLM::load(const WeightSource& source) {
     if (t.sizes() != p.tensor->sizes()) {
       throw_io("model weights: tensor '" + p.name + "' has shape " + shape_str(src->sizes()) + ", expected " +
                shape_str(p.transposed ? p.tensor->t().sizes() : p.tensor->sizes()));
+    }
+    if (frozen_ && p.tensor->dim() == 2) {
+      // Quantised from the source (a mapped file) into the frozen store, on the model's device.
+      FrozenWeight fw = quantize_weight(t, base);
+      if (fw.data.device() != options_.device) {
+        for (at::Tensor* part : {&fw.data, &fw.scales, &fw.scales2}) {
+          if (part->defined()) *part = part->to(options_.device);
+        }
+      }
+      *p.tensor = at::empty(t.sizes(), at::TensorOptions().dtype(at::kFloat).device(at::kMeta));
+      frozen_->add(*p.tensor, std::move(fw));
+      if (source.copied) source.copied(*src);
+      continue;
     }
     // Copied into the parameter's own storage (never a view of the source: it may be an mmap'd file), in place, so
     // that no second tensor of this size exists while it is copied (the embedding of a 128K vocabulary is 1 GiB).
@@ -167,10 +188,22 @@ void CausalLM::load(const WeightSource& source) {
   }
 }
 
+at::Tensor CausalLM::dense_parameter(const at::Tensor& member) const {
+  const FrozenWeight* fw = frozen_weight(member);
+  return fw ? frozen_->dense(*fw) : member.detach();
+}
+
+at::Tensor CausalLM::head_weight() const { return dense_parameter(lm_head_weight()); }
+
+at::Tensor CausalLM::embed(const at::Tensor& weight, const at::Tensor& ids) const {
+  const FrozenWeight* fw = frozen_weight(weight);
+  return fw ? frozen_->embedding(*fw, ids) : embedding_lookup(weight, ids);
+}
+
 std::vector<std::pair<std::string, at::Tensor>> CausalLM::state_for_save() {
   std::vector<std::pair<std::string, at::Tensor>> out;
   for (ParamRef& p : parameters()) {
-    at::Tensor t = p.tensor->detach();
+    at::Tensor t = dense_parameter(*p.tensor);
     if (p.transposed) t = t.t();
     out.emplace_back(p.name, t.contiguous().cpu());
   }
@@ -180,7 +213,7 @@ std::vector<std::pair<std::string, at::Tensor>> CausalLM::state_for_save() {
 at::Tensor CausalLM::parameter_hf(const std::string& name) {
   for (ParamRef& p : parameters()) {
     if (p.name != name) continue;
-    at::Tensor t = p.tensor->detach();
+    at::Tensor t = dense_parameter(*p.tensor);
     if (p.transposed) t = t.t();
     return t.contiguous().cpu().clone();
   }
@@ -197,6 +230,10 @@ void CausalLM::resize_token_embeddings(int64_t new_vocab) {
   if (new_vocab <= 0) throw_bad_argument("resizeTokenEmbeddings: the new vocabulary size must be positive");
   const int64_t old_vocab = spec_.vocab_size;
   if (new_vocab == old_vocab) return;
+  if (frozen_) {
+    throw_unsupported("resizeTokenEmbeddings: the embeddings are frozen in baseDtype " + base_dtype_name(frozen_->format().dtype) +
+                      " (new rows could not be trained); use baseDtype float32");
+  }
   std::vector<std::string> names{embedding_name()};
   if (!spec_.tie_word_embeddings) names.push_back(lm_head_name());
   for (ParamRef& p : parameters()) {

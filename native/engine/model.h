@@ -16,6 +16,7 @@
 #include <utility>
 #include <vector>
 
+#include "frozen_weights.h"
 #include "rope.h"
 
 namespace sft {
@@ -99,6 +100,9 @@ class LoraLayers;  // lora.h
 struct ModelOptions {
   at::ScalarType dtype = at::kFloat;  // compute/parameter dtype
   at::Device device = at::Device(at::kCPU);
+  // How the 2-D weights (projections, embeddings, LM head) are kept: float32 = as parameters of `dtype`; any other
+  // format freezes them in that small form (frozen_weights.h; needs dtype float32: compute stays fp32).
+  BaseFormat base;
 };
 
 class CausalLM {
@@ -135,8 +139,18 @@ class CausalLM {
   double final_softcap() const { return spec_.final_softcap; }
 
   // Loads weights (converted to the model dtype/device; aliases and tied names resolved). Missing or misshapen
-  // tensors -> SFTKIT_IO naming the tensor. Makes every parameter a leaf with requires_grad.
+  // tensors -> SFTKIT_IO naming the tensor. Makes every parameter a leaf with requires_grad. With a frozen base
+  // format, each 2-D weight is quantised straight from the source into the frozen store and its member becomes a
+  // meta tensor of its shape (no fp32 copy of the model ever exists); the rest stay fp32 parameters.
   void load(const WeightSource& source);
+  // The frozen base (null: base float32, every weight a parameter).
+  FrozenBase* frozen() const { return frozen_.get(); }
+  // The frozen form of a parameter member, or nullptr.
+  const FrozenWeight* frozen_weight(const at::Tensor& member) const { return frozen_ ? frozen_->find(member) : nullptr; }
+  // The LM head as a dense tensor [V, C]: lm_head_weight(), or its frozen form dequantised into a new fp32 tensor.
+  at::Tensor head_weight() const;
+  // A parameter member as a dense tensor (dequantised when frozen), detached.
+  at::Tensor dense_parameter(const at::Tensor& member) const;
   // Tensors in HF layout and names for model.safetensors (contiguous, CPU, model dtype).
   std::vector<std::pair<std::string, at::Tensor>> state_for_save();
   // One parameter in HF layout (CPU, detached), or an undefined tensor when the name is unknown.
@@ -157,7 +171,9 @@ class CausalLM {
  protected:
   // Runs one layer x -> layer(x): checkpointed when enabled, in grad mode and without a KV cache.
   at::Tensor run_layer(const std::function<at::Tensor(const at::Tensor&)>& layer, const at::Tensor& x, const KVCache* cache) const;
-  // A projection: x [..., in] @ w [out, in]^T + b, plus the LoRA adapter attached to the parameter `w` (a member of
+  // An embedding lookup weight [V, C], ids [B, T] -> [B, T, C] (embedding_lookup, or the frozen rows dequantised).
+  at::Tensor embed(const at::Tensor& weight, const at::Tensor& ids) const;
+  // A projection: x [..., in] @ w [out, in]^T + b (w frozen: dequantised just in time, frozen_weights.h), plus the LoRA adapter attached to the parameter `w` (a member of
   // the architecture, the tensor its ParamRef points to) when there is one. Defined in lora.cc.
   at::Tensor project(const at::Tensor& x, const at::Tensor& w, const at::Tensor& b) const;
   // project(gelu_tanh(pre), w, b) and project(silu(gate) * up, w, b): the fused forms of fused_ops.h (activation
@@ -172,6 +188,7 @@ class CausalLM {
   ModelOptions options_;
   bool checkpoint_layers_ = false;
   std::shared_ptr<LoraLayers> lora_;
+  std::unique_ptr<FrozenBase> frozen_;
 };
 
 std::unique_ptr<CausalLM> make_gpt2(const ModelSpec& spec, const ModelOptions& options);

@@ -38,32 +38,32 @@ class GemmaModel final : public CausalLM {
   GemmaModel(const ModelSpec& s, const ModelOptions& o) : CausalLM(s, o) {
     const auto opts = at::TensorOptions().dtype(o.dtype).device(o.device);
     const int64_t C = s.hidden_size, D = s.head_dim, H = s.num_heads, Hkv = s.num_kv_heads, I = s.intermediate_size;
-    embed_ = at::zeros({s.vocab_size, C}, opts);
-    norm_ = at::zeros({C}, opts);
-    if (!s.tie_word_embeddings) head_ = at::zeros({s.vocab_size, C}, opts);
+    embed_ = at::empty({s.vocab_size, C}, opts);
+    norm_ = at::empty({C}, opts);
+    if (!s.tie_word_embeddings) head_ = at::empty({s.vocab_size, C}, opts);
     layers_.resize(s.num_layers);
     for (auto& L : layers_) {
-      L.in_norm = at::zeros({C}, opts);
-      L.post_attn_norm = at::zeros({C}, opts);
-      L.pre_ff_norm = at::zeros({C}, opts);
-      L.post_ff_norm = at::zeros({C}, opts);
-      L.q_w = at::zeros({H * D, C}, opts);
-      L.k_w = at::zeros({Hkv * D, C}, opts);
-      L.v_w = at::zeros({Hkv * D, C}, opts);
-      L.o_w = at::zeros({C, H * D}, opts);
+      L.in_norm = at::empty({C}, opts);
+      L.post_attn_norm = at::empty({C}, opts);
+      L.pre_ff_norm = at::empty({C}, opts);
+      L.post_ff_norm = at::empty({C}, opts);
+      L.q_w = at::empty({H * D, C}, opts);
+      L.k_w = at::empty({Hkv * D, C}, opts);
+      L.v_w = at::empty({Hkv * D, C}, opts);
+      L.o_w = at::empty({C, H * D}, opts);
       if (s.qkv_bias) {
-        L.q_b = at::zeros({H * D}, opts);
-        L.k_b = at::zeros({Hkv * D}, opts);
-        L.v_b = at::zeros({Hkv * D}, opts);
+        L.q_b = at::empty({H * D}, opts);
+        L.k_b = at::empty({Hkv * D}, opts);
+        L.v_b = at::empty({Hkv * D}, opts);
       }
-      if (s.o_bias) L.o_b = at::zeros({C}, opts);
+      if (s.o_bias) L.o_b = at::empty({C}, opts);
       if (s.qk_norm) {
-        L.q_norm = at::zeros({D}, opts);
-        L.k_norm = at::zeros({D}, opts);
+        L.q_norm = at::empty({D}, opts);
+        L.k_norm = at::empty({D}, opts);
       }
-      L.gate_w = at::zeros({I, C}, opts);
-      L.up_w = at::zeros({I, C}, opts);
-      L.down_w = at::zeros({C, I}, opts);
+      L.gate_w = at::empty({I, C}, opts);
+      L.up_w = at::empty({I, C}, opts);
+      L.down_w = at::empty({C, I}, opts);
     }
     layer_ropes(s, o.device, ropes_, layer_rope_);
     for (int64_t i = 0; i < s.num_layers; ++i) {
@@ -117,7 +117,7 @@ class GemmaModel final : public CausalLM {
                                                at::TensorOptions().dtype(at::kFloat))
                                  .to(embed_.scalar_type())
                                  .to(embed_.device());
-    at::Tensor x = embedding_lookup(embed_, ids) * scale;  // [B, T, C]
+    at::Tensor x = embed(embed_, ids) * scale;  // [B, T, C]
     const std::vector<std::pair<at::Tensor, at::Tensor>> tables = rope_tables(ropes_, pos, x.scalar_type());
     for (size_t li = 0; li < layers_.size(); ++li) {
       const auto& L = layers_[li];

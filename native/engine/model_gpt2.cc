@@ -25,25 +25,25 @@ class Gpt2Model final : public CausalLM {
   Gpt2Model(const ModelSpec& s, const ModelOptions& o) : CausalLM(s, o) {
     const auto opts = at::TensorOptions().dtype(o.dtype).device(o.device);
     const int64_t C = s.hidden_size, I = s.intermediate_size;
-    wte_ = at::zeros({s.vocab_size, C}, opts);
-    wpe_ = at::zeros({s.max_positions, C}, opts);
-    lnf_w_ = at::zeros({C}, opts);
-    lnf_b_ = at::zeros({C}, opts);
-    if (!s.tie_word_embeddings) head_ = at::zeros({s.vocab_size, C}, opts);
+    wte_ = at::empty({s.vocab_size, C}, opts);
+    wpe_ = at::empty({s.max_positions, C}, opts);
+    lnf_w_ = at::empty({C}, opts);
+    lnf_b_ = at::empty({C}, opts);
+    if (!s.tie_word_embeddings) head_ = at::empty({s.vocab_size, C}, opts);
     blocks_.resize(s.num_layers);
     for (auto& b : blocks_) {
-      b.ln1_w = at::zeros({C}, opts);
-      b.ln1_b = at::zeros({C}, opts);
-      b.ln2_w = at::zeros({C}, opts);
-      b.ln2_b = at::zeros({C}, opts);
-      b.attn_w = at::zeros({3 * C, C}, opts);
-      b.attn_b = at::zeros({3 * C}, opts);
-      b.proj_w = at::zeros({C, C}, opts);
-      b.proj_b = at::zeros({C}, opts);
-      b.fc_w = at::zeros({I, C}, opts);
-      b.fc_b = at::zeros({I}, opts);
-      b.mlp_proj_w = at::zeros({C, I}, opts);
-      b.mlp_proj_b = at::zeros({C}, opts);
+      b.ln1_w = at::empty({C}, opts);
+      b.ln1_b = at::empty({C}, opts);
+      b.ln2_w = at::empty({C}, opts);
+      b.ln2_b = at::empty({C}, opts);
+      b.attn_w = at::empty({3 * C, C}, opts);
+      b.attn_b = at::empty({3 * C}, opts);
+      b.proj_w = at::empty({C, C}, opts);
+      b.proj_b = at::empty({C}, opts);
+      b.fc_w = at::empty({I, C}, opts);
+      b.fc_b = at::empty({I}, opts);
+      b.mlp_proj_w = at::empty({C, I}, opts);
+      b.mlp_proj_b = at::empty({C}, opts);
     }
   }
 
@@ -82,7 +82,7 @@ class Gpt2Model final : public CausalLM {
                            KVCache* cache, const at::Tensor& keep_rows) override {
     const int64_t B = ids.size(0), T = ids.size(1), C = spec_.hidden_size, H = spec_.num_heads, D = spec_.head_dim;
     const double eps = spec_.norm_eps;
-    at::Tensor x = embedding_lookup(wte_, ids) + embedding_lookup(wpe_, pos);  // [B, T, C]
+    at::Tensor x = embed(wte_, ids) + embed(wpe_, pos);  // [B, T, C]
     for (size_t li = 0; li < blocks_.size(); ++li) {
       const auto& b = blocks_[li];
       const at::Tensor keep = li + 1 == blocks_.size() ? keep_rows : at::Tensor();

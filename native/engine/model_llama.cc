@@ -32,43 +32,43 @@ class LlamaModel final : public CausalLM {
   LlamaModel(const ModelSpec& s, const ModelOptions& o) : CausalLM(s, o) {
     const auto opts = at::TensorOptions().dtype(o.dtype).device(o.device);
     const int64_t C = s.hidden_size, D = s.head_dim, H = s.num_heads, Hkv = s.num_kv_heads, I = s.intermediate_size;
-    embed_ = at::zeros({s.vocab_size, C}, opts);
-    norm_ = at::zeros({C}, opts);
-    if (!s.tie_word_embeddings) head_ = at::zeros({s.vocab_size, C}, opts);
+    embed_ = at::empty({s.vocab_size, C}, opts);
+    norm_ = at::empty({C}, opts);
+    if (!s.tie_word_embeddings) head_ = at::empty({s.vocab_size, C}, opts);
     fused_ = s.arch == "phi3";
     layers_.resize(s.num_layers);
     for (auto& L : layers_) {
-      L.in_norm = at::zeros({C}, opts);
-      L.post_norm = at::zeros({C}, opts);
+      L.in_norm = at::empty({C}, opts);
+      L.post_norm = at::empty({C}, opts);
       if (fused_) {
-        L.q_w = at::zeros({(H + 2 * Hkv) * D, C}, opts);
+        L.q_w = at::empty({(H + 2 * Hkv) * D, C}, opts);
       } else {
-        L.q_w = at::zeros({H * D, C}, opts);
-        L.k_w = at::zeros({Hkv * D, C}, opts);
-        L.v_w = at::zeros({Hkv * D, C}, opts);
+        L.q_w = at::empty({H * D, C}, opts);
+        L.k_w = at::empty({Hkv * D, C}, opts);
+        L.v_w = at::empty({Hkv * D, C}, opts);
       }
-      L.o_w = at::zeros({C, H * D}, opts);
+      L.o_w = at::empty({C, H * D}, opts);
       if (s.qkv_bias) {
-        L.q_b = at::zeros({H * D}, opts);
-        L.k_b = at::zeros({Hkv * D}, opts);
-        L.v_b = at::zeros({Hkv * D}, opts);
+        L.q_b = at::empty({H * D}, opts);
+        L.k_b = at::empty({Hkv * D}, opts);
+        L.v_b = at::empty({Hkv * D}, opts);
       }
-      if (s.o_bias) L.o_b = at::zeros({C}, opts);
+      if (s.o_bias) L.o_b = at::empty({C}, opts);
       if (s.qk_norm) {
-        L.q_norm = at::zeros({D}, opts);
-        L.k_norm = at::zeros({D}, opts);
+        L.q_norm = at::empty({D}, opts);
+        L.k_norm = at::empty({D}, opts);
       }
       if (fused_) {
-        L.gate_w = at::zeros({2 * I, C}, opts);
+        L.gate_w = at::empty({2 * I, C}, opts);
       } else {
-        L.gate_w = at::zeros({I, C}, opts);
-        L.up_w = at::zeros({I, C}, opts);
+        L.gate_w = at::empty({I, C}, opts);
+        L.up_w = at::empty({I, C}, opts);
       }
-      L.down_w = at::zeros({C, I}, opts);
+      L.down_w = at::empty({C, I}, opts);
       if (s.mlp_bias) {
-        L.gate_b = at::zeros({I}, opts);
-        L.up_b = at::zeros({I}, opts);
-        L.down_b = at::zeros({C}, opts);
+        L.gate_b = at::empty({I}, opts);
+        L.up_b = at::empty({I}, opts);
+        L.down_b = at::empty({C}, opts);
       }
     }
     layer_ropes(s, o.device, ropes_, layer_rope_);
@@ -132,7 +132,7 @@ class LlamaModel final : public CausalLM {
   at::Tensor hidden_states(const at::Tensor& ids, const at::Tensor& pos, const AttentionPlan& plan,
                            KVCache* cache, const at::Tensor& keep_rows) override {
     const int64_t B = ids.size(0), T = ids.size(1), H = spec_.num_heads, Hkv = spec_.num_kv_heads, D = spec_.head_dim;
-    at::Tensor x = embedding_lookup(embed_, ids);  // [B, T, C]
+    at::Tensor x = embed(embed_, ids);  // [B, T, C]
     // RoPE tables [B, 1, T, R] per RoPE kind, in fp32 (HF autocast-free path), then the compute dtype.
     const std::vector<std::pair<at::Tensor, at::Tensor>> tables = rope_tables(ropes_, pos, x.scalar_type());
     for (size_t li = 0; li < layers_.size(); ++li) {

@@ -5,6 +5,7 @@
 #include <ATen/ATen.h>
 #include <c10/core/GradMode.h>
 
+#include <algorithm>
 #include <chrono>
 #include <map>
 
@@ -35,6 +36,14 @@ void refuse_softcap(const TrainState& s, const char* what) {
   }
 }
 
+// A frozen base (baseDtype other than float32) trains through LoRA adapters only.
+void require_adapters(const TrainState& s, const char* what) {
+  if (s.model->frozen() && !s.model->lora()) {
+    throw_bad_argument(std::string(what) + ": the base is frozen in baseDtype " + base_dtype_name(s.model->frozen()->format().dtype) +
+                       "; training it needs LoRA adapters (full fine-tuning needs baseDtype float32)");
+  }
+}
+
 std::vector<ParamEntry> param_entries(TrainState& s) {
   std::vector<ParamEntry> out;
   for (ParamRef& p : trainable(s)) {
@@ -50,6 +59,7 @@ std::vector<ParamEntry> param_entries(TrainState& s) {
 
 // The fused masked cross-entropy over the batch's label rows; with `train`, its backward of loss_sum * loss_scale.
 LossStepResult loss_step(TrainState& s, const BatchInput& batch, bool train, double loss_scale) {
+  if (train) require_adapters(s, "trainStep");
   LossStepResult out;
   PreparedBatch pb = prepare_batch(*s.model, batch, /*trim=*/true);
   std::unique_ptr<c10::NoGradGuard> guard;
@@ -63,8 +73,24 @@ LossStepResult loss_step(TrainState& s, const BatchInput& batch, bool train, dou
   const int64_t n = lr.rows.defined() ? lr.rows.numel() : 0;
   at::Tensor h = forward_hidden(s, pb, n > 0 ? lr.rows : at::Tensor());  // [1, N, C]
   auto t1 = std::chrono::steady_clock::now();
+  const FrozenWeight* frozen_head = s.model->frozen_weight(head);
   if (n == 0) {
     out.tokens = 0;  // nothing to learn from: no loss, no backward
+  } else if (frozen_head) {
+    // A frozen low-precision head: read in dequantised slices of vocabulary rows (never a whole fp32 copy).
+    FrozenBase* base = s.model->frozen();
+    HeadRows rows;
+    rows.vocab = frozen_head->rows;
+    rows.cols = frozen_head->cols;
+    rows.slice_rows = std::max<int64_t>(1, (int64_t{16} << 20) / std::max<int64_t>(1, rows.cols));
+    rows.rows = [base, frozen_head](int64_t v0, int64_t m) { return base->workspace_rows(*frozen_head, v0, m); };
+    const bool grad = train && h.requires_grad();
+    LossGradient g = cross_entropy_rows_sliced_head(h.reshape({n, h.size(-1)}), rows, lr.targets, loss_scale, grad,
+                                                    /*chunk_rows=*/0, &s.loss_ws, s.model->final_softcap());
+    out.loss_sum = g.loss_sum;
+    out.tokens = g.count;
+    t1 = std::chrono::steady_clock::now();
+    if (grad) h.backward(g.grad_hidden.view(h.sizes()));
   } else if (train) {
     // The loss's gradient w.r.t. the head goes straight into its .grad; the body's backward starts from
     // d(loss_sum * lossScale) / d hidden.
@@ -125,20 +151,21 @@ SequenceLogpsResult sequence_logps(TrainState& s, const BatchInput& batch, bool 
   LoraLayers::Mode lora_mode(s.model->lora(), /*training=*/false, /*enabled=*/adapter);
   at::Tensor h = forward_hidden(s, pb);
   SequenceLogpsResult out;
-  out.logps = sequence_logprobs(h, s.model->lm_head_weight(), pb.labels).to(at::kDouble).cpu();
+  out.logps = sequence_logprobs(h, s.model->head_weight(), pb.labels).to(at::kDouble).cpu();
   out.tokens = label_counts(pb.labels).to(at::kDouble).cpu();
   return out;
 }
 
 PreferenceStepResult preference_step(TrainState& s, const BatchInput& batch, const PreferenceStepOptions& o) {
   refuse_softcap(s, "preferenceStep");
+  require_adapters(s, "preferenceStep");
   PreparedBatch pb = prepare_batch(*s.model, batch, /*trim=*/true);
   const int64_t B = pb.ids.size(0);
   if (B % 2 != 0) throw_bad_argument("preferenceStep: the batch must hold pairs of rows (chosen, rejected)");
   if (static_cast<int64_t>(o.ref_logps.size()) != B) throw_bad_argument("preferenceStep: refLogps needs one value per row");
   LoraLayers::Mode lora_mode(s.model->lora(), /*training=*/true, /*enabled=*/true);
   at::Tensor h = forward_hidden(s, pb);
-  at::Tensor lp = sequence_logprobs(h, s.model->lm_head_weight(), pb.labels);  // [B]
+  at::Tensor lp = sequence_logprobs(h, s.model->head_weight(), pb.labels);  // [B]
   at::Tensor counts = label_counts(pb.labels);
   at::Tensor refs = at::tensor(o.ref_logps, at::TensorOptions().dtype(at::kDouble)).to(at::kFloat).to(lp.device());
   at::Tensor pc = lp.slice(0, 0, B, 2), pr = lp.slice(0, 1, B, 2);
@@ -164,6 +191,7 @@ DistillStepResult distill_step(TrainState& student, TrainState& teacher, const B
                                const DistillStepOptions& o) {
   refuse_softcap(student, "distillStep");
   refuse_softcap(teacher, "distillStep (teacher)");
+  require_adapters(student, "distillStep");
   at::Tensor th;
   {
     c10::NoGradGuard no_grad;
@@ -173,7 +201,7 @@ DistillStepResult distill_step(TrainState& student, TrainState& teacher, const B
   PreparedBatch pb = prepare_batch(*student.model, batch, /*trim=*/true);
   LoraLayers::Mode lora_mode(student.model->lora(), /*training=*/true, /*enabled=*/true);
   at::Tensor h = forward_hidden(student, pb);
-  DistillResult r = fused_distill_loss(h, student.model->lm_head_weight(), th, teacher.model->lm_head_weight(), pb.labels,
+  DistillResult r = fused_distill_loss(h, student.model->head_weight(), th, teacher.model->head_weight(), pb.labels,
                                        o.alpha, o.temperature);
   DistillStepResult out;
   out.loss_sum = r.count > 0 ? r.loss_sum.item<double>() : 0.0;
@@ -191,7 +219,7 @@ at::Tensor forward_logits(TrainState& s, const BatchInput& batch) {
   PreparedBatch pb = prepare_batch(*s.model, batch, /*trim=*/false);
   c10::NoGradGuard guard;
   at::Tensor h = forward_hidden(s, pb);
-  at::Tensor logits = at::linear(h, s.model->lm_head_weight());
+  at::Tensor logits = at::linear(h, s.model->head_weight());
   const double cap = s.model->final_softcap();
   if (cap > 0) logits = at::tanh(logits / cap) * cap;
   return logits.to(at::kFloat).cpu().contiguous();

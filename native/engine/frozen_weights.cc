@@ -1,0 +1,399 @@
+// Implements frozen_weights.h: quantisation (ATen ops, chunked; the same fp32 ops as the Python reference), the CPU
+// dequantisation loops and their ATen twin, and the frozen linear as a custom autograd Function that keeps nothing
+// of the weight for backward.
+#include "frozen_weights.h"
+
+#include <ATen/ATen.h>
+#include <ATen/Parallel.h>
+#include <c10/core/GradMode.h>
+#include <torch/csrc/autograd/custom_function.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <vector>
+
+#include "errors.h"
+
+namespace sft {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+double ms_since(Clock::time_point t0) { return std::chrono::duration<double, std::milli>(Clock::now() - t0).count(); }
+
+constexpr int64_t kNf4Block = 64;     // elements per absmax
+constexpr int64_t kDqBlock = 256;     // absmax values per second-level absmax
+constexpr int64_t kChunk = int64_t{1} << 22;  // elements quantised per step (a multiple of 64)
+
+at::Tensor fp32_on(const at::Device& dev, const float* v, int64_t n) {
+  return at::tensor(at::ArrayRef<float>(v, static_cast<size_t>(n)), at::TensorOptions().dtype(at::kFloat)).to(dev);
+}
+
+// Thresholds halfway between neighbouring code values, in fp32 (a value goes to the code whose interval holds it;
+// a tie goes to the lower code): bucketize(x, mid) counts the thresholds strictly below x.
+at::Tensor midpoints(const at::Tensor& codes) {
+  const int64_t n = codes.numel();
+  return (codes.narrow(0, 0, n - 1) + codes.narrow(0, 1, n - 1)) / 2;
+}
+
+// v [blocks, K] fp32 -> (absmax [blocks], v / absmax with 0 for an all-zero block).
+std::pair<at::Tensor, at::Tensor> block_normalise(const at::Tensor& v) {
+  at::Tensor absmax = v.abs().amax(1);
+  at::Tensor safe = at::where(absmax == 0, at::ones_like(absmax), absmax);
+  return {absmax, v / safe.unsqueeze(1)};
+}
+
+at::Tensor pad_to(const at::Tensor& flat, int64_t multiple) {
+  const int64_t rem = flat.numel() % multiple;
+  return rem == 0 ? flat : at::constant_pad_nd(flat, {0, multiple - rem}, 0);
+}
+
+// The nf4 codes of blocks [b0, b1) of one weight with the per-block table of code * absmax: element e's value is
+// table[code(e)] with one fp32 multiply per table entry, the same product as code * absmax element by element.
+void nf4_blocks_cpu(const uint8_t* q, const float* absmax, int64_t e0, int64_t e1, float* out) {
+  const auto& code = nf4_codebook();
+  const int64_t first = e0 / kNf4Block, last = (e1 + kNf4Block - 1) / kNf4Block;
+  at::parallel_for(first, last, 64, [&](int64_t b0, int64_t b1) {
+    for (int64_t b = b0; b < b1; ++b) {
+      const float s = absmax[b - first];
+      float table[16];
+      for (int k = 0; k < 16; ++k) table[k] = code[k] * s;
+      const int64_t lo = std::max(e0, b * kNf4Block), hi = std::min(e1, (b + 1) * kNf4Block);
+      float* o = out + (lo - e0);
+      if (lo == b * kNf4Block && hi == lo + kNf4Block) {
+        const uint8_t* p = q + lo / 2;
+        for (int64_t j = 0; j < kNf4Block / 2; ++j) {
+          o[2 * j] = table[p[j] >> 4];
+          o[2 * j + 1] = table[p[j] & 15];
+        }
+      } else {
+        for (int64_t e = lo; e < hi; ++e) {
+          const uint8_t byte = q[e >> 1];
+          o[e - lo] = table[(e & 1) ? (byte & 15) : (byte >> 4)];
+        }
+      }
+    }
+  });
+}
+
+void check_rows(const FrozenWeight& w, int64_t r0, int64_t n, const at::Tensor& out) {
+  if (r0 < 0 || n < 0 || r0 + n > w.rows) throw_bad_argument("frozen weight: rows out of range");
+  if (out.scalar_type() != at::kFloat || !out.is_contiguous() || out.numel() != n * w.cols) {
+    throw_bad_argument("frozen weight: the output must be a contiguous fp32 [n, cols] tensor");
+  }
+}
+
+using torch::autograd::AutogradContext;
+using torch::autograd::variable_list;
+
+// Shapes: x [N..., I] -> x W^T [N..., O]. The weight is dequantised into the workspace for the
+// forward and again for the backward; the context keeps pointers only (the model outlives its graphs).
+struct FrozenLinearFn : public torch::autograd::Function<FrozenLinearFn> {
+  static at::Tensor forward(AutogradContext* ctx, const at::Tensor& x, FrozenBase* base, const FrozenWeight* w) {
+    ctx->saved_data["base"] = reinterpret_cast<int64_t>(base);
+    ctx->saved_data["weight"] = reinterpret_cast<int64_t>(w);
+    ctx->saved_data["x_dtype"] = static_cast<int64_t>(x.scalar_type());
+    at::Tensor W = base->workspace_rows(*w, 0, w->rows);  // [O, I]
+    const auto t0 = Clock::now();
+    at::Tensor y = at::linear(x, W);
+    base->add_matmul_ms(ms_since(t0));
+    return y;
+  }
+
+  static variable_list backward(AutogradContext* ctx, variable_list grads) {
+    auto* base = reinterpret_cast<FrozenBase*>(ctx->saved_data["base"].toInt());
+    const auto* w = reinterpret_cast<const FrozenWeight*>(ctx->saved_data["weight"].toInt());
+    const at::Tensor& g = grads[0];  // [N..., O]
+    at::Tensor gx;
+    if (g.defined() && ctx->needs_input_grad(0)) {
+      at::Tensor W = base->workspace_rows(*w, 0, w->rows);
+      const auto t0 = Clock::now();
+      gx = at::matmul(g, W.scalar_type() == g.scalar_type() ? W : W.to(g.scalar_type()));  // [N..., I]
+      base->add_matmul_ms(ms_since(t0));
+      const auto xt = static_cast<at::ScalarType>(ctx->saved_data["x_dtype"].toInt());
+      if (gx.scalar_type() != xt) gx = gx.to(xt);
+    }
+    return {gx, at::Tensor(), at::Tensor()};
+  }
+};
+
+}  // namespace
+
+BaseDtype parse_base_dtype(const std::string& name) {
+  if (name == "float32") return BaseDtype::kFloat32;
+  if (name == "bfloat16") return BaseDtype::kBFloat16;
+  if (name == "int8") return BaseDtype::kInt8;
+  if (name == "nf4") return BaseDtype::kNf4;
+  throw_bad_argument("baseDtype must be 'float32', 'bfloat16', 'int8' or 'nf4', got '" + name + "'");
+}
+
+std::string base_dtype_name(BaseDtype dtype) {
+  switch (dtype) {
+    case BaseDtype::kFloat32: return "float32";
+    case BaseDtype::kBFloat16: return "bfloat16";
+    case BaseDtype::kInt8: return "int8";
+    case BaseDtype::kNf4: return "nf4";
+  }
+  return "?";
+}
+
+const std::array<float, 16>& nf4_codebook() {
+  // QLoRA (Dettmers et al. 2023), Appendix E; bitsandbytes' NF4 table.
+  static const std::array<float, 16> code = {
+      -1.0f, -0.6961928009986877f, -0.5250730514526367f, -0.39491748809814453f, -0.28444138169288635f,
+      -0.18477343022823334f, -0.09105003625154495f, 0.0f, 0.07958029955625534f, 0.16093020141124725f,
+      0.24611230194568634f, 0.33791524171829224f, 0.44070982933044434f, 0.5626170039176941f,
+      0.7229568362236023f, 1.0f};
+  return code;
+}
+
+const std::array<float, 256>& dynamic_map8() {
+  static const std::array<float, 256> map = [] {
+    // bitsandbytes' create_dynamic_map(signed=True, max_exponent_bits=7, total_bits=8): for each decimal exponent
+    // i, 2^i values spread linearly over [0.1, 1] (the midpoints of 2^i + 1 boundaries) times 10^(i - 6), both signs;
+    // plus 0 and 1. Computed in float64, rounded to float32, sorted.
+    std::vector<double> v;
+    for (int i = 0; i < 7; ++i) {
+      const int k = (1 << i) + 1;
+      std::vector<double> bounds(k);
+      for (int j = 0; j < k; ++j) bounds[j] = 0.1 + j * (0.9 / (k - 1));
+      const double scale = std::pow(10.0, i - 6);
+      for (int j = 0; j + 1 < k; ++j) {
+        const double m = (bounds[j] + bounds[j + 1]) / 2.0;
+        v.push_back(scale * m);
+        v.push_back(-scale * m);
+      }
+    }
+    v.push_back(0.0);
+    v.push_back(1.0);
+    std::array<float, 256> out{};
+    std::vector<float> f(v.begin(), v.end());
+    std::sort(f.begin(), f.end());
+    std::copy(f.begin(), f.end(), out.begin());
+    return out;
+  }();
+  return map;
+}
+
+int64_t FrozenWeight::bytes() const {
+  int64_t n = 0;
+  for (const at::Tensor* t : {&data, &scales, &scales2}) {
+    if (t->defined()) n += t->numel() * static_cast<int64_t>(t->element_size());
+  }
+  return n;
+}
+
+FrozenWeight quantize_weight(const at::Tensor& w, BaseFormat format) {
+  if (w.dim() != 2 || !w.is_floating_point()) throw_bad_argument("quantize: a floating-point [rows, cols] weight expected");
+  if (!format.frozen()) throw_bad_argument("quantize: float32 is not a frozen format");
+  c10::NoGradGuard no_grad;
+  const at::Device dev = w.device();
+  const auto f32 = at::TensorOptions().dtype(at::kFloat).device(dev);
+  FrozenWeight out;
+  out.dtype = format.dtype;
+  out.double_quant = format.double_quant && format.dtype == BaseDtype::kNf4;
+  out.rows = w.size(0);
+  out.cols = w.size(1);
+  const int64_t O = out.rows, I = out.cols;
+  if (format.dtype == BaseDtype::kBFloat16) {
+    out.data = at::empty({O, I}, f32.dtype(at::kBFloat16));
+    out.data.copy_(w);  // round to nearest even, as torch's .to(bfloat16)
+    return out;
+  }
+  if (format.dtype == BaseDtype::kInt8) {
+    out.data = at::empty({O, I}, f32.dtype(at::kChar));
+    out.scales = at::empty({O}, f32);
+    const int64_t step = std::max<int64_t>(1, kChunk / std::max<int64_t>(1, I));
+    for (int64_t r0 = 0; r0 < O; r0 += step) {
+      const int64_t n = std::min(step, O - r0);
+      at::Tensor x = w.narrow(0, r0, n).to(at::kFloat);  // [n, I]
+      at::Tensor scale = x.abs().amax(1) / 127;
+      at::Tensor safe = at::where(scale == 0, at::ones_like(scale), scale);
+      out.data.narrow(0, r0, n).copy_(at::round(x / safe.unsqueeze(1)).clamp(-127, 127));
+      out.scales.narrow(0, r0, n).copy_(scale);
+    }
+    return out;
+  }
+  // nf4: row-major blocks of 64 elements (a block may span rows), the last one zero-padded.
+  const int64_t numel = O * I;
+  const int64_t blocks = (numel + kNf4Block - 1) / kNf4Block;
+  at::Tensor flat = w.reshape({-1});  // a view when w is contiguous (the usual mapped checkpoint tensor)
+  at::Tensor mid = midpoints(fp32_on(dev, nf4_codebook().data(), 16));
+  out.data = at::empty({(numel + 1) / 2}, f32.dtype(at::kByte));
+  at::Tensor absmax = at::empty({blocks}, f32);
+  for (int64_t e0 = 0; e0 < numel; e0 += kChunk) {
+    const int64_t n = std::min(kChunk, numel - e0);
+    at::Tensor v = pad_to(flat.narrow(0, e0, n).to(at::kFloat), kNf4Block).view({-1, kNf4Block});
+    auto [amax, norm] = block_normalise(v);
+    at::Tensor q = at::bucketize(norm, mid);  // [b, 64] int64 in 0..15
+    at::Tensor packed = at::bitwise_or(q.slice(1, 0, kNf4Block, 2).bitwise_left_shift(4), q.slice(1, 1, kNf4Block, 2));
+    out.data.narrow(0, e0 / 2, (n + 1) / 2).copy_(packed.reshape({-1}).narrow(0, 0, (n + 1) / 2));
+    absmax.narrow(0, e0 / kNf4Block, amax.size(0)).copy_(amax);
+  }
+  if (!out.double_quant) {
+    out.scales = absmax;
+    return out;
+  }
+  // Double quantisation: the absmax values less their mean, coded with the signed dynamic 8-bit map in blocks of 256
+  // (each with its own fp32 absmax).
+  out.offset = static_cast<float>(absmax.to(at::kDouble).sum().item<double>() / static_cast<double>(blocks));
+  at::Tensor shifted = absmax - at::full({1}, out.offset, f32);
+  at::Tensor map8 = fp32_on(dev, dynamic_map8().data(), 256);
+  auto [amax2, norm2] = block_normalise(pad_to(shifted, kDqBlock).view({-1, kDqBlock}));
+  out.scales = at::bucketize(norm2, midpoints(map8)).reshape({-1}).narrow(0, 0, blocks).to(at::kByte);
+  out.scales2 = amax2;
+  return out;
+}
+
+at::Tensor nf4_absmax(const FrozenWeight& w, int64_t b0, int64_t b1) {
+  if (!w.double_quant) return w.scales.narrow(0, b0, b1 - b0);
+  const auto dev = w.scales.device();
+  at::Tensor map8 = fp32_on(dev, dynamic_map8().data(), 256);
+  at::Tensor codes = w.scales.narrow(0, b0, b1 - b0).to(at::kLong);
+  at::Tensor second = w.scales2.index_select(0, at::arange(b0, b1, codes.options()).div(kDqBlock, "floor"));
+  return map8.index_select(0, codes) * second + at::full({1}, w.offset, map8.options());  // multiply, then add
+}
+
+void dequantize_rows_aten(const FrozenWeight& w, int64_t r0, int64_t n, const at::Tensor& out) {
+  check_rows(w, r0, n, out);
+  c10::NoGradGuard no_grad;
+  at::Tensor o = out.view({n, w.cols});
+  if (w.dtype == BaseDtype::kBFloat16) {
+    o.copy_(w.data.narrow(0, r0, n));
+  } else if (w.dtype == BaseDtype::kInt8) {
+    at::mul_out(o, w.data.narrow(0, r0, n).to(at::kFloat), w.scales.narrow(0, r0, n).unsqueeze(1));  // o: a view
+  } else {
+    const int64_t e0 = r0 * w.cols, e1 = (r0 + n) * w.cols;
+    at::Tensor flat = out.view({-1});
+    at::Tensor code = fp32_on(w.data.device(), nf4_codebook().data(), 16);
+    for (int64_t a = e0; a < e1; a += kChunk) {
+      const int64_t b = std::min(e1, a + kChunk);
+      at::Tensor idx = at::arange(a, b, w.data.options().dtype(at::kLong));  // element indices
+      at::Tensor bytes = w.data.index_select(0, idx.div(2, "floor")).to(at::kLong);
+      at::Tensor shift = (1 - idx.remainder(2)) * 4;  // even element: high nibble
+      at::Tensor codes = bytes.bitwise_right_shift(shift).bitwise_and(15);
+      const int64_t b0 = a / kNf4Block, b1 = (b - 1) / kNf4Block + 1;
+      at::Tensor scale = nf4_absmax(w, b0, b1).index_select(0, idx.div(kNf4Block, "floor") - b0);
+      at::Tensor part = flat.narrow(0, a - e0, b - a);
+      at::mul_out(part, code.index_select(0, codes), scale);
+    }
+  }
+}
+
+void dequantize_rows(const FrozenWeight& w, int64_t r0, int64_t n, const at::Tensor& out) {
+  if (!w.data.device().is_cpu()) return dequantize_rows_aten(w, r0, n, out);
+  check_rows(w, r0, n, out);
+  c10::NoGradGuard no_grad;
+  if (n == 0) return;
+  if (w.dtype == BaseDtype::kBFloat16) {
+    out.view({n, w.cols}).copy_(w.data.narrow(0, r0, n));
+  } else if (w.dtype == BaseDtype::kInt8) {
+    const int8_t* q = w.data.data_ptr<int8_t>() + r0 * w.cols;
+    const float* s = w.scales.data_ptr<float>() + r0;
+    float* o = out.data_ptr<float>();
+    const int64_t I = w.cols;
+    at::parallel_for(0, n, std::max<int64_t>(1, 32768 / std::max<int64_t>(1, I)), [&](int64_t a, int64_t b) {
+      for (int64_t r = a; r < b; ++r) {
+        const float sr = s[r];
+        const int8_t* qr = q + r * I;
+        float* orow = o + r * I;
+        for (int64_t j = 0; j < I; ++j) orow[j] = static_cast<float>(qr[j]) * sr;
+      }
+    });
+  } else {
+    const int64_t e0 = r0 * w.cols, e1 = (r0 + n) * w.cols;
+    const int64_t b0 = e0 / kNf4Block, b1 = (e1 + kNf4Block - 1) / kNf4Block;
+    at::Tensor absmax = nf4_absmax(w, b0, b1).contiguous();
+    nf4_blocks_cpu(w.data.data_ptr<uint8_t>(), absmax.data_ptr<float>(), e0, e1, out.data_ptr<float>());
+  }
+}
+
+at::Tensor gather_rows(const FrozenWeight& w, const at::Tensor& ids) {
+  c10::NoGradGuard no_grad;
+  at::Tensor flat = ids.reshape({-1}).to(at::kLong);
+  std::vector<int64_t> shape = ids.sizes().vec();
+  shape.push_back(w.cols);
+  if (w.dtype == BaseDtype::kBFloat16) return w.data.index_select(0, flat).to(at::kFloat).view(shape);
+  if (w.dtype == BaseDtype::kInt8) {
+    return (w.data.index_select(0, flat).to(at::kFloat) * w.scales.index_select(0, flat).unsqueeze(1)).view(shape);
+  }
+  const int64_t n = flat.numel();
+  at::Tensor out = at::empty({n, w.cols}, w.data.options().dtype(at::kFloat));
+  if (!w.data.device().is_cpu()) {
+    for (int64_t i = 0; i < n; ++i) dequantize_rows_aten(w, flat[i].item<int64_t>(), 1, out[i]);
+    return out.view(shape);
+  }
+  at::Tensor absmax = nf4_absmax(w, 0, (w.numel() + kNf4Block - 1) / kNf4Block).contiguous();
+  const int64_t* id = flat.data_ptr<int64_t>();
+  for (int64_t i = 0; i < n; ++i) {
+    if (id[i] < 0 || id[i] >= w.rows) throw_bad_argument("embedding: token id " + std::to_string(id[i]) + " out of range");
+  }
+  const uint8_t* q = w.data.data_ptr<uint8_t>();
+  const float* am = absmax.data_ptr<float>();
+  float* o = out.data_ptr<float>();
+  const int64_t I = w.cols;
+  // One row per task (each row's blocks are independent); nf4_blocks_cpu's own parallel_for runs inline here.
+  at::parallel_for(0, n, 1, [&](int64_t a, int64_t b) {
+    for (int64_t i = a; i < b; ++i) {
+      const int64_t e0 = id[i] * I;
+      nf4_blocks_cpu(q, am + e0 / kNf4Block, e0, e0 + I, o + i * I);
+    }
+  });
+  return out.view(shape);
+}
+
+void FrozenBase::add(const at::Tensor& member, FrozenWeight w) { weights_[member.unsafeGetTensorImpl()] = std::move(w); }
+
+const FrozenWeight* FrozenBase::find(const at::Tensor& member) const {
+  if (!member.defined()) return nullptr;
+  auto it = weights_.find(member.unsafeGetTensorImpl());
+  return it == weights_.end() ? nullptr : &it->second;
+}
+
+at::Tensor FrozenBase::workspace_rows(const FrozenWeight& w, int64_t r0, int64_t n) {
+  const int64_t need = n * w.cols;
+  if (!workspace_.defined() || workspace_.numel() < need || workspace_.device() != w.data.device()) {
+    workspace_ = at::Tensor();  // the old buffer goes before the new one comes
+    workspace_ = at::empty({need}, w.data.options().dtype(at::kFloat));
+  }
+  at::Tensor view = workspace_.narrow(0, 0, need).view({n, w.cols});
+  const auto t0 = Clock::now();
+  dequantize_rows(w, r0, n, view);
+  stats_.dequant_ms += ms_since(t0);
+  return view;
+}
+
+at::Tensor FrozenBase::linear(const at::Tensor& x, const FrozenWeight& w, const at::Tensor& b) {
+  at::Tensor y = FrozenLinearFn::apply(x, this, &w);  // (an undefined tensor cannot be a Function input)
+  return b.defined() ? y + b : y;
+}
+
+at::Tensor FrozenBase::embedding(const FrozenWeight& w, const at::Tensor& ids) {
+  const auto t0 = Clock::now();
+  at::Tensor out = gather_rows(w, ids);
+  stats_.dequant_ms += ms_since(t0);
+  return out;
+}
+
+at::Tensor FrozenBase::dense(const FrozenWeight& w) {
+  at::Tensor out = at::empty({w.rows, w.cols}, w.data.options().dtype(at::kFloat));
+  const auto t0 = Clock::now();
+  dequantize_rows(w, 0, w.rows, out);
+  stats_.dequant_ms += ms_since(t0);
+  return out;
+}
+
+int64_t FrozenBase::bytes() const {
+  int64_t n = 0;
+  for (const auto& [member, w] : weights_) n += w.bytes();
+  return n;
+}
+
+FrozenBase::Stats FrozenBase::stats(bool reset) {
+  Stats s = stats_;
+  if (reset) stats_ = Stats();
+  return s;
+}
+
+}  // namespace sft
