@@ -4,7 +4,7 @@ import { readFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { lossForm } from '../collate/index.ts';
 import { invalidParameterError } from '../errors.ts';
-import { binding, loadModel, type LoraOptions, type ModelDevice } from '../native/index.ts';
+import { binding, checkBaseDtypeOptions, loadModel, type BaseDtype, type BaseStats, type LoraOptions, type ModelDevice } from '../native/index.ts';
 
 export interface TrainBenchOptions {
   model: string;
@@ -21,6 +21,10 @@ export interface TrainBenchOptions {
   device?: ModelDevice;
   /** bf16 autocast of the forward passes over the `dtype` weights. */
   autocast?: boolean;
+  /** How the frozen base is stored (default 'float32'; another needs `lora`). */
+  baseDtype?: BaseDtype;
+  /** nf4 only: double quantisation of the block scales. */
+  doubleQuant?: boolean;
 }
 
 /** Exactly the keys other tools read (issue 6). */
@@ -38,6 +42,14 @@ export interface TrainBenchResult {
   peak_gpu_mib?: number;
   /** On CUDA: the peak of memory reserved by the caching allocator (torch.cuda.max_memory_reserved). */
   peak_gpu_reserved_mib?: number;
+  /** The frozen base's format as the addon reports it (addons with model.baseStats()). */
+  baseDtype?: string;
+  /** Memory of the frozen base store (bytes). */
+  baseBytes?: number;
+  /** Mean ms per timed step spent dequantising base weights (forward and backward; part of ms_per_step). */
+  dequantMs?: number;
+  /** Mean ms per timed step spent in the matmuls over the base weights (part of ms_per_step). */
+  matmulMs?: number;
 }
 
 /**
@@ -84,6 +96,9 @@ export async function benchTrain(o: TrainBenchOptions): Promise<TrainBenchResult
   for (const [k, v, min] of [['batchSize', o.batchSize, 1], ['seqLen', o.seqLen, 2], ['steps', o.steps, 1], ['warmup', o.warmup, 0]] as const) {
     if (!Number.isInteger(v) || v < min) throw invalidParameterError(k, `an integer >= ${min}`, v);
   }
+  checkBaseDtypeOptions(o);
+  const lowPrecision = o.baseDtype !== undefined && o.baseDtype !== 'float32';
+  if (lowPrecision && !o.lora) throw invalidParameterError('lora', `LoRA options: baseDtype ${o.baseDtype} keeps the base frozen (only adapters train)`, o.lora);
   const threads = o.threads && o.threads > 0 ? o.threads : availableParallelism();
   const model = await loadModel(o.model, {
     threads,
@@ -92,11 +107,17 @@ export async function benchTrain(o: TrainBenchOptions): Promise<TrainBenchResult
     ...(o.lora ? { lora: o.lora } : {}),
     ...(o.device ? { device: o.device } : {}),
     ...(o.autocast ? { autocast: true } : {}),
+    ...(o.baseDtype !== undefined ? { baseDtype: o.baseDtype } : {}),
+    ...(o.doubleQuant ? { doubleQuant: true } : {}),
   });
   try {
+    // With a base dtype given, the base store's counters are read and reset around each timed step.
+    const baseStats = (): BaseStats | undefined => (o.baseDtype !== undefined ? model.baseStats(true) : undefined);
     const vocab = model.spec.vocabSize;
-    const runs: { f: number; b: number; o: number; total: number }[] = [];
+    const runs: { f: number; b: number; o: number; total: number; dq: number; mm: number }[] = [];
+    let base: BaseStats | undefined;
     for (let i = 0; i < o.warmup + o.steps; i++) {
+      if (i === o.warmup) base = baseStats();
       // The padding-free form the training loop sends (collateForLoss) for these padded rows.
       const batch = lossForm(randomBatch(o.batchSize, o.seqLen, vocab, 1000 + i));
       const t0 = performance.now();
@@ -105,9 +126,12 @@ export async function benchTrain(o: TrainBenchOptions): Promise<TrainBenchResult
       await model.optimizerStep({ lr: 1e-5, weightDecay: 0.01, maxGradNorm: 1 });
       await model.zeroGrad();
       const t2 = performance.now();
-      if (i >= o.warmup) runs.push({ f: r.forwardMs ?? t1 - t0, b: r.backwardMs ?? 0, o: t2 - t1, total: t2 - t0 });
+      if (i >= o.warmup) {
+        const s = base ? baseStats() : undefined;
+        runs.push({ f: r.forwardMs ?? t1 - t0, b: r.backwardMs ?? 0, o: t2 - t1, total: t2 - t0, dq: s?.dequantMs ?? 0, mm: s?.matmulMs ?? 0 });
+      }
     }
-    const mean = (k: 'f' | 'b' | 'o' | 'total') => runs.reduce((a, r) => a + r[k], 0) / runs.length;
+    const mean = (k: 'f' | 'b' | 'o' | 'total' | 'dq' | 'mm') => runs.reduce((a, r) => a + r[k], 0) / runs.length;
     const ms = mean('total');
     const device = model.device();
     // The optimizer step reads the gradient norm back, so each step's time includes its device work.
@@ -122,6 +146,7 @@ export async function benchTrain(o: TrainBenchOptions): Promise<TrainBenchResult
       threads,
       ...(o.device ? { device } : {}),
       ...(gpu?.available ? { peak_gpu_mib: gpu.peakAllocatedBytes / 2 ** 20, peak_gpu_reserved_mib: gpu.peakReservedBytes / 2 ** 20 } : {}),
+      ...(base ? { baseDtype: base.dtype, baseBytes: base.bytes, dequantMs: mean('dq'), matmulMs: mean('mm') } : {}),
     };
   } finally {
     await model.dispose();

@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { BENCH_SHAPES, buildRandomModel, benchTrain } from '../bench/index.ts';
 import { SftkitError, invalidParameterError } from '../errors.ts';
 import { binding, packageRoot } from '../native/index.ts';
-import { commandOptions, common, opt } from '../options/index.ts';
+import { baseDtypeField, baseStoreFields, baseStoreRule, commandOptions, common, opt } from '../options/index.ts';
 import type { CliIo, Command } from './command.ts';
 
 const device = opt.enum(['cpu', 'cuda', 'auto'], 'where it runs (default: the CPU)').optional();
@@ -47,16 +47,21 @@ const trainBenchOptions = commandOptions({
     loraTargets: opt.string("LoRA module names (default: PEFT's for the architecture), or all-linear", { placeholder: 'NAME,...' }).optional(),
     device,
     autocast: opt.boolean('bf16 autocast of the forward passes over the --dtype weights').default(false),
+    baseDtype: baseDtypeField(true, { defaultText: 'float32; given, the JSON reports the base store' }).optional(),
+    doubleQuant: baseStoreFields(true).doubleQuant,
     json: opt.boolean('print the result as one JSON object').default(false),
   },
-  rules({ given, name }) {
+  rules(ctx) {
+    const { given, name } = ctx;
     if (given.loraTargets !== undefined && given.loraR === undefined) throw new SftkitError('SFTKIT_BAD_ARGUMENT', `${name('loraTargets')} needs ${name('loraR')} R`);
+    baseStoreRule(ctx, { key: 'loraR' });
   },
 });
 
 const HELP = `Usage: sftkit bench train --model DIR|${BENCH_SHAPES.join('|')} --batch-size B --seq-len T --steps N
                          [--warmup N] [--threads N] [--dtype float32|bfloat16] [--gradient-checkpointing]
-                         [--lora-r R [--lora-targets NAME,...]] [--device cpu|cuda|auto] [--autocast] [--json]
+                         [--lora-r R [--lora-targets NAME,...]] [--device cpu|cuda|auto] [--autocast]
+                         [--base-dtype float32|bfloat16|int8|nf4 [--double-quant]] [--json]
        sftkit bench matmul [--size 2048] [--reps 5] [--threads N] [--device cpu|cuda|auto]
                            [--dtype float32|bfloat16] [--json]
 
@@ -70,6 +75,9 @@ B x T positions per step. --json prints {"tokens_per_s", "ms_per_step", "ms_forw
 (--lora-targets: module names, default PEFT's for the architecture, or all-linear). --device picks where it runs
 (default cpu), --autocast runs the forward passes in bf16 autocast over the --dtype weights; with --device the JSON
 adds "device", and on CUDA "peak_gpu_mib" / "peak_gpu_reserved_mib" (the caching allocator's peaks over the process).
+--base-dtype keeps the frozen base in bfloat16, int8 or nf4 (with --lora-r); given (float32 too), the JSON carries "baseDtype",
+"baseBytes" (the base store's memory) and, per timed step on average, "dequantMs" and "matmulMs" (dequantising the
+base weights and the matmuls over them, parts of ms_per_step).
 
 bench matmul: the matmul ceiling of this machine through libtorch (best of --reps N x N matmuls, fp32 on the CPU
 unless --dtype / --device say otherwise); --json prints {"gflops", "ms", "size", "threads", "device", "dtype"}.
@@ -135,11 +143,16 @@ export const benchCommand: Command = {
         ...(values.dtype ? { dtype: values.dtype } : {}),
         ...(values.device ? { device: values.device } : {}),
         ...(values.autocast ? { autocast: true } : {}),
+        ...(values.baseDtype !== undefined ? { baseDtype: values.baseDtype } : {}),
+        ...(values.doubleQuant ? { doubleQuant: true } : {}),
       });
       io.stdout.write(
         values.json
           ? `${JSON.stringify(r)}\n`
-          : `${r.tokens_per_s.toFixed(1)} tokens/s, ${r.ms_per_step.toFixed(0)} ms/step (forward ${r.ms_forward.toFixed(0)}, backward ${r.ms_backward.toFixed(0)}, optimizer ${r.ms_optimizer.toFixed(0)}), peak RSS ${r.peak_rss_mib.toFixed(0)} MiB, ${r.threads} threads\n`,
+          : `${r.tokens_per_s.toFixed(1)} tokens/s, ${r.ms_per_step.toFixed(0)} ms/step (forward ${r.ms_forward.toFixed(0)}, backward ${r.ms_backward.toFixed(0)}, optimizer ${r.ms_optimizer.toFixed(0)}), peak RSS ${r.peak_rss_mib.toFixed(0)} MiB, ${r.threads} threads\n` +
+              (r.baseDtype !== undefined && r.baseDtype !== 'float32'
+                ? `base ${r.baseDtype}: ${((r.baseBytes ?? 0) / 2 ** 20).toFixed(0)} MiB; per step dequantisation ${(r.dequantMs ?? 0).toFixed(0)} ms, base matmuls ${(r.matmulMs ?? 0).toFixed(0)} ms, the rest ${(r.ms_per_step - (r.dequantMs ?? 0) - (r.matmulMs ?? 0)).toFixed(0)} ms\n`
+                : ''),
       );
       return 0;
     } finally {

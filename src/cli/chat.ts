@@ -4,7 +4,7 @@ import type { Message } from '../data/index.ts';
 import { chatPrompter, streamReply } from '../generate/index.ts';
 import { loadModel } from '../native/index.ts';
 import { loadTokenizer } from '../tokenize/index.ts';
-import { commandOptions, loadOptionsOf, modelLoad, opt, sampling, samplingOf } from '../options/index.ts';
+import { baseStoreRule, commandOptions, loadOptionsOf, modelLoad, opt, sampling, samplingOf } from '../options/index.ts';
 import { tokenizerDir } from './args.ts';
 import { optionsCommand } from './command.ts';
 
@@ -22,6 +22,7 @@ const chatOptions = commandOptions({
     ...modelLoad,
     ...sampling,
   },
+  rules: baseStoreRule,
 });
 
 export const chatCommand = optionsCommand({

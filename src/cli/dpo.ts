@@ -2,7 +2,7 @@
 // rewards and reward accuracy of a policy against a reference on every pair of a preference file, without training.
 import { EVAL_SPLITS } from '../data/index.ts';
 import { loadModel } from '../native/index.ts';
-import { commandOptions, common, dataSelection, opt, selectionOf } from '../options/index.ts';
+import { baseStore, baseStoreOf, baseStoreRule, commandOptions, common, dataSelection, opt, selectionOf } from '../options/index.ts';
 import { trainDpo } from '../recipes/dpo.ts';
 import { dpoFields, dpoOptions, ipoRule, pairLogps, preferenceMetrics, preparePreferencePairs } from '../training/index.ts';
 import type { CliIo, Command } from './command.ts';
@@ -26,14 +26,19 @@ const evalOnlyOptions = commandOptions({
     fieldMap: dataSelection.fieldMap,
     batchSize: opt.int('pairs per forward batch', { min: 1 }).default(4),
     threads: common.threads,
+    ...baseStore,
     json: common.json,
   },
-  rules: ipoRule,
+  rules(ctx) {
+    ipoRule(ctx);
+    baseStoreRule(ctx);
+  },
 });
 
 const USAGE = `Usage: sftkit dpo --model DIR [--ref DIR] --data FILE --out DIR [training options]   (or --config file)
        sftkit dpo --model DIR [--ref DIR] --data FILE --eval-only [--json] [--beta 0.1] [--label-smoothing X]
                   [--loss-type sigmoid|ipo] [--template T] [--max-length N] [--limit N] [--batch-size N]
+                  [--base-dtype float32|bfloat16|int8|nf4 [--double-quant]]
 
 Direct Preference Optimization on {prompt?, chosen, rejected} pairs (strings or message lists; ch7's {instruction,
 input, output, chosen, rejected} and MiniMind's {chosen: [...], rejected: [...]} work): log-probabilities are summed
@@ -71,9 +76,10 @@ export const dpoCommand: Command = {
     const threads = o.threads;
     const opts = { beta: o.beta, labelSmoothing: o.labelSmoothing, lossType: o.lossType };
     const padId = data.tokenizer.padId;
-    const ref = await loadModel(o.ref ?? o.model, threads ? { threads } : {});
+    const load = { ...(threads ? { threads } : {}), ...baseStoreOf(o) };
+    const ref = await loadModel(o.ref ?? o.model, load);
     const refLogps = await pairLogps(ref, data.pairs, padId, batchPairs).finally(() => ref.dispose());
-    const policy = await loadModel(o.model, threads ? { threads } : {});
+    const policy = await loadModel(o.model, load);
     const pol = await pairLogps(policy, data.pairs, padId, batchPairs).finally(() => policy.dispose());
     const m = preferenceMetrics(pol.logps, refLogps.logps, pol.tokens, opts);
     const report = { loss: m.loss, rewards_chosen: m.rewards_chosen, rewards_rejected: m.rewards_rejected, accuracy: m.accuracy, pairs: m.pairs };

@@ -6,7 +6,7 @@ import { defaultChatTemplate } from '../generate/index.ts';
 import { formatUnkWarning } from '../mask/index.ts';
 import { loadTokenizer } from '../tokenize/index.ts';
 import { loadModel } from '../native/index.ts';
-import { commandOptions, common, dataSelection, loadOptionsOf, modelLoad, opt, sampling, samplingOf, selectionOf } from '../options/index.ts';
+import { baseStoreRule, commandOptions, common, dataSelection, loadOptionsOf, modelLoad, opt, sampling, samplingOf, selectionOf } from '../options/index.ts';
 import { tokenizerDir } from './args.ts';
 import { optionsCommand } from './command.ts';
 
@@ -28,7 +28,9 @@ const evalOptions = commandOptions({
     ...modelLoad,
     ...sampling,
   },
-  rules({ given, name }) {
+  rules(ctx) {
+    baseStoreRule(ctx);
+    const { given, name } = ctx;
     if (given.judgeUrl !== undefined && given.judgeModel === undefined) {
       throw new SftkitError('SFTKIT_BAD_ARGUMENT', `${name('judgeUrl')} needs ${name('judgeModel')} NAME (the judge's model name)`);
     }

@@ -3,7 +3,7 @@ import { createPipeline } from '../pipeline/index.ts';
 import { promptIds, stopIdsFor, replyText, streamText } from '../generate/index.ts';
 import { loadModel } from '../native/index.ts';
 import { loadTokenizer } from '../tokenize/index.ts';
-import { commandOptions, loadOptionsOf, modelLoad, opt, sampling, samplingOf } from '../options/index.ts';
+import { baseStoreRule, commandOptions, loadOptionsOf, modelLoad, opt, sampling, samplingOf } from '../options/index.ts';
 import { tokenizerDir } from './args.ts';
 import { optionsCommand } from './command.ts';
 
@@ -18,6 +18,7 @@ const generateOptions = commandOptions({
     ...modelLoad,
     ...sampling,
   },
+  rules: baseStoreRule,
 });
 
 export const generateCommand = optionsCommand({

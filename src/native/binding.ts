@@ -148,6 +148,28 @@ export interface CudaMemoryStats {
 // ---- The model class: its options, batches and results (src/native/model.ts wraps it as `Model`).
 
 export type ModelDtype = 'float32' | 'bfloat16';
+
+/**
+ * How the frozen base weights are stored (issue 24): 'float32' (as the parameters), or a small form that each
+ * projection dequantises just in time into an fp32 workspace (compute stays in the model dtype): 'bfloat16', 'int8'
+ * (symmetric, per output channel) or 'nf4' (QLoRA's NormalFloat-4, blocks of 64).
+ */
+export type BaseDtype = 'float32' | 'bfloat16' | 'int8' | 'nf4';
+
+/** The list of base dtypes, in the order of the flag's help. */
+export const BASE_DTYPES = ['float32', 'bfloat16', 'int8', 'nf4'] as const satisfies readonly BaseDtype[];
+
+/** The frozen base store of a model: its format, its memory and the time spent in it since load or the last reset. */
+export interface BaseStats {
+  /** The base dtype the addon reports ('float32', 'bfloat16', 'int8', 'nf4'). */
+  dtype: string;
+  /** Memory held by the frozen base store (bytes). */
+  bytes: number;
+  /** Cumulative milliseconds spent dequantising base weights (forward and backward). */
+  dequantMs: number;
+  /** Cumulative milliseconds spent in the matmuls over the dequantised weights. */
+  matmulMs: number;
+}
 /** 'cuda' is cuda:0; `cuda:N` one GPU of several (a data-parallel rank's, by LOCAL_RANK). */
 export type ModelDevice = 'auto' | 'cpu' | 'cuda' | `cuda:${number}`;
 
@@ -171,6 +193,13 @@ export interface LoadModelOptions {
    * pass and the layer is recomputed in backward (less memory, about one more forward of compute).
    */
   gradientCheckpointing?: boolean;
+  /**
+   * How the frozen base weights are kept (default 'float32'): another dtype needs `dtype` float32 (bf16 compute on
+   * CUDA through `autocast`), and the model then only trains LoRA adapters (no full fine-tuning, no resize, no merge).
+   */
+  baseDtype?: BaseDtype;
+  /** nf4 only: quantise the per-block absmax scales too (QLoRA's double quantisation, 8 bits in blocks of 256). */
+  doubleQuant?: boolean;
 }
 
 /**
@@ -303,6 +332,8 @@ export interface NativeModelHandle {
   mergeAdapter(): Promise<void>;
   numTrainableParameters(): number;
   device(): string;
+  /** The frozen base store: dtype, bytes, cumulative dequantisation and matmul times (reset: start them over). */
+  baseStats(reset?: boolean): BaseStats;
   generate(
     prompts: Int32Array[],
     options: Required<Omit<GenerateOptions, 'stopIds'>> & { stopIds: number[] },

@@ -4,6 +4,9 @@ import { mkdirSync, readFileSync, existsSync, rmSync } from 'node:fs';
 import { isAbsolute, join, resolve } from 'node:path';
 import { invalidParameterError, SftkitError } from '../errors.ts';
 import {
+  BASE_DTYPES,
+  type BaseDtype,
+  type BaseStats,
   type Batch,
   binding,
   type DistillStepOptions,
@@ -44,6 +47,8 @@ import { configTextForSave, readModelConfig, type ModelSpec } from './model-conf
 
 // The addon's argument and result types live in binding.ts (the one mirror of the addon); re-exported here for callers.
 export type {
+  BaseDtype,
+  BaseStats,
   ModelDtype,
   ModelDevice,
   LoadModelOptions,
@@ -149,6 +154,35 @@ export class Model {
     return this.adapterValue;
   }
 
+  /** How the frozen base weights are stored ('float32' unless loaded with `baseDtype`). */
+  get baseDtype(): BaseDtype {
+    return this.options.baseDtype ?? 'float32';
+  }
+
+  /**
+   * The frozen base store: its dtype, its memory in bytes and the milliseconds spent dequantising its weights and in
+   * the matmuls over them, cumulative since load or the last `baseStats(true)` (which returns the totals, then resets).
+   */
+  baseStats(reset = false): BaseStats {
+    if (typeof reset !== 'boolean') throw invalidParameterError('reset', 'true or false', reset);
+    if (this.disposed) throw new SftkitError('SFTKIT_BAD_ARGUMENT', 'the model has been disposed');
+    if (typeof this.native.baseStats !== 'function') {
+      throw new SftkitError('SFTKIT_UNSUPPORTED', 'baseStats: this build of the native addon predates low-precision bases; rebuild it (npm run build:native)');
+    }
+    return this.native.baseStats(reset);
+  }
+
+  /** Training needs LoRA adapters over a low-precision base: its weights are frozen in their small form. */
+  private checkTrainable(what: string): void {
+    if (this.baseDtype !== 'float32' && !this.adapterValue) {
+      throw new SftkitError(
+        'SFTKIT_UNSUPPORTED',
+        `${what}: the base weights are stored in ${this.baseDtype} (baseDtype), frozen; only LoRA adapters train over them: ` +
+          "load with `lora` (--lora-r R) or with baseDtype 'float32' for full fine-tuning",
+      );
+    }
+  }
+
   /** The validated architecture spec (vocabSize follows resizeTokenEmbeddings). */
   get spec(): Readonly<ModelSpec> {
     return this.specValue;
@@ -172,6 +206,7 @@ export class Model {
   /** Forward + fused masked cross-entropy + backward; gradients accumulate until zeroGrad(). */
   step(batch: Batch, options: StepOptions = {}): Promise<LossSum> {
     checkBatch(batch, true);
+    this.checkTrainable('step');
     const { lossScale = 1 } = options;
     if (typeof lossScale !== 'number' || !Number.isFinite(lossScale) || lossScale < 0) {
       throw invalidParameterError('lossScale', 'a finite number >= 0', lossScale);
@@ -196,6 +231,7 @@ export class Model {
    */
   preferenceStep(batch: Batch, options: PreferenceStepOptions): Promise<PreferenceStepResult> {
     checkBatch(batch, true);
+    this.checkTrainable('preferenceStep');
     const { refLogps, beta = 0.1, labelSmoothing = 0, lossType = 'sigmoid', lossScale = 1 } = options;
     if (!(refLogps instanceof Float64Array) || refLogps.length !== batch.shape[0]) {
       throw invalidParameterError('refLogps', `a Float64Array of ${batch.shape[0]} values (one per row)`, refLogps);
@@ -217,6 +253,7 @@ export class Model {
     checkBatch(batch, true);
     if (!(teacher instanceof Model)) throw invalidParameterError('teacher', 'a Model', teacher);
     if (teacher === this) throw invalidParameterError('teacher', 'another model than the student', teacher.dir);
+    this.checkTrainable('distillStep');
     const { alpha = 0.5, temperature = 1, lossScale = 1 } = options;
     checkNumber('alpha', alpha, (x) => x >= 0 && x <= 1, 'a number in [0, 1]');
     checkNumber('temperature', temperature, (x) => x > 0, 'a number > 0');
@@ -240,6 +277,7 @@ export class Model {
   /** Clips the global gradient norm (maxGradNorm) and applies one AdamW update; returns the pre-clip norm. */
   optimizerStep(opts: OptimizerStepOptions): Promise<{ gradNorm: number }> {
     if (typeof opts !== 'object' || opts === null) throw invalidParameterError('options', 'an object', opts);
+    this.checkTrainable('optimizerStep');
     checkNumber('lr', opts.lr, (x) => x >= 0, 'a number >= 0');
     if (opts.beta1 !== undefined) checkNumber('beta1', opts.beta1, (x) => x >= 0 && x < 1, 'a number in [0, 1)');
     if (opts.beta2 !== undefined) checkNumber('beta2', opts.beta2, (x) => x >= 0 && x < 1, 'a number in [0, 1)');
@@ -289,6 +327,13 @@ export class Model {
    */
   mergeAdapter(): Promise<void> {
     if (!this.adapterValue) throw new SftkitError('SFTKIT_BAD_ARGUMENT', 'mergeAdapter: the model has no LoRA adapters');
+    if (this.baseDtype !== 'float32') {
+      throw new SftkitError(
+        'SFTKIT_UNSUPPORTED',
+        `mergeAdapter: the base weights are stored in ${this.baseDtype} (baseDtype); merge into a full-precision copy: ` +
+          "load the base and the adapter with baseDtype 'float32' (as `sftkit merge` does) and merge there",
+      );
+    }
     return this.run(async () => {
       await this.native.mergeAdapter();
       this.adapterValue = null;
@@ -298,6 +343,13 @@ export class Model {
   /** New vocabulary size; new rows are the mean of the existing ones (embedding and untied head). Resets AdamW. */
   resizeTokenEmbeddings(newVocab: number): Promise<void> {
     checkInt('newVocab', newVocab, 1, 100_000_000);
+    if (this.baseDtype !== 'float32') {
+      throw new SftkitError(
+        'SFTKIT_UNSUPPORTED',
+        `resizeTokenEmbeddings: the embeddings are frozen in ${this.baseDtype} (baseDtype); new rows would neither train nor be saved: ` +
+          "load with baseDtype 'float32' (--base-dtype float32) to resize",
+      );
+    }
     return this.run(() => {
       this.native.resizeTokenEmbeddings(newVocab);
       this.specValue = { ...this.specValue, vocabSize: newVocab };
@@ -504,6 +556,36 @@ function checkLoadOptions(opts: LoadModelOptions): void {
   if (opts.threads !== undefined) checkInt('threads', opts.threads, 0, 4096);
   if (opts.gradientCheckpointing !== undefined && typeof opts.gradientCheckpointing !== 'boolean') {
     throw invalidParameterError('gradientCheckpointing', 'true or false', opts.gradientCheckpointing);
+  }
+  checkBaseDtypeOptions(opts);
+}
+
+/**
+ * The rules of a low-precision frozen base (issue 24), shared by loadModel and the command schemas: a base dtype of
+ * the list; doubleQuant with nf4 only; a base other than float32 computes in float32 (bf16 compute comes through
+ * autocast). `name` spells the options as the caller wrote them (flags or library keys).
+ */
+export function checkBaseDtypeOptions(
+  opts: { baseDtype?: unknown; doubleQuant?: unknown; dtype?: unknown },
+  name: (key: 'baseDtype' | 'doubleQuant' | 'dtype' | 'autocast') => string = (k) => k,
+): void {
+  const { baseDtype, doubleQuant, dtype } = opts;
+  if (baseDtype !== undefined && !(BASE_DTYPES as readonly unknown[]).includes(baseDtype)) {
+    throw invalidParameterError(name('baseDtype'), BASE_DTYPES.map((d) => `'${d}'`).join(', ').replace(/, ([^,]*)$/, ' or $1'), baseDtype);
+  }
+  if (doubleQuant !== undefined && typeof doubleQuant !== 'boolean') throw invalidParameterError(name('doubleQuant'), 'true or false', doubleQuant);
+  if (doubleQuant === true && baseDtype !== 'nf4') {
+    throw new SftkitError(
+      'SFTKIT_BAD_ARGUMENT',
+      `${name('doubleQuant')} quantises nf4's block scales: it needs ${name('baseDtype')} nf4 (received ${baseDtype === undefined ? 'no base dtype' : String(baseDtype)})`,
+    );
+  }
+  if (baseDtype !== undefined && baseDtype !== 'float32' && dtype === 'bfloat16') {
+    throw new SftkitError(
+      'SFTKIT_BAD_ARGUMENT',
+      `${name('baseDtype')} ${String(baseDtype)} stores the frozen base small and computes in float32: it needs ${name('dtype')} float32 ` +
+        `(for bf16 compute, on CUDA, add ${name('autocast')})`,
+    );
   }
 }
 

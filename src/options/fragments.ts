@@ -4,10 +4,11 @@
 import { parseFieldMap, RECORD_FORMATS } from '../data/index.ts';
 import type { DataSelection } from '../eval/index.ts';
 import { MASK_MODES } from '../mask/index.ts';
-import type { LoadModelOptions } from '../native/index.ts';
+import { BASE_DTYPES, checkBaseDtypeOptions, type LoadModelOptions } from '../native/index.ts';
 import { TEMPLATE_NAMES } from '../template/index.ts';
 import type { z } from 'zod';
-import { opt } from './command-options.ts';
+import { SftkitError } from '../errors.ts';
+import { opt, type RuleContext } from './command-options.ts';
 
 /** Single fields used by several commands under the same meaning. */
 export const common = {
@@ -17,6 +18,64 @@ export const common = {
   dtype: opt.enum(['float32', 'bfloat16'], 'parameter and compute dtype').default('float32'),
   device: opt.enum(['auto', 'cpu', 'cuda'], 'where to run (auto: cuda when this libtorch has CUDA and a GPU is visible)').default('auto'),
 };
+
+/**
+ * How the frozen base weights are kept (issue 24): --base-dtype and --double-quant. `training`: the help of train,
+ * dpo and bench train (the base then needs LoRA adapters).
+ */
+export function baseStoreFields(training: boolean) {
+  return {
+    baseDtype: baseDtypeField(training).default('float32'),
+    doubleQuant: opt.boolean('with --base-dtype nf4: quantise the block scales too (QLoRA double quantisation)').default(false),
+  };
+}
+
+/** The --base-dtype field without its default (`sftkit bench train` reports the base only when it is given). */
+export function baseDtypeField(training: boolean, o: { defaultText?: string } = {}) {
+  return opt.enum(
+    BASE_DTYPES,
+    'keep the frozen base weights in this format: bfloat16 (2 bytes a weight), int8 (1, per-channel scales)\n' +
+      'or nf4 (about 0.5, QLoRA); each layer dequantises its weights just in time, compute stays float32' +
+      (training ? '\n(a base other than float32 trains LoRA adapters only: needs --lora-r)' : ''),
+    o,
+  );
+}
+
+/** The base-store fields of eval, generate and chat (no training). */
+export const baseStore = baseStoreFields(false);
+
+/** Options that carry the base-store fields (and maybe a dtype and LoRA rank). */
+type BaseStoreOptions = { baseDtype: LoadModelOptions['baseDtype']; doubleQuant: boolean };
+
+/**
+ * The rules of the base store between options: --double-quant needs --base-dtype nf4; a base other than float32
+ * needs --dtype float32 (bf16 compute through --autocast). With `lora` (train, dpo, bench train): a base other than
+ * float32 is frozen, so it needs LoRA adapters (--lora-r), full fine-tuning is refused.
+ */
+export function baseStoreRule<O extends Partial<BaseStoreOptions>>(ctx: RuleContext<O>, lora?: { key: keyof O & string }): void {
+  const { given } = ctx;
+  const g = given as { baseDtype?: string; doubleQuant?: boolean; dtype?: string } & Record<string, unknown>;
+  const name = ctx.name as (k: string) => string;
+  checkBaseDtypeOptions(g, name);
+  if (lora && g.baseDtype !== undefined && g.baseDtype !== 'float32') {
+    const r = g[lora.key];
+    if (r === undefined || r === 0) {
+      throw new SftkitError(
+        'SFTKIT_BAD_ARGUMENT',
+        `${name('baseDtype')} ${g.baseDtype} keeps the base weights frozen in ${g.baseDtype}: only LoRA adapters train over them; ` +
+          `add ${name(lora.key)} R (e.g. 16), or use ${name('baseDtype')} float32 for full fine-tuning`,
+      );
+    }
+  }
+}
+
+/** The load options of the base store (float32 and no double quantisation are left out: the defaults). */
+export function baseStoreOf(o: Partial<BaseStoreOptions>): Pick<LoadModelOptions, 'baseDtype' | 'doubleQuant'> {
+  return {
+    ...(o.baseDtype !== undefined && o.baseDtype !== 'float32' ? { baseDtype: o.baseDtype } : {}),
+    ...(o.doubleQuant ? { doubleQuant: true } : {}),
+  };
+}
 
 /** How a data file is read and rendered (the data pipeline's choices). */
 export const dataSelection = {
@@ -56,10 +115,11 @@ export const modelLoad = {
     .optional(),
   device: common.device,
   threads: common.threads,
+  ...baseStore,
 };
 
 export function loadOptionsOf(o: z.output<z.ZodObject<typeof modelLoad>>): LoadModelOptions {
-  return { device: o.device, ...(o.threads ? { threads: o.threads } : {}), ...(o.adapter !== undefined ? { adapter: o.adapter } : {}) };
+  return { device: o.device, ...(o.threads ? { threads: o.threads } : {}), ...(o.adapter !== undefined ? { adapter: o.adapter } : {}), ...baseStoreOf(o) };
 }
 
 /** Sampling of generated replies. */

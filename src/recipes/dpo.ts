@@ -12,6 +12,7 @@ import { formatUnkWarning, type TokenizedExample } from '../mask/index.ts';
 import { type DataSource, parseFieldMap, type SplitName, splitSources } from '../data/index.ts';
 import { SftkitError } from '../errors.ts';
 import { loadModel, readModelConfig } from '../native/index.ts';
+import { baseStoreOf } from '../options/index.ts';
 import { writeFileAtomic } from '../shared/index.ts';
 import {
   checkSameTokenizer,
@@ -83,6 +84,9 @@ async function referenceLogps(o: DpoOptions, ctx: TaskContext, train: readonly P
   const h = createHash('sha256');
   h.update(modelFingerprint(refDir));
   h.update(o.dtype);
+  // The reference is frozen like the policy's base: with a low-precision base it is kept in the same form (so the
+  // policy starts equal to it), and its log-probs differ from float32's.
+  if (o.baseDtype !== 'float32') h.update(`|base ${o.baseDtype}${o.doubleQuant ? '+dq' : ''}|`);
   hashExamples(h, train);
   h.update('|val|');
   hashExamples(h, val);
@@ -103,7 +107,7 @@ async function referenceLogps(o: DpoOptions, ctx: TaskContext, train: readonly P
   if (cache) ctx.log(`sftkit dpo: reference log-probs from ${file}`);
   else {
     const t0 = Date.now();
-    const ref = await loadModel(refDir, { dtype: o.dtype, threads: ctx.threads, device: o.device, autocast: o.autocast });
+    const ref = await loadModel(refDir, { dtype: o.dtype, threads: ctx.threads, device: o.device, autocast: o.autocast, ...baseStoreOf(o) });
     try {
       const pairsPerBatch = Math.max(1, o.batchSize);
       const t = await pairLogps(ref, train, padId, pairsPerBatch);

@@ -163,6 +163,14 @@ async function prepareSft(o: TrainOptions, ctx: TaskContext): Promise<PreparedTa
     examples: { train: prepared.train.length, val: prepared.val.length, test: prepared.test.length, dropped: prepared.summary.droppedTotal },
     async prepareModel(model) {
       if (prepared.tokenizer.vocabSize > model.spec.vocabSize) {
+        if (model.baseDtype !== 'float32') {
+          throw new SftkitError(
+            'SFTKIT_UNSUPPORTED',
+            `--add-special-tokens needs ${prepared.tokenizer.vocabSize - model.spec.vocabSize} new embedding rows, but --base-dtype ${model.baseDtype} keeps the ` +
+              'embeddings frozen in that format (LoRA neither trains nor saves new rows); use a template whose tokens the tokenizer has, ' +
+              'or fine-tune fully with --base-dtype float32',
+          );
+        }
         if (model.adapter) {
           throw new SftkitError(
             'SFTKIT_UNSUPPORTED',

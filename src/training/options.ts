@@ -5,7 +5,7 @@
 // directory, like flags).
 import { SftkitError } from '../errors.ts';
 import type { MaskMode } from '../mask/index.ts';
-import { commandOptions, common, dataSelection, opt, type RuleContext } from '../options/index.ts';
+import { baseStoreFields, baseStoreRule, commandOptions, common, dataSelection, opt, type RuleContext } from '../options/index.ts';
 import { SCHEDULE_NAMES } from './schedule.ts';
 
 /** Packing unless chosen: on for pretraining masks (every token trained: pretrain, all), off otherwise. */
@@ -70,6 +70,7 @@ const restFields = {
   loraTargets: opt
     .string('LoRA target modules by HF name (suffix match, as PEFT) or all-linear', { placeholder: 'NAME,...', defaultText: 'q_proj,v_proj; gpt2 c_attn' })
     .optional(),
+  ...baseStoreFields(true),
 };
 
 const exclusive = [
@@ -132,6 +133,7 @@ export const trainOptions = commandOptions({
   exclusive,
   rules(ctx) {
     loraRule(ctx);
+    baseStoreRule(ctx, { key: 'loraR' });
     // A distillation setting without a teacher is a mistake (validated options, defaults applied, pass again).
     if (ctx.given.teacher === undefined) {
       for (const k of ['kdAlpha', 'kdTemperature'] as const) {
@@ -180,6 +182,7 @@ export const dpoOptions = commandOptions({
   exclusive,
   rules(ctx) {
     loraRule(ctx);
+    baseStoreRule(ctx, { key: 'loraR' });
     ipoRule(ctx);
   },
   finish: finishTraining,

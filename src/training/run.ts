@@ -19,6 +19,7 @@ import {
   type ProcessGroup,
   validateDistributed,
 } from '../native/index.ts';
+import { baseStoreOf } from '../options/index.ts';
 import { plotListener } from '../report/index.ts';
 import { writeFileAtomic } from '../shared/index.ts';
 import { latestCheckpoint, readTrainerState, removeStaleTempDirs, type CheckpointInfo, type TrainerState } from './checkpoint.ts';
@@ -139,6 +140,7 @@ export async function runTraining<B>(
       gradientCheckpointing: o.gradientCheckpointing,
       device: plan?.device ?? o.device,
       autocast: o.autocast,
+      ...baseStoreOf(o),
       ...(lora ? { lora } : {}),
     });
     try {
@@ -150,6 +152,10 @@ export async function runTraining<B>(
           `sftkit ${command}: LoRA r=${o.loraR} alpha=${o.loraAlpha} on ${model.adapter!.modules.length} modules: ` +
             `${trainable} trainable parameters of ${all} (${((100 * trainable) / all).toFixed(3)}%)`,
         );
+      }
+      if (model.baseDtype !== 'float32') {
+        const stats = model.baseStats();
+        log(`sftkit ${command}: frozen base in ${stats.dtype}${o.doubleQuant ? ' (double quantisation)' : ''}: ${(stats.bytes / 2 ** 20).toFixed(1)} MiB`);
       }
       if (!resumeFrom) await task.prepareModel?.(model);
       if (state) {

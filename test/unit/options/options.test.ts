@@ -129,7 +129,7 @@ test('shared fragments: one declaration spread into several commands, same flags
   }
   assert.deepEqual(samplingOf(one.parseArgs(['--data', 'd', '--top-p', '0.9', '--seed', '3'])), { topP: 0.9, seed: 3 });
   assert.throws(() => one.parseArgs(['--data', 'd', '--top-p', '1.5']), badArgument(/a number in \[0, 1\] for --top-p/));
-  assert.deepEqual(Object.keys(two.parseArgs(['--data', 'd'])).sort(), ['addSpecialTokens', 'data', 'device', 'format', 'json', 'mask', 'template', 'threads'].sort());
+  assert.deepEqual(Object.keys(two.parseArgs(['--data', 'd'])).sort(), ['addSpecialTokens', 'baseDtype', 'data', 'device', 'doubleQuant', 'format', 'json', 'mask', 'template', 'threads'].sort());
 });
 
 test('rules between options name the options as the user wrote them', () => {

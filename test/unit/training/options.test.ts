@@ -43,7 +43,7 @@ test('defaults: every key of the issue is in the schema, with the documented def
   assert.equal(o.teacher, undefined);
   assert.equal(o.resume, false);
   assert.equal(o.maxLength, undefined);
-  const issueKeys = 'model data out format template mask maxLength epochs maxSteps batchSize gradAccum lr schedule warmup weightDecay maxGradNorm packing valSplit testSplit evalEvery saveEvery saveTotalLimit seed threads resume logEvery addSpecialTokens valData testData fieldMap nproc dtype groupByLength dropLast gradientCheckpointing device autocast loraR loraAlpha loraDropout loraTargets teacher kdAlpha kdTemperature'.split(' ');
+  const issueKeys = 'model data out format template mask maxLength epochs maxSteps batchSize gradAccum lr schedule warmup weightDecay maxGradNorm packing valSplit testSplit evalEvery saveEvery saveTotalLimit seed threads resume logEvery addSpecialTokens valData testData fieldMap nproc dtype groupByLength dropLast gradientCheckpointing device autocast loraR loraAlpha loraDropout loraTargets baseDtype doubleQuant teacher kdAlpha kdTemperature'.split(' ');
   assert.deepEqual([...TRAIN_OPTION_KEYS].sort(), [...issueKeys].sort());
 });
 
