@@ -217,6 +217,15 @@ def engine_layout(p, conv1d):
     return w.t().contiguous() if conv1d else w
 
 
+def stored_bytes(shape, dtype):
+    """Bytes of one weight's small form: the codes and the scales (int8: fp32 per row; nf4: fp32 absmax per block,
+    with double quantisation uint8 codes per block + fp32 per 256 blocks; the one fp32 offset not counted)."""
+    numel = math.prod(shape)
+    blocks = math.ceil(numel / BLOCK)
+    return {"bfloat16": 2 * numel, "int8": numel + 4 * shape[0], "nf4": math.ceil(numel / 2) + 4 * blocks,
+            "nf4-dq": math.ceil(numel / 2) + blocks + 4 * math.ceil(blocks / BLOCK2)}[dtype]
+
+
 def quantise_base(model, dtype):
     stats = {}
     with torch.no_grad():
@@ -241,6 +250,7 @@ def rows(t, mask):
 
 def reference(name, dtype, lora):
     base = AutoModelForCausalLM.from_pretrained(os.path.join(MODELS, f"tiny-{name}"), dtype=torch.float32).eval()
+    weights = {n: list(engine_layout(p, conv1d).shape) for n, p, conv1d in frozen_2d(base)}
     stats = quantise_base(base, dtype) if dtype != "float32" else {}
     model = PeftModel.from_pretrained(base, os.path.join(MODELS, f"tiny-{name}-lora"), is_trainable=True).eval()
     ids = torch.tensor(lora["inputIds"]).reshape(lora["shape"])
@@ -263,7 +273,7 @@ def reference(name, dtype, lora):
     with torch.no_grad():
         g = model.generate(input_ids=torch.tensor([gen["prompt"]]), max_new_tokens=gen["maxNewTokens"],
                            do_sample=False, eos_token_id=None, pad_token_id=0)
-    return logits.detach(), mask, float(loss), count, grads, g[0, len(gen["prompt"]):].tolist(), stats
+    return logits.detach(), mask, float(loss), count, grads, g[0, len(gen["prompt"]):].tolist(), stats, weights
 
 
 def main():
@@ -278,7 +288,7 @@ def main():
         # The pipeline with the float32 base reproduces lora.py's record (same adapter, batch, loss convention), to
         # the last bits another machine's matmul kernels differ by (measured: logits 2.9e-6, gradients 2.4e-6 of the
         # largest entry; within lora.test.ts's tolerances).
-        logits, mask, loss, count, grads, gen, _ = reference(name, "float32", lora)
+        logits, mask, loss, count, grads, gen, _, _ = reference(name, "float32", lora)
         ref = torch.tensor([[r if r is not None else [0.0] * logits.shape[-1] for r in b] for b in lora["logits"]])
         diff = float(((logits - ref).abs() * (mask == 1).unsqueeze(-1)).max())
         gdiff = max(float((torch.tensor(g["data"]) - torch.tensor(lora["grads"][k]["data"])).abs().max()) /
@@ -288,7 +298,7 @@ def main():
             f"{name}: float32 does not reproduce lora parity.json (logits {diff}, grads {gdiff})"
         os.makedirs(os.path.join(OUT, name), exist_ok=True)
         for dtype in DTYPES:
-            logits, mask, loss, count, grads, gen, stats = reference(name, dtype, lora)
+            logits, mask, loss, count, grads, gen, stats, weights = reference(name, dtype, lora)
             record = {
                 "versions": versions,
                 "baseDtype": "nf4" if dtype == "nf4-dq" else dtype,
@@ -304,6 +314,10 @@ def main():
                 "generate": {**lora["generate"], "output": gen},
                 # max |dequant(quant(W)) - W| of each quantised weight (HF names; information only)
                 "quantError": stats,
+                # the quantised weights ([out, in]) and the bytes of their small form (stored_bytes), and in fp32
+                "baseWeights": weights,
+                "baseBytes": sum(stored_bytes(shape, dtype) for shape in weights.values()),
+                "float32Bytes": sum(4 * math.prod(shape) for shape in weights.values()),
             }
             with open(os.path.join(OUT, name, f"{dtype}.json"), "w") as f:
                 json.dump(record, f)
