@@ -193,7 +193,11 @@ at::Tensor CausalLM::dense_parameter(const at::Tensor& member) const {
   return fw ? frozen_->dense(*fw) : member.detach();
 }
 
-at::Tensor CausalLM::head_weight() const { return dense_parameter(lm_head_weight()); }
+at::Tensor CausalLM::head_weight() const {
+  const at::Tensor head = lm_head_weight();
+  const FrozenWeight* fw = frozen_weight(head);
+  return fw ? frozen_->dense(*fw) : head;  // the parameter itself (not detached: DPO and distillation train it)
+}
 
 at::Tensor CausalLM::embed(const at::Tensor& weight, const at::Tensor& ids) const {
   const FrozenWeight* fw = frozen_weight(weight);

@@ -147,7 +147,8 @@ class CausalLM {
   FrozenBase* frozen() const { return frozen_.get(); }
   // The frozen form of a parameter member, or nullptr.
   const FrozenWeight* frozen_weight(const at::Tensor& member) const { return frozen_ ? frozen_->find(member) : nullptr; }
-  // The LM head as a dense tensor [V, C]: lm_head_weight(), or its frozen form dequantised into a new fp32 tensor.
+  // The LM head as a dense tensor [V, C]: lm_head_weight() itself (gradients flow), or its frozen form dequantised
+  // into a new fp32 tensor.
   at::Tensor head_weight() const;
   // A parameter member as a dense tensor (dequantised when frozen), detached.
   at::Tensor dense_parameter(const at::Tensor& member) const;

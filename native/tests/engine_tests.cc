@@ -22,6 +22,7 @@
 
 #include "engine/distill_loss.h"
 #include "engine/errors.h"
+#include "engine/frozen_weights.h"
 #include "engine/generate.h"
 #include "engine/json.h"
 #include "engine/loss.h"
@@ -450,6 +451,70 @@ void check_safetensors(Checks& ck, const std::string& root) {
   check(ck, same, "safetensors round trip: " + std::to_string(in->entries().size()) + " tensors of every dtype, and metadata", detail);
 }
 
+// Frozen base formats (engine/frozen_weights.h) against scripts/gen-fixtures/base_dtype.py: the stored form of every
+// 2-D weight of tiny-llama and tiny-gpt2 (engine [out, in] layout) and of two synthetic weights (over 256 blocks; a
+// zero row and a zero block) bit for bit, the codebooks, and the dequantised weights of the CPU loops, the ATen
+// twin and the embedding gather all equal to the reference's.
+void check_frozen_formats(Checks& ck, const std::string& root) {
+  auto ref = SafetensorsFile::open(root + "/test/fixtures/base-dtype/quantized.safetensors");
+  const auto& code = nf4_codebook();
+  const auto& map8 = dynamic_map8();
+  check(ck, at::equal(ref->get("nf4_codebook"), at::tensor(at::ArrayRef<float>(code.data(), 16))) &&
+                at::equal(ref->get("dynamic_map"), at::tensor(at::ArrayRef<float>(map8.data(), 256))),
+        "frozen formats: the NF4 codebook (QLoRA's) and the dynamic 8-bit map equal the reference's", "");
+  std::vector<std::pair<std::string, at::Tensor>> weights;  // fixture prefix -> source [out, in]
+  for (const char* model : {"tiny-llama", "tiny-gpt2"}) {
+    const std::string dir = root + "/test/fixtures/models/" + model;
+    auto m = load_causal_lm(dir, spec_from_config(dir), ModelOptions{}, false);
+    for (ParamRef& p : m->parameters()) {
+      if (p.tensor->dim() == 2) weights.emplace_back(std::string(model).substr(5) + "/" + p.name, p.tensor->detach().clone());
+    }
+  }
+  for (const char* name : {"synthetic/big.weight", "synthetic/zeros.weight"}) {
+    weights.emplace_back(name, ref->get(std::string(name) + ".source"));
+  }
+  int stored_same = 0, dequant_same = 0;
+  std::string detail;
+  auto same = [&](const at::Tensor& a, const std::string& key) {
+    const at::Tensor b = ref->get(key);
+    const bool eq = a.sizes() == b.reshape(a.sizes()).sizes() && at::equal(a.contiguous().view(-1), b.contiguous().view(-1));
+    if (!eq && detail.empty()) detail = key + " differs";
+    return eq;
+  };
+  for (const auto& [prefix, w] : weights) {
+    const FrozenWeight i8 = quantize_weight(w, {BaseDtype::kInt8, false});
+    const FrozenWeight n4 = quantize_weight(w, {BaseDtype::kNf4, false});
+    const FrozenWeight dq = quantize_weight(w, {BaseDtype::kNf4, true});
+    bool ok = same(i8.data, prefix + ".int8.q") & same(i8.scales, prefix + ".int8.scale") & same(n4.data, prefix + ".nf4.q") &
+              same(n4.scales, prefix + ".nf4.absmax") & same(dq.data, prefix + ".nf4dq.q") &
+              same(dq.scales, prefix + ".nf4dq.absmax_q") & same(dq.scales2, prefix + ".nf4dq.absmax2") &
+              same(at::full({1}, dq.offset, at::kFloat), prefix + ".nf4dq.offset");
+    stored_same += ok;
+    // Dequantised: the CPU loops, the ATen twin and gather_rows agree bitwise; nf4 + double quant equals the
+    // reference's dequantised weight; int8 and nf4 equal q * scale computed here from the stored form.
+    bool dok = true;
+    for (const FrozenWeight* f : {&i8, &n4, &dq}) {
+      at::Tensor a = at::empty({f->rows, f->cols}), b = at::empty({f->rows, f->cols});
+      dequantize_rows(*f, 0, f->rows, a);
+      dequantize_rows_aten(*f, 0, f->rows, b);
+      at::Tensor rows = at::arange(f->rows - 1, -1, -1, at::kLong);  // every row, reversed
+      dok = dok && at::equal(a, b) && at::equal(gather_rows(*f, rows), a.flip(0));
+      if (f->rows > 3) {  // a middle slice of rows
+        at::Tensor part = at::empty({2, f->cols});
+        dequantize_rows(*f, 1, 2, part);
+        dok = dok && at::equal(part, a.narrow(0, 1, 2));
+      }
+      if (f == &dq) dok = dok && same(a, prefix + ".nf4dq.dequant");
+      if (f == &i8) dok = dok && at::equal(a, i8.data.to(at::kFloat) * i8.scales.unsqueeze(1));
+    }
+    dequant_same += dok;
+    if (!dok && detail.empty()) detail = prefix + ": dequantised weights differ";
+  }
+  const std::string n = std::to_string(weights.size());
+  check(ck, stored_same == static_cast<int>(weights.size()), "frozen formats: int8 / nf4 / nf4 + double quant of " + n + " weights equal the reference bit for bit", detail);
+  check(ck, dequant_same == static_cast<int>(weights.size()), "frozen formats: dequantised weights (CPU loops, ATen, row gather) of " + n + " weights agree bitwise", detail);
+}
+
 }  // namespace
 }  // namespace sft
 
@@ -469,6 +534,7 @@ int main(int argc, char** argv) {
     sft::check_model(ck, root, "tiny-llama");
     sft::check_model(ck, root, "tiny-gpt2");
     sft::check_dpo(ck, root);
+    sft::check_frozen_formats(ck, root);
   } catch (...) {
     const sft::ErrorInfo e = sft::describe_current_exception();
     std::printf("FAIL %s: %s\n", e.code.c_str(), e.message.c_str());
