@@ -28,6 +28,14 @@ export interface StepRow {
    * gradient, from the engine's shapes) and PyTorch's loss memory measured by loss_memory.py (loss_peak_mib).
    */
   lossMemory?: { sftkit: { chunk_rows: number; labelled_rows: number; loss_mib: number }; torch: Record<string, number> | null };
+  /** Issue 24: sftkit's --base-dtype and the dtype PyTorch loaded the base in. */
+  baseDtype?: string;
+  torchDtype?: string;
+  /**
+   * Issue 24: the memory of loading alone (bench/load-memory.ts: load_peak_mib, peak_rss_mib; torch_bench.py
+   * --load-only: peak_rss_mib) and the weights' bytes on disk.
+   */
+  load?: { diskBytes: number; sftkit: RunRecord | null; torch: RunRecord | null };
 }
 export interface SftRow {
   name: string;
@@ -133,6 +141,30 @@ export function renderMarkdown(report: ReturnType<typeof buildReport>): string {
         ]
       : []),
   ];
+  const baseRows = report.steps.filter((r) => r.baseDtype);
+  if (baseRows.length) {
+    const gib = (mib: unknown) => `${f(Number(mib ?? NaN) / 1024, 2)} GiB`;
+    const split = (s: Record<string, number> | null | undefined) => {
+      if (!s || s.dequantMs === undefined) return '—';
+      return `${f(s.dequantMs)} / ${f(s.matmulMs)} / ${f(s.ms_per_step! - s.dequantMs - (s.matmulMs ?? 0))}`;
+    };
+    md.push(
+      'Issue 24: LoRA over a frozen base stored small (sftkit `--base-dtype`: dequantised just in time into an fp32 workspace, computed in fp32) against PyTorch + peft ' +
+        'with the base loaded in bf16 (computed in bf16, fp32 adapters). sftkit\'s step split: the ms per step spent dequantising base weights, in the matmuls over them, ' +
+        'and the rest (attention, norms, the adapters, the loss, AdamW). Loading alone: the peak RSS of a process that only loads the model (sftkit: its growth during ' +
+        '`loadModel`, after a warm-up on a tiny model; PyTorch: `from_pretrained` + peft, the whole process), against the weights\' size on disk (BF16).',
+      '',
+      '| workload | sftkit tokens/s | PyTorch tokens/s | speed ratio | sftkit peak RSS | PyTorch peak RSS | memory ratio | sftkit ms/step: dequant / base matmuls / rest | sftkit base store | load alone: sftkit growth / PyTorch peak RSS / on disk |',
+      '|---|---:|---:|---:|---:|---:|---:|---|---:|---|',
+      ...baseRows.map(
+        (r) =>
+          `| ${r.name} | ${f(r.sftkit?.tokens_per_s, 1)} | ${f(r.torch?.tokens_per_s, 1)} | ${x(r.tokensRatio)} | ${gib(r.sftkit?.peak_rss_mib)} | ${gib(r.torch?.peak_rss_mib)} | ${x(r.rssRatio)} | ` +
+          `${split(r.sftkit)} | ${r.sftkit?.baseBytes === undefined ? '—' : `${f(r.sftkit.baseBytes / 2 ** 30, 2)} GiB`} | ` +
+          `${gib(r.load?.sftkit?.load_peak_mib)} / ${gib(r.load?.torch?.peak_rss_mib)} / ${r.load ? `${f(r.load.diskBytes / 2 ** 30, 2)} GiB` : '—'} |`,
+      ),
+      '',
+    );
+  }
   const lossRows = report.steps.filter((r) => r.lossMemory);
   if (lossRows.length) {
     const share = (mib: number | undefined, side: Record<string, number> | null | undefined) =>

@@ -5,6 +5,7 @@
 //        [--repeats 1] [--sft-repeats 1] [--only steps|sft|all] [--rows TEXT,...] [--python PY] [--skip-python]
 //        [--skip-torch-preload]
 //        [--setup-only] [--out bench/results] [--update-readme] [--render bench/results/compare.json]
+//        [--model-dir SHAPE=DIR ...]
 //
 // Every measurement runs in a process of its own (peak RSS is per process), one at a time. With --repeats N the two
 // sides of a workload run alternately N times (A B A B ...) and each side's best run is reported: the shared host
@@ -20,8 +21,16 @@
 // loss works in (native/engine/loss.cc: auto_chunk_rows, ce_chunks: softmax and its gradient in place) and the
 // [N, C] gradient of the labelled rows' hidden states.
 // --rows keeps only the training-step rows whose name contains one of the given texts (e.g. --rows llama3.2-1b,gemma3-1b).
+// Issue 24's rows (LoRA over a low-precision frozen base: qwen2.5-3b-lora-bf16, qwen2.5-3b-lora-int8,
+// qwen2.5-3b-lora-nf4, qwen2.5-7b-lora-bf16, qwen2.5-7b-lora-nf4) run only when --rows names them (the 7B rows take
+// most of an hour, alone on the machine), e.g.
+//   node --import tsx bench/compare/run.ts --only steps --rows qwen2.5-3b-lora --steps 2 --skip-torch-preload
+//        --out bench/results/compare-issue24
+// sftkit trains with `--base-dtype`, PyTorch + peft with the base loaded in bf16 (the peers' way to fit it); the
+// PyTorch runs of one model are shared by its rows (the same command: run once per repeat, reused). Beside each row
+// the memory of loading alone: bench/load-memory.ts (sftkit, the row's base dtype) and torch_bench.py --load-only.
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { cpus, freemem, tmpdir, totalmem } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -53,8 +62,12 @@ const { values: args } = parseArgs({
     'update-readme': { type: 'boolean', default: false },
     'setup-only': { type: 'boolean', default: false },
     render: { type: 'string' },
+    'model-dir': { type: 'string', multiple: true },
   },
 });
+// --model-dir SHAPE=DIR: the rows of SHAPE load DIR instead of the cached random model (a small stand-in, to try a
+// row's plumbing end to end before the real run).
+const modelDirs = new Map((args['model-dir'] ?? []).map((kv) => kv.split('=') as [string, string]));
 const steps = Number(args.steps), warmup = Number(args.warmup), threads = Number(args.threads), records = Number(args.records);
 const only = args.only as 'steps' | 'sft' | 'all';
 const rowFilter = args.rows?.split(',').map((r) => r.trim()).filter(Boolean) ?? null;
@@ -165,9 +178,38 @@ function withCeiling(run: () => Record<string, unknown> | null): () => Record<st
   };
 }
 
+interface Workload {
+  /** Issue 24's rows: the name --rows selects them by (they run only when it does: optIn). */
+  id?: string;
+  shape: BenchModelShape;
+  batch: number;
+  seqLen: number;
+  checkpointing: boolean;
+  loraR?: number;
+  /** LoRA target modules, both sides (default all-linear). */
+  loraTargets?: string;
+  /** sftkit's --base-dtype. */
+  baseDtype?: 'bfloat16' | 'int8' | 'nf4';
+  /** The dtype PyTorch loads the model in (torch_bench.py --dtype; default float32). */
+  torchDtype?: 'float32' | 'bfloat16';
+  optIn?: boolean;
+}
+
+/** The bytes of the weights of a model directory: the index's total_size, else the safetensors files' sizes. */
+function readIndexSize(dir: string): number {
+  const index = join(dir, 'model.safetensors.index.json');
+  if (existsSync(index)) return Number((JSON.parse(readFileSync(index, 'utf8')) as { metadata?: { total_size?: number } }).metadata?.total_size ?? 0);
+  return statSync(join(dir, 'model.safetensors')).size;
+}
+
 const stepRows: StepRow[] = [];
 if (only !== 'sft') {
-  const workloads: { shape: BenchModelShape; batch: number; seqLen: number; checkpointing: boolean; loraR?: number }[] = [
+  // Issue 24: LoRA r16 on every projection of the layers (q, k, v, o, gate, up, down: peft's all-linear for Qwen2).
+  const q7 = 'q_proj,k_proj,v_proj,o_proj,gate_proj,up_proj,down_proj';
+  const issue24 = (id: string, shape: BenchModelShape, baseDtype: 'bfloat16' | 'int8' | 'nf4'): Workload => ({
+    id, shape, batch: 1, seqLen: 512, checkpointing: true, loraR: 16, loraTargets: q7, baseDtype, torchDtype: 'bfloat16', optIn: true,
+  });
+  const workloads: Workload[] = [
     { shape: 'gpt2-124m', batch: 4, seqLen: 256, checkpointing: false },
     { shape: 'gpt2-124m', batch: 8, seqLen: 128, checkpointing: false },
     { shape: 'qwen2-0.5b', batch: 2, seqLen: 256, checkpointing: false },
@@ -178,24 +220,73 @@ if (only !== 'sft') {
     // its row trains rank-16 LoRA adapters on every linear layer (peft's all-linear: not the LM head) on both sides.
     { shape: 'gemma3-1b', batch: 1, seqLen: 256, checkpointing: false },
     { shape: 'llama3.2-1b', batch: 1, seqLen: 256, checkpointing: false, loraR: 16 },
+    // Issue 24: random Qwen2.5-3B / 7B shapes stored in BF16 (as on the hub), B1 T512, LoRA r16, checkpointing.
+    issue24('qwen2.5-3b-lora-bf16', 'qwen2.5-3b-bf16', 'bfloat16'),
+    issue24('qwen2.5-3b-lora-int8', 'qwen2.5-3b-bf16', 'int8'),
+    issue24('qwen2.5-3b-lora-nf4', 'qwen2.5-3b-bf16', 'nf4'),
+    issue24('qwen2.5-7b-lora-bf16', 'qwen2.5-7b-bf16', 'bfloat16'),
+    issue24('qwen2.5-7b-lora-nf4', 'qwen2.5-7b-bf16', 'nf4'),
   ];
-  const rowName = (w: (typeof workloads)[number]) =>
-    `${w.shape} B${w.batch} T${w.seqLen}${w.checkpointing ? ', both with gradient checkpointing' : ''}${w.loraR ? `, both LoRA r${w.loraR} all-linear` : ''}`;
-  for (const w of workloads.filter((w) => !rowFilter || rowFilter.some((f) => rowName(w).includes(f)))) {
-    const dir = benchModel(w.shape, log);
+  const rowName = (w: Workload) =>
+    w.id
+      ? `${w.id} B${w.batch} T${w.seqLen}, LoRA r${w.loraR} ${w.loraTargets === q7 ? 'q,k,v,o,gate,up,down' : w.loraTargets}, gradient checkpointing; ` +
+        `sftkit --base-dtype ${w.baseDtype}, PyTorch base in ${w.torchDtype === 'bfloat16' ? 'bf16' : 'fp32'}`
+      : `${w.shape} B${w.batch} T${w.seqLen}${w.checkpointing ? ', both with gradient checkpointing' : ''}${w.loraR ? `, both LoRA r${w.loraR} all-linear` : ''}`;
+  // The PyTorch runs of identical commands (the rows of one model that differ only on sftkit's side): the i-th run of
+  // a command is made once and reused by the later rows.
+  const torchRuns = new Map<string, (Record<string, unknown> | null)[]>();
+  const loadRuns = new Map<string, Record<string, unknown> | null>();
+  const once = (key: string, what: () => Record<string, unknown> | null) => {
+    if (!loadRuns.has(key)) loadRuns.set(key, what());
+    return loadRuns.get(key)!;
+  };
+  const selected = workloads.filter((w) => (rowFilter ? rowFilter.some((f) => rowName(w).includes(f)) : !w.optIn));
+  for (const w of selected) {
+    const dir = modelDirs.get(w.shape) ?? benchModel(w.shape, log);
     const name = rowName(w);
     const common = [
       '--batch-size', String(w.batch), '--seq-len', String(w.seqLen), '--steps', String(steps), '--warmup', String(warmup), '--threads', String(threads),
       ...(w.checkpointing ? ['--gradient-checkpointing'] : []),
-      ...(w.loraR ? ['--lora-r', String(w.loraR), '--lora-targets', 'all-linear'] : []),
+      ...(w.loraR ? ['--lora-r', String(w.loraR), '--lora-targets', w.loraTargets ?? 'all-linear'] : []),
     ];
-    const torchRun = (env?: Record<string, string>) => () =>
-      python ? runJson(python, [join(here, 'torch_bench.py'), '--model', dir, ...common], `${name} PyTorch+transformers${env ? ' + MKL dispatch' : ''}`, env) : null;
+    const torchArgs = [join(here, 'torch_bench.py'), '--model', dir, ...common, ...(w.torchDtype ? ['--dtype', w.torchDtype] : [])];
+    const sftkitArgs = [sftkitBin, 'bench', 'train', '--model', dir, ...common, ...(w.baseDtype ? ['--base-dtype', w.baseDtype] : []), '--json'];
+    const torchRun = (env?: Record<string, string>) => {
+      const key = JSON.stringify([torchArgs, env ?? null]);
+      let i = 0;
+      return () => {
+        const done = torchRuns.get(key) ?? [];
+        torchRuns.set(key, done);
+        const k = i++;
+        if (k < done.length) {
+          log(`${name} PyTorch+transformers${env ? ' + MKL dispatch' : ''}: run ${k + 1} of this command is reused from an earlier row`);
+          return done[k]!;
+        }
+        const r = python ? runJson(python, torchArgs, `${name} PyTorch+transformers${env ? ' + MKL dispatch' : ''}`, env) : null;
+        done.push(r);
+        return r;
+      };
+    };
+    const torchSide = torchRun();
+    const torchIsaSide = preloadEnv ? torchRun(preloadEnv) : null;
     const { best, runs } = alternate(repeats, 'tokens_per_s', {
-      sftkit: withCeiling(() => runJson(process.execPath, [sftkitBin, 'bench', 'train', '--model', dir, ...common, '--json'], `${name} sftkit`)),
-      torch: withCeiling(torchRun()),
-      torchIsa: preloadEnv ? withCeiling(torchRun(preloadEnv)) : () => null,
+      sftkit: withCeiling(() => runJson(process.execPath, sftkitArgs, `${name} sftkit`)),
+      torch: withCeiling(torchSide),
+      torchIsa: torchIsaSide ? withCeiling(torchIsaSide) : () => null,
     });
+    // Issue 24: the memory of loading alone, each side in a process of its own.
+    let load: StepRow['load'];
+    if (w.baseDtype) {
+      const disk = readIndexSize(dir);
+      load = {
+        diskBytes: disk,
+        sftkit: once(`sftkit ${dir} ${w.baseDtype}`, () =>
+          runJson(process.execPath, ['--import', 'tsx', join(here, '..', 'load-memory.ts'), '--model', dir, '--base-dtype', w.baseDtype!, '--threads', String(threads)], `${name} sftkit load only`)),
+        torch: python
+          ? once(`torch ${dir} ${w.torchDtype}`, () => runJson(python, [join(here, 'torch_bench.py'), '--model', dir, ...common, '--dtype', w.torchDtype ?? 'float32', '--load-only'], `${name} PyTorch load only`))
+          : null,
+      };
+    }
     const { sftkit, torch, torchIsa } = best;
     const spec = readModelConfig(dir).spec;
     const b = randomBatch(w.batch, w.seqLen, spec.vocabSize, 1000);
@@ -221,6 +312,7 @@ if (only !== 'sft') {
     }
     stepRows.push({
       ...(lossMemory ? { lossMemory } : {}),
+      ...(w.baseDtype ? { baseDtype: w.baseDtype, torchDtype: w.torchDtype ?? 'float32', load } : {}),
       name,
       shape: w.shape,
       batch: w.batch,

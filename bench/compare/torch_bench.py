@@ -12,6 +12,11 @@ Prints one JSON object with the keys of `sftkit bench train --json`.
 `sftkit bench train --lora-targets` (all-linear: every linear layer but the LM head, as peft's and sftkit's);
 AdamW and the clip see only the adapters.
 
+--dtype bfloat16 (issue 24): the base loaded in bf16 (from_pretrained(dtype=torch.bfloat16), the peers' way to fit a
+3B-8B model: the layers compute in bf16, peft's adapters in fp32 by its default autocast_adapter_dtype), no autocast.
+--load-only: load (and wrap in peft) only, then print {"load_ms", "peak_rss_mib", "rss_mib"}: the peak RSS of loading
+alone. Every run's JSON has "load_peak_rss_mib", the peak before the first step.
+
 --device cuda (scripts/device-check.sh): the same loop on the GPU, each timer read after torch.cuda.synchronize();
 --autocast runs the forward pass under bf16 autocast over the fp32 weights (fp32 master weights, as sftkit's
 --autocast); --compile wraps the model in torch.compile (compiled during the warm-up steps, which are not timed).
@@ -62,6 +67,17 @@ def peak_rss_mib():
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
+def rss_mib():
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return 0.0
+
+
 def main():
     p = argparse.ArgumentParser()
     p.add_argument("--model", required=True)
@@ -76,6 +92,8 @@ def main():
     p.add_argument("--compile", action="store_true", help="torch.compile the model")
     p.add_argument("--lora-r", type=int, default=0, help="train rank-R LoRA adapters (alpha 2R) through peft")
     p.add_argument("--lora-targets", default="all-linear", help="peft target_modules: all-linear or NAME,...")
+    p.add_argument("--dtype", default="float32", choices=["float32", "bfloat16"], help="dtype the model is loaded in")
+    p.add_argument("--load-only", action="store_true", help="load, report the peak RSS of loading, exit")
     a = p.parse_args()
     torch.set_num_threads(a.threads)
     torch.manual_seed(0)
@@ -85,7 +103,9 @@ def main():
     for k in ("attn_pdrop", "resid_pdrop", "embd_pdrop", "attention_dropout", "hidden_dropout", "summary_first_dropout"):
         if hasattr(config, k):
             setattr(config, k, 0.0)
-    model = AutoModelForCausalLM.from_pretrained(a.model, config=config, dtype=torch.float32, attn_implementation="sdpa")
+    t_load = time.perf_counter()
+    dtype = torch.bfloat16 if a.dtype == "bfloat16" else torch.float32
+    model = AutoModelForCausalLM.from_pretrained(a.model, config=config, dtype=dtype, attn_implementation="sdpa")
     if a.gradient_checkpointing:
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
     if a.lora_r:
@@ -97,6 +117,11 @@ def main():
             model.enable_input_require_grads()
     model.to(a.device)
     model.train()
+    load_ms = (time.perf_counter() - t_load) * 1e3
+    load_peak = peak_rss_mib()
+    if a.load_only:
+        print(json.dumps({"load_ms": load_ms, "peak_rss_mib": load_peak, "rss_mib": rss_mib(), "dtype": a.dtype, "torch": torch.__version__}))
+        return
     params = [q for q in model.parameters() if q.requires_grad]
     # PyTorch's default AdamW implementation for the device (foreach on CUDA, as the CPU runs use theirs).
     opt = torch.optim.AdamW(params, lr=1e-5, weight_decay=0.01)
@@ -149,6 +174,9 @@ def main():
         "autocast": a.autocast,
         "compile": a.compile,
         "trainable_params": sum(q.numel() for q in params),
+        "dtype": a.dtype,
+        "load_ms": load_ms,
+        "load_peak_rss_mib": load_peak,
         **extra,
     }))
 
