@@ -7,6 +7,7 @@ import { BENCH_SHAPES, buildRandomModel, benchTrain } from '../bench/index.ts';
 import { SftkitError, invalidParameterError } from '../errors.ts';
 import { binding, packageRoot } from '../native/index.ts';
 import { baseDtypeField, baseStoreFields, baseStoreRule, commandOptions, common, opt } from '../options/index.ts';
+import { formatBytes } from '../shared/index.ts';
 import type { CliIo, Command } from './command.ts';
 
 const device = opt.enum(['cpu', 'cuda', 'auto'], 'where it runs (default: the CPU)').optional();
@@ -151,7 +152,7 @@ export const benchCommand: Command = {
           ? `${JSON.stringify(r)}\n`
           : `${r.tokens_per_s.toFixed(1)} tokens/s, ${r.ms_per_step.toFixed(0)} ms/step (forward ${r.ms_forward.toFixed(0)}, backward ${r.ms_backward.toFixed(0)}, optimizer ${r.ms_optimizer.toFixed(0)}), peak RSS ${r.peak_rss_mib.toFixed(0)} MiB, ${r.threads} threads\n` +
               (r.baseDtype !== undefined && r.baseDtype !== 'float32'
-                ? `base ${r.baseDtype}: ${((r.baseBytes ?? 0) / 2 ** 20).toFixed(0)} MiB; per step dequantisation ${(r.dequantMs ?? 0).toFixed(0)} ms, base matmuls ${(r.matmulMs ?? 0).toFixed(0)} ms, the rest ${(r.ms_per_step - (r.dequantMs ?? 0) - (r.matmulMs ?? 0)).toFixed(0)} ms\n`
+                ? `base ${r.baseDtype}: ${formatBytes(r.baseBytes ?? NaN)}; per step dequantisation ${(r.dequantMs ?? 0).toFixed(1)} ms, base matmuls ${(r.matmulMs ?? 0).toFixed(1)} ms, the rest ${(r.ms_per_step - (r.dequantMs ?? 0) - (r.matmulMs ?? 0)).toFixed(1)} ms\n`
                 : ''),
       );
       return 0;

@@ -23,3 +23,13 @@ export function formatDuration(seconds: number): string {
   if (s < 86400) return `${Math.floor(s / 3600)}h${pad(Math.floor((s % 3600) / 60))}m`;
   return `${Math.floor(s / 86400)}d${pad(Math.floor((s % 86400) / 3600))}h`;
 }
+
+/** Memory sizes in binary units: `512 B`, `12.4 KiB`, `310.5 MiB`, `4.21 GiB`; `--` when not finite. */
+export function formatBytes(n: number): string {
+  if (!Number.isFinite(n)) return '--';
+  const a = Math.abs(n);
+  if (a < 1024) return `${Math.round(n)} B`;
+  if (a < 2 ** 20) return `${(n / 1024).toFixed(1)} KiB`;
+  if (a < 2 ** 30) return `${(n / 2 ** 20).toFixed(1)} MiB`;
+  return `${(n / 2 ** 30).toFixed(2)} GiB`;
+}

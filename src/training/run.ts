@@ -21,7 +21,7 @@ import {
 } from '../native/index.ts';
 import { baseStoreOf } from '../options/index.ts';
 import { plotListener } from '../report/index.ts';
-import { writeFileAtomic } from '../shared/index.ts';
+import { formatBytes, writeFileAtomic } from '../shared/index.ts';
 import { latestCheckpoint, readTrainerState, removeStaleTempDirs, type CheckpointInfo, type TrainerState } from './checkpoint.ts';
 import { runLoop, type EpochPlan, type Objective, type TrainHooks, type TrainResult } from './loop.ts';
 import { acquireRunLock, type RunLock } from './lock.ts';
@@ -155,7 +155,7 @@ export async function runTraining<B>(
       }
       if (model.baseDtype !== 'float32') {
         const stats = model.baseStats();
-        log(`sftkit ${command}: frozen base in ${stats.dtype}${o.doubleQuant ? ' (double quantisation)' : ''}: ${(stats.bytes / 2 ** 20).toFixed(1)} MiB`);
+        log(`sftkit ${command}: frozen base in ${stats.dtype}${o.doubleQuant ? ' (double quantisation)' : ''}: ${formatBytes(stats.bytes)}`);
       }
       if (!resumeFrom) await task.prepareModel?.(model);
       if (state) {
