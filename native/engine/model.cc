@@ -120,6 +120,10 @@ at::Tensor CausalLM::run_layer(const std::function<at::Tensor(const at::Tensor&)
   return layer(x);
 }
 
+at::TensorOptions parameter_options(const ModelOptions& options) {
+  return at::TensorOptions().dtype(options.dtype).device(options.base.frozen() ? at::Device(at::kMeta) : options.device);
+}
+
 CausalLM::CausalLM(ModelSpec spec, ModelOptions options) : spec_(std::move(spec)), options_(options) {}
 
 void CausalLM::load(const WeightSource& source) {
@@ -168,7 +172,7 @@ void CausalLM::load(const WeightSource& source) {
           if (part->defined()) *part = part->to(options_.device);
         }
       }
-      *p.tensor = at::empty(t.sizes(), at::TensorOptions().dtype(at::kFloat).device(at::kMeta));
+      *p.tensor = at::empty(t.sizes(), at::TensorOptions().dtype(at::kFloat).device(at::kMeta));  // shape only
       frozen_->add(*p.tensor, std::move(fw));
       if (source.copied) source.copied(*src);
       continue;

@@ -203,6 +203,10 @@ void layer_ropes(const ModelSpec& spec, const at::Device& device, std::vector<st
 // Per-call cos/sin [B, 1, T, R] of each rope (index into ropes), computed once per forward.
 std::vector<std::pair<at::Tensor, at::Tensor>> rope_tables(const std::vector<std::unique_ptr<Rope>>& ropes,
                                                            const at::Tensor& pos, at::ScalarType dtype);
+// Where the architectures allocate their parameters before load(): the model's dtype and device, or with a frozen
+// base format the meta device (no storage: load() quantises the 2-D weights into the frozen store and gives the
+// others fresh fp32 storage, so no fp32 copy of the model is ever allocated; the CPU pool would back it with pages).
+at::TensorOptions parameter_options(const ModelOptions& options);
 // Validates the spec and builds the architecture (parameters allocated, not loaded).
 std::unique_ptr<CausalLM> make_causal_lm(const ModelSpec& spec, const ModelOptions& options);
 

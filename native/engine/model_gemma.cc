@@ -36,7 +36,7 @@ struct GemmaLayer {
 class GemmaModel final : public CausalLM {
  public:
   GemmaModel(const ModelSpec& s, const ModelOptions& o) : CausalLM(s, o) {
-    const auto opts = at::TensorOptions().dtype(o.dtype).device(o.device);
+    const auto opts = parameter_options(o);  // filled by load()
     const int64_t C = s.hidden_size, D = s.head_dim, H = s.num_heads, Hkv = s.num_kv_heads, I = s.intermediate_size;
     embed_ = at::empty({s.vocab_size, C}, opts);
     norm_ = at::empty({C}, opts);

@@ -23,7 +23,7 @@ struct Gpt2Block {
 class Gpt2Model final : public CausalLM {
  public:
   Gpt2Model(const ModelSpec& s, const ModelOptions& o) : CausalLM(s, o) {
-    const auto opts = at::TensorOptions().dtype(o.dtype).device(o.device);
+    const auto opts = parameter_options(o);  // filled by load()
     const int64_t C = s.hidden_size, I = s.intermediate_size;
     wte_ = at::empty({s.vocab_size, C}, opts);
     wpe_ = at::empty({s.max_positions, C}, opts);

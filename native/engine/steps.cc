@@ -7,8 +7,10 @@
 
 #include <algorithm>
 #include <chrono>
+#include <malloc.h>
 #include <map>
 
+#include "cpu_pool.h"
 #include "distill_loss.h"
 #include "errors.h"
 #include "lora.h"
@@ -123,6 +125,12 @@ std::unique_ptr<CausalLM> load_causal_lm(const std::string& dir, const ModelSpec
   // Each tensor's mapped pages are dropped once copied: the weights are resident once, not twice, while loading.
   WeightSource src{files.tensors, files.metadata, [&files](const at::Tensor& t) { release_view_pages(files, t); }};
   model->load(src);
+  if (options.base.frozen()) {
+    // The quantisation's temporaries (chunks of fp32, codes) are not needed again: their pages go back now, not at
+    // the first step's peak.
+    if (cpu_pool_installed()) release_cpu_pool();
+    malloc_trim(0);
+  }
   return model;
 }
 
