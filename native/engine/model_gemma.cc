@@ -115,8 +115,8 @@ class GemmaModel final : public CausalLM {
     // sqrt(hidden) as an fp32 tensor cast to the weight dtype (bf16: 2304 -> 48.0), as transformers.
     const at::Tensor scale = at::scalar_tensor(std::sqrt(static_cast<double>(spec_.hidden_size)),
                                                at::TensorOptions().dtype(at::kFloat))
-                                 .to(embed_.scalar_type())
-                                 .to(embed_.device());
+                                 .to(options_.dtype)
+                                 .to(options_.device);  // (embed_ is a meta tensor when frozen)
     at::Tensor x = embed(embed_, ids) * scale;  // [B, T, C]
     const std::vector<std::pair<at::Tensor, at::Tensor>> tables = rope_tables(ropes_, pos, x.scalar_type());
     for (size_t li = 0; li < layers_.size(); ++li) {
