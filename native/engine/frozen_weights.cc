@@ -8,6 +8,10 @@
 #include <c10/core/GradMode.h>
 #include <torch/csrc/autograd/custom_function.h>
 
+#if defined(__x86_64__)
+#include <immintrin.h>
+#endif
+
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -49,24 +53,81 @@ at::Tensor pad_to(const at::Tensor& flat, int64_t multiple) {
   return rem == 0 ? flat : at::constant_pad_nd(flat, {0, multiple - rem}, 0);
 }
 
+// One whole block: 32 bytes of codes -> 64 values table[code]. Three forms, chosen once by the CPU: AVX-512 (16
+// lookups per permute), AVX2 (two 8-entry permutes and a blend), plain C++. All read the same table, so they give
+// the same values bit for bit (the engine tests compare the CPU loops with the ATen twin).
+void nf4_block_scalar(const uint8_t* p, const float* table, float* o) {
+  for (int64_t j = 0; j < kNf4Block / 2; ++j) {
+    o[2 * j] = table[p[j] >> 4];
+    o[2 * j + 1] = table[p[j] & 15];
+  }
+}
+
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+__attribute__((target("avx512f"))) void nf4_block_avx512(const uint8_t* p, const float* table, float* o) {
+  const __m512 t = _mm512_loadu_ps(table);
+  const __m512i first = _mm512_setr_epi32(0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23);
+  const __m512i second = _mm512_setr_epi32(8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31);
+  const __m512i low4 = _mm512_set1_epi32(15);
+  for (int half = 0; half < 2; ++half) {
+    const __m512i bytes = _mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p + 16 * half)));
+    const __m512 hi = _mm512_permutexvar_ps(_mm512_srli_epi32(bytes, 4), t);  // elements 2j
+    const __m512 lo = _mm512_permutexvar_ps(_mm512_and_si512(bytes, low4), t);  // elements 2j + 1
+    _mm512_storeu_ps(o + 32 * half, _mm512_permutex2var_ps(hi, first, lo));
+    _mm512_storeu_ps(o + 32 * half + 16, _mm512_permutex2var_ps(hi, second, lo));
+  }
+}
+
+// table[idx] for idx in 0..15 from its two halves: bit 3 picks the half (blendv reads bit 31).
+__attribute__((target("avx2"))) inline __m256 lookup16_avx2(__m256 t0, __m256 t1, __m256i idx) {
+  const __m256 a = _mm256_permutevar8x32_ps(t0, idx), b = _mm256_permutevar8x32_ps(t1, idx);
+  return _mm256_blendv_ps(a, b, _mm256_castsi256_ps(_mm256_slli_epi32(idx, 28)));
+}
+
+__attribute__((target("avx2"))) void nf4_block_avx2(const uint8_t* p, const float* table, float* o) {
+  const __m256 t0 = _mm256_loadu_ps(table), t1 = _mm256_loadu_ps(table + 8);
+  const __m256i low4 = _mm256_set1_epi32(15);
+  for (int q8 = 0; q8 < 4; ++q8) {
+    const __m256i bytes = _mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(p + 8 * q8)));
+    const __m256 hi = lookup16_avx2(t0, t1, _mm256_srli_epi32(bytes, 4));
+    const __m256 lo = lookup16_avx2(t0, t1, _mm256_and_si256(bytes, low4));
+    const __m256 a = _mm256_unpacklo_ps(hi, lo), b = _mm256_unpackhi_ps(hi, lo);  // per 128-bit lane
+    _mm256_storeu_ps(o + 16 * q8, _mm256_permute2f128_ps(a, b, 0x20));
+    _mm256_storeu_ps(o + 16 * q8 + 8, _mm256_permute2f128_ps(a, b, 0x31));
+  }
+}
+#endif
+
+using Nf4Block = void (*)(const uint8_t*, const float*, float*);
+
+// The whole-block kernels this CPU runs, fastest first.
+std::vector<std::pair<std::string, Nf4Block>> nf4_block_kernels() {
+  std::vector<std::pair<std::string, Nf4Block>> out;
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+  if (__builtin_cpu_supports("avx512f")) out.emplace_back("avx512", nf4_block_avx512);
+  if (__builtin_cpu_supports("avx2")) out.emplace_back("avx2", nf4_block_avx2);
+#endif
+  out.emplace_back("scalar", nf4_block_scalar);
+  return out;
+}
+
 // The nf4 codes of blocks [b0, b1) of one weight with the per-block table of code * absmax: element e's value is
 // table[code(e)] with one fp32 multiply per table entry, the same product as code * absmax element by element.
-void nf4_blocks_cpu(const uint8_t* q, const float* absmax, int64_t e0, int64_t e1, float* out) {
+// whole_block: null = the fastest kernel of this CPU.
+void nf4_blocks_cpu(const uint8_t* q, const float* absmax, int64_t e0, int64_t e1, float* out, Nf4Block whole = nullptr) {
+  static const Nf4Block fastest = nf4_block_kernels().front().second;
+  const Nf4Block whole_block = whole ? whole : fastest;
   const auto& code = nf4_codebook();
   const int64_t first = e0 / kNf4Block, last = (e1 + kNf4Block - 1) / kNf4Block;
   at::parallel_for(first, last, 64, [&](int64_t b0, int64_t b1) {
     for (int64_t b = b0; b < b1; ++b) {
       const float s = absmax[b - first];
-      float table[16];
+      alignas(64) float table[16];
       for (int k = 0; k < 16; ++k) table[k] = code[k] * s;
       const int64_t lo = std::max(e0, b * kNf4Block), hi = std::min(e1, (b + 1) * kNf4Block);
       float* o = out + (lo - e0);
       if (lo == b * kNf4Block && hi == lo + kNf4Block) {
-        const uint8_t* p = q + lo / 2;
-        for (int64_t j = 0; j < kNf4Block / 2; ++j) {
-          o[2 * j] = table[p[j] >> 4];
-          o[2 * j + 1] = table[p[j] & 15];
-        }
+        whole_block(q + lo / 2, table, o);
       } else {
         for (int64_t e = lo; e < hi; ++e) {
           const uint8_t byte = q[e >> 1];
@@ -75,6 +136,14 @@ void nf4_blocks_cpu(const uint8_t* q, const float* absmax, int64_t e0, int64_t e
       }
     }
   });
+}
+
+// One int8 row times its scale (auto-vectorised for the CPU at hand: one exact fp32 multiply per element either way).
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+__attribute__((target_clones("avx512f", "avx2", "default")))
+#endif
+void int8_row(const int8_t* q, float s, int64_t n, float* o) {
+  for (int64_t j = 0; j < n; ++j) o[j] = static_cast<float>(q[j]) * s;
 }
 
 void check_rows(const FrozenWeight& w, int64_t r0, int64_t n, const at::Tensor& out) {
@@ -294,12 +363,7 @@ void dequantize_rows(const FrozenWeight& w, int64_t r0, int64_t n, const at::Ten
     float* o = out.data_ptr<float>();
     const int64_t I = w.cols;
     at::parallel_for(0, n, std::max<int64_t>(1, 32768 / std::max<int64_t>(1, I)), [&](int64_t a, int64_t b) {
-      for (int64_t r = a; r < b; ++r) {
-        const float sr = s[r];
-        const int8_t* qr = q + r * I;
-        float* orow = o + r * I;
-        for (int64_t j = 0; j < I; ++j) orow[j] = static_cast<float>(qr[j]) * sr;
-      }
+      for (int64_t r = a; r < b; ++r) int8_row(q + r * I, s[r], I, o + r * I);
     });
   } else {
     const int64_t e0 = r0 * w.cols, e1 = (r0 + n) * w.cols;
@@ -307,6 +371,24 @@ void dequantize_rows(const FrozenWeight& w, int64_t r0, int64_t n, const at::Ten
     at::Tensor absmax = nf4_absmax(w, b0, b1).contiguous();
     nf4_blocks_cpu(w.data.data_ptr<uint8_t>(), absmax.data_ptr<float>(), e0, e1, out.data_ptr<float>());
   }
+}
+
+std::vector<std::string> nf4_cpu_kernels() {
+  std::vector<std::string> names;
+  for (const auto& k : nf4_block_kernels()) names.push_back(k.first);
+  return names;
+}
+
+void dequantize_nf4_cpu_with(const std::string& kernel, const FrozenWeight& w, const at::Tensor& out) {
+  check_rows(w, 0, w.rows, out);
+  if (w.dtype != BaseDtype::kNf4 || !w.data.device().is_cpu()) throw_bad_argument("dequantize_nf4_cpu_with: an nf4 weight on the CPU expected");
+  for (const auto& [name, fn] : nf4_block_kernels()) {
+    if (name != kernel) continue;
+    at::Tensor absmax = nf4_absmax(w, 0, (w.numel() + kNf4Block - 1) / kNf4Block).contiguous();
+    nf4_blocks_cpu(w.data.data_ptr<uint8_t>(), absmax.data_ptr<float>(), 0, w.numel(), out.data_ptr<float>(), fn);
+    return;
+  }
+  throw_bad_argument("dequantize_nf4_cpu_with: this CPU has no '" + kernel + "' kernel");
 }
 
 at::Tensor gather_rows(const FrozenWeight& w, const at::Tensor& ids) {

@@ -16,6 +16,7 @@
 #include <memory>
 #include <string>
 #include <unordered_map>
+#include <vector>
 
 namespace sft {
 
@@ -60,6 +61,10 @@ FrozenWeight quantize_weight(const at::Tensor& w, BaseFormat format);
 void dequantize_rows(const FrozenWeight& w, int64_t r0, int64_t n, const at::Tensor& out);
 // The same in device-agnostic ATen ops (CUDA; and the tests' check of the CPU loops).
 void dequantize_rows_aten(const FrozenWeight& w, int64_t r0, int64_t n, const at::Tensor& out);
+// The nf4 CPU kernels of this CPU ("avx512", "avx2", "scalar"; the first is the one used), and a whole weight
+// dequantised with a named one (tests: every kernel gives the same values).
+std::vector<std::string> nf4_cpu_kernels();
+void dequantize_nf4_cpu_with(const std::string& kernel, const FrozenWeight& w, const at::Tensor& out);
 // nf4: the absmax values of blocks [b0, b1) in fp32 (double quantisation undone: map8[q] * absmax2 + offset).
 at::Tensor nf4_absmax(const FrozenWeight& w, int64_t b0, int64_t b1);
 // ids [...] int64 -> the dequantised rows [..., I] fp32 (an embedding lookup without a dense table).

@@ -245,7 +245,10 @@ LossGradient cross_entropy_rows_sliced_head(const at::Tensor& hidden_rows, const
   if (n == 0) return out;
   c10::NoGradGuard no_grad;
   at::Tensor h = hidden_rows.detach().to(at::kFloat);  // [N, C]
-  const int64_t chunk = chunk_rows > 0 ? std::min(chunk_rows, n) : auto_chunk_rows(head.vocab, n);
+  // Each row chunk dequantises the whole head twice (logits, then grad_hidden): chunks of up to 128M logits (512 MiB)
+  // here, four times the dense form's, so that a 512-token row of a 152K vocabulary reads the head once each way.
+  const int64_t big = std::max<int64_t>(16, (int64_t{128} << 20) / std::max<int64_t>(1, head.vocab));
+  const int64_t chunk = chunk_rows > 0 ? std::min(chunk_rows, n) : std::min(n, std::max(big, auto_chunk_rows(head.vocab, n)));
   at::Tensor grad_rows = want_grad ? at::empty_like(h) : at::Tensor();
   const bool keep_logits = workspace && !(h.device().is_cpu() && cpu_pool_installed());
   out.loss_sum = ce_chunks(h, at::Tensor(), targets, chunk, scale, want_grad ? &grad_rows : nullptr, nullptr,

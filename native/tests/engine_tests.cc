@@ -504,6 +504,13 @@ void check_frozen_formats(Checks& ck, const std::string& root) {
         dequantize_rows(*f, 1, 2, part);
         dok = dok && at::equal(part, a.narrow(0, 1, 2));
       }
+      if (f != &i8) {
+        for (const std::string& kernel : nf4_cpu_kernels()) {
+          at::Tensor k = at::empty({f->rows, f->cols});
+          dequantize_nf4_cpu_with(kernel, *f, k);
+          dok = dok && at::equal(k, b);
+        }
+      }
       if (f == &dq) dok = dok && same(a, prefix + ".nf4dq.dequant");
       if (f == &i8) dok = dok && at::equal(a, i8.data.to(at::kFloat) * i8.scales.unsqueeze(1));
     }
@@ -511,8 +518,11 @@ void check_frozen_formats(Checks& ck, const std::string& root) {
     if (!dok && detail.empty()) detail = prefix + ": dequantised weights differ";
   }
   const std::string n = std::to_string(weights.size());
+  std::string kernels;
+  for (const std::string& k : nf4_cpu_kernels()) kernels += (kernels.empty() ? "" : ", ") + k;
+  std::printf("     (nf4 CPU kernels here: %s)\n", kernels.c_str());
   check(ck, stored_same == static_cast<int>(weights.size()), "frozen formats: int8 / nf4 / nf4 + double quant of " + n + " weights equal the reference bit for bit", detail);
-  check(ck, dequant_same == static_cast<int>(weights.size()), "frozen formats: dequantised weights (CPU loops, ATen, row gather) of " + n + " weights agree bitwise", detail);
+  check(ck, dequant_same == static_cast<int>(weights.size()), "frozen formats: dequantised weights (CPU loops, every nf4 kernel of this CPU, ATen, row gather) of " + n + " weights agree bitwise", detail);
 }
 
 }  // namespace
