@@ -5,6 +5,7 @@
 
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
+#include <ATen/autocast_mode.h>
 #include <c10/core/GradMode.h>
 #include <torch/csrc/autograd/custom_function.h>
 
@@ -156,16 +157,19 @@ void check_rows(const FrozenWeight& w, int64_t r0, int64_t n, const at::Tensor& 
 using torch::autograd::AutogradContext;
 using torch::autograd::variable_list;
 
-// Shapes: x [N..., I] -> x W^T [N..., O]. The weight is dequantised into the workspace for the
-// forward and again for the backward; the context keeps pointers only (the model outlives its graphs).
+// Shapes: x [N..., I] -> x W^T [N..., O]. The weight is dequantised into the workspace for the forward and again for
+// the backward; the context keeps pointers only (the model outlives its graphs). compute: kFloat (x as it is, fp32
+// weights) or kBFloat16 (bf16 autocast: x and the weight in bf16, a bf16 base as stored, no dequantisation).
 struct FrozenLinearFn : public torch::autograd::Function<FrozenLinearFn> {
-  static at::Tensor forward(AutogradContext* ctx, const at::Tensor& x, FrozenBase* base, const FrozenWeight* w) {
+  static at::Tensor forward(AutogradContext* ctx, const at::Tensor& x, FrozenBase* base, const FrozenWeight* w,
+                            at::ScalarType compute) {
     ctx->saved_data["base"] = reinterpret_cast<int64_t>(base);
     ctx->saved_data["weight"] = reinterpret_cast<int64_t>(w);
     ctx->saved_data["x_dtype"] = static_cast<int64_t>(x.scalar_type());
-    at::Tensor W = base->workspace_rows(*w, 0, w->rows);  // [O, I]
+    ctx->saved_data["compute"] = static_cast<int64_t>(compute);
+    at::Tensor W = base->workspace_rows(*w, 0, w->rows, compute);  // [O, I]
     const auto t0 = Clock::now();
-    at::Tensor y = at::linear(x, W);
+    at::Tensor y = at::linear(x.scalar_type() == compute ? x : x.to(compute), W);
     base->add_matmul_ms(ms_since(t0));
     return y;
   }
@@ -173,17 +177,18 @@ struct FrozenLinearFn : public torch::autograd::Function<FrozenLinearFn> {
   static variable_list backward(AutogradContext* ctx, variable_list grads) {
     auto* base = reinterpret_cast<FrozenBase*>(ctx->saved_data["base"].toInt());
     const auto* w = reinterpret_cast<const FrozenWeight*>(ctx->saved_data["weight"].toInt());
+    const auto compute = static_cast<at::ScalarType>(ctx->saved_data["compute"].toInt());
     const at::Tensor& g = grads[0];  // [N..., O]
     at::Tensor gx;
     if (g.defined() && ctx->needs_input_grad(0)) {
-      at::Tensor W = base->workspace_rows(*w, 0, w->rows);
+      at::Tensor W = base->workspace_rows(*w, 0, w->rows, compute);
       const auto t0 = Clock::now();
-      gx = at::matmul(g, W.scalar_type() == g.scalar_type() ? W : W.to(g.scalar_type()));  // [N..., I]
+      gx = at::matmul(g.scalar_type() == compute ? g : g.to(compute), W);  // [N..., I]
       base->add_matmul_ms(ms_since(t0));
       const auto xt = static_cast<at::ScalarType>(ctx->saved_data["x_dtype"].toInt());
       if (gx.scalar_type() != xt) gx = gx.to(xt);
     }
-    return {gx, at::Tensor(), at::Tensor()};
+    return {gx, at::Tensor(), at::Tensor(), at::Tensor()};
   }
 };
 
@@ -253,7 +258,44 @@ int64_t FrozenWeight::bytes() const {
   return n;
 }
 
-FrozenWeight quantize_weight(const at::Tensor& w, BaseFormat format) {
+namespace {
+
+// nf4 codes and absmax of n fp32 values (blocks of 64, the last zero-padded) on the CPU: the same arithmetic as the
+// ATen form below element by element (max |x|, one IEEE division, the count of thresholds strictly below), so the
+// same bits, in one pass instead of ten. q: ceil(n / 2) bytes, absmax: ceil(n / 64) values.
+void nf4_quantize_cpu(const float* x, int64_t n, uint8_t* q, float* absmax) {
+  const auto& code = nf4_codebook();
+  float mid[15];
+  for (int k = 0; k < 15; ++k) mid[k] = (code[k] + code[k + 1]) / 2;  // midpoints(): (a + b) / 2 in fp32
+  const int64_t blocks = (n + kNf4Block - 1) / kNf4Block, bytes = (n + 1) / 2;
+  at::parallel_for(0, blocks, 256, [&](int64_t b0, int64_t b1) {
+    float v[kNf4Block];
+    uint8_t c[kNf4Block];
+    for (int64_t b = b0; b < b1; ++b) {
+      const int64_t lo = b * kNf4Block, m = std::min<int64_t>(kNf4Block, n - lo);
+      float amax = 0;
+      for (int64_t i = 0; i < kNf4Block; ++i) {
+        v[i] = i < m ? x[lo + i] : 0.0f;
+        amax = std::max(amax, std::fabs(v[i]));
+      }
+      absmax[b] = amax;
+      const float safe = amax == 0 ? 1.0f : amax;
+      for (int64_t i = 0; i < kNf4Block; ++i) {
+        const float t = v[i] / safe;
+        int k = 0;
+        for (int j = 0; j < 15; ++j) k += mid[j] < t;
+        c[i] = static_cast<uint8_t>(k);
+      }
+      for (int64_t j = 0; j < kNf4Block / 2 && lo / 2 + j < bytes; ++j) {
+        q[lo / 2 + j] = static_cast<uint8_t>((c[2 * j] << 4) | c[2 * j + 1]);
+      }
+    }
+  });
+}
+
+}  // namespace
+
+FrozenWeight quantize_weight(const at::Tensor& w, BaseFormat format, bool aten_only) {
   if (w.dim() != 2 || !w.is_floating_point()) throw_bad_argument("quantize: a floating-point [rows, cols] weight expected");
   if (!format.frozen()) throw_bad_argument("quantize: float32 is not a frozen format");
   c10::NoGradGuard no_grad;
@@ -293,6 +335,11 @@ FrozenWeight quantize_weight(const at::Tensor& w, BaseFormat format) {
   at::Tensor absmax = at::empty({blocks}, f32);
   for (int64_t e0 = 0; e0 < numel; e0 += kChunk) {
     const int64_t n = std::min(kChunk, numel - e0);
+    if (dev.is_cpu() && !aten_only) {
+      at::Tensor x = flat.narrow(0, e0, n).to(at::kFloat).contiguous();
+      nf4_quantize_cpu(x.data_ptr<float>(), n, out.data.data_ptr<uint8_t>() + e0 / 2, absmax.data_ptr<float>() + e0 / kNf4Block);
+      continue;
+    }
     at::Tensor v = pad_to(flat.narrow(0, e0, n).to(at::kFloat), kNf4Block).view({-1, kNf4Block});
     auto [amax, norm] = block_normalise(v);
     at::Tensor q = at::bucketize(norm, mid);  // [b, 64] int64 in 0..15
@@ -433,7 +480,9 @@ const FrozenWeight* FrozenBase::find(const at::Tensor& member) const {
   return it == weights_.end() ? nullptr : &it->second;
 }
 
-at::Tensor FrozenBase::workspace_rows(const FrozenWeight& w, int64_t r0, int64_t n) {
+at::Tensor FrozenBase::workspace_rows(const FrozenWeight& w, int64_t r0, int64_t n, at::ScalarType dtype) {
+  if (dtype == at::kBFloat16 && w.dtype == BaseDtype::kBFloat16) return w.data.narrow(0, r0, n);  // as stored
+  if (dtype != at::kFloat && dtype != at::kBFloat16) throw_bad_argument("frozen weight: float32 or bfloat16 compute only");
   const int64_t need = n * w.cols;
   if (!workspace_.defined() || workspace_.numel() < need || workspace_.device() != w.data.device()) {
     workspace_ = at::Tensor();  // the old buffer goes before the new one comes
@@ -442,13 +491,26 @@ at::Tensor FrozenBase::workspace_rows(const FrozenWeight& w, int64_t r0, int64_t
   at::Tensor view = workspace_.narrow(0, 0, need).view({n, w.cols});
   const auto t0 = Clock::now();
   dequantize_rows(w, r0, n, view);
+  if (dtype == at::kBFloat16) {  // rounded once here rather than by autocast inside the matmul
+    if (!workspace16_.defined() || workspace16_.numel() < need || workspace16_.device() != w.data.device()) {
+      workspace16_ = at::Tensor();
+      workspace16_ = at::empty({need}, w.data.options().dtype(at::kBFloat16));
+    }
+    at::Tensor v16 = workspace16_.narrow(0, 0, need).view({n, w.cols});
+    v16.copy_(view);
+    view = v16;
+  }
   stats_.dequant_ms += ms_since(t0);
   return view;
 }
 
 at::Tensor FrozenBase::linear(const at::Tensor& x, const FrozenWeight& w, const at::Tensor& b) {
-  at::Tensor y = FrozenLinearFn::apply(x, this, &w);  // (an undefined tensor cannot be a Function input)
-  return b.defined() ? y + b : y;
+  // Under bf16 autocast (--autocast) the base's matmuls run in bf16, as autocast runs every linear; else in x's dtype.
+  const at::DeviceType dev = x.device().type();
+  const bool bf16 = at::autocast::is_autocast_enabled(dev) && at::autocast::get_autocast_dtype(dev) == at::kBFloat16;
+  const at::ScalarType compute = bf16 ? at::kBFloat16 : at::kFloat;
+  at::Tensor y = FrozenLinearFn::apply(x, this, &w, compute);  // (an undefined tensor cannot be a Function input)
+  return b.defined() ? y + (y.scalar_type() == b.scalar_type() ? b : b.to(y.scalar_type())) : y;
 }
 
 at::Tensor FrozenBase::embedding(const FrozenWeight& w, const at::Tensor& ids) {

@@ -54,8 +54,9 @@ struct FrozenWeight {
 };
 
 // Quantises w [O, I] (any floating dtype; a view such as a transpose is fine) into `format` on w's device, reading
-// it in chunks (never an fp32 copy of the whole weight).
-FrozenWeight quantize_weight(const at::Tensor& w, BaseFormat format);
+// it in chunks (never an fp32 copy of the whole weight). nf4 on the CPU runs one threaded loop; elsewhere, or with
+// aten_only (tests), ATen ops: the same bits either way.
+FrozenWeight quantize_weight(const at::Tensor& w, BaseFormat format, bool aten_only = false);
 // Rows [r0, r0 + n) of the dequantised weight into out (fp32 [n, I], contiguous, on the weight's device). On the CPU
 // through threaded loops; elsewhere through dequantize_rows_aten.
 void dequantize_rows(const FrozenWeight& w, int64_t r0, int64_t n, const at::Tensor& out);
@@ -82,15 +83,16 @@ class FrozenBase {
   // The frozen form of a parameter member (or a copy of it), or nullptr.
   const FrozenWeight* find(const at::Tensor& member) const;
 
-  // x [N..., I] -> x W^T + b [N..., O], differentiable w.r.t. x (and b); W is dequantised into the workspace for
-  // the forward and again for the backward.
+  // x [N..., I] -> x W^T + b [N..., O], differentiable w.r.t. x; W is dequantised into the workspace for the
+  // forward and again for the backward. Under bf16 autocast the matmuls run in bf16 (as autocast runs a linear).
   at::Tensor linear(const at::Tensor& x, const FrozenWeight& w, const at::Tensor& b);
   // Rows of the weight for ids [...] -> [..., I] fp32 (frozen embeddings get no gradient).
   at::Tensor embedding(const FrozenWeight& w, const at::Tensor& ids);
   // The whole weight dequantised into a new fp32 tensor [O, I].
   at::Tensor dense(const FrozenWeight& w);
   // Rows [r0, r0 + n) dequantised into the workspace: a view [n, I] valid until the next workspace use. Timed.
-  at::Tensor workspace_rows(const FrozenWeight& w, int64_t r0, int64_t n);
+  // dtype kBFloat16 (bf16 compute under autocast): a bf16 base's rows as stored, others dequantised then rounded.
+  at::Tensor workspace_rows(const FrozenWeight& w, int64_t r0, int64_t n, at::ScalarType dtype = at::kFloat);
 
   int64_t bytes() const;
   struct Stats {
@@ -103,7 +105,8 @@ class FrozenBase {
  private:
   BaseFormat format_;
   std::unordered_map<const c10::TensorImpl*, FrozenWeight> weights_;
-  at::Tensor workspace_;  // flat fp32, grown to the largest request
+  at::Tensor workspace_;    // flat fp32, grown to the largest request
+  at::Tensor workspace16_;  // flat bf16, the same for bf16 compute
   Stats stats_;
 };
 

@@ -489,6 +489,14 @@ void check_frozen_formats(Checks& ck, const std::string& root) {
               same(n4.scales, prefix + ".nf4.absmax") & same(dq.data, prefix + ".nf4dq.q") &
               same(dq.scales, prefix + ".nf4dq.absmax_q") & same(dq.scales2, prefix + ".nf4dq.absmax2") &
               same(at::full({1}, dq.offset, at::kFloat), prefix + ".nf4dq.offset");
+    for (bool dq_on : {false, true}) {  // the ATen form of the nf4 quantisation gives the same bits
+      const FrozenWeight a = quantize_weight(w, {BaseDtype::kNf4, dq_on}, /*aten_only=*/true);
+      const FrozenWeight& c = dq_on ? dq : n4;
+      const bool eq = at::equal(a.data, c.data) && at::equal(a.scales, c.scales) &&
+                      (!dq_on || (at::equal(a.scales2, c.scales2) && a.offset == c.offset));
+      if (!eq && detail.empty()) detail = prefix + ": the ATen nf4 quantisation differs from the CPU loop";
+      ok = ok && eq;
+    }
     stored_same += ok;
     // Dequantised: the CPU loops, the ATen twin and gather_rows agree bitwise; nf4 + double quant equals the
     // reference's dequantised weight; int8 and nf4 equal q * scale computed here from the stored form.
@@ -521,7 +529,7 @@ void check_frozen_formats(Checks& ck, const std::string& root) {
   std::string kernels;
   for (const std::string& k : nf4_cpu_kernels()) kernels += (kernels.empty() ? "" : ", ") + k;
   std::printf("     (nf4 CPU kernels here: %s)\n", kernels.c_str());
-  check(ck, stored_same == static_cast<int>(weights.size()), "frozen formats: int8 / nf4 / nf4 + double quant of " + n + " weights equal the reference bit for bit", detail);
+  check(ck, stored_same == static_cast<int>(weights.size()), "frozen formats: int8 / nf4 / nf4 + double quant of " + n + " weights equal the reference bit for bit (nf4: CPU loop and ATen ops)", detail);
   check(ck, dequant_same == static_cast<int>(weights.size()), "frozen formats: dequantised weights (CPU loops, every nf4 kernel of this CPU, ATen, row gather) of " + n + " weights agree bitwise", detail);
 }
 

@@ -2,6 +2,7 @@
 // what a float32 model holding the dequantised weights computes (the same weights written out by save(), which
 // dequantises the frozen store) — logits, LoRA training steps (every projection adapted, gradient checkpointing,
 // padded and packed batches), adapter gradients and the loss after an optimizer step — at fp32 tolerances.
+// Under bf16 autocast the base's matmuls run in bf16 on both sides: the same bf16 operands, so the same numbers.
 // The Python reference of the formats themselves is test/parity/base-dtype.test.ts (tiny-llama, -gpt2, -qwen2).
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -112,3 +113,30 @@ for (const arch of ARCHS) {
     }
   });
 }
+
+describe('bf16 autocast over a frozen base: the matmuls in bf16, as autocast runs them over float32 weights', () => {
+  for (const baseDtype of ['bfloat16', 'nf4'] as const) {
+    test(`tiny-llama ${baseDtype}: logits, a LoRA step and its adapter gradients equal the float32 model's under autocast`, async () => {
+      const dir = join(fixtures, 'tiny-llama');
+      const dense = join(work, `llama-${baseDtype}-autocast`);
+      const frozen = await loadModel(dir, { baseDtype });
+      await frozen.save(dense);
+      await frozen.dispose();
+      const lora = { r: 4, alpha: 8, targets: 'all-linear', seed: 3 } as const;
+      const x = await loadModel(dir, { baseDtype, lora, autocast: true });
+      const y = await loadModel(dense, { lora, autocast: true });
+      try {
+        const { padded } = batches(x.spec.vocabSize);
+        const logits = await maxLogitsError(x, y, padded);
+        assert.ok(logits <= 1e-5, `max |logits - float32 under autocast| = ${logits}`);
+        const [sx, sy] = [await x.step(padded), await y.step(padded)];
+        assert.ok(rel(sx.lossSum, sy.lossSum) <= 1e-5, `loss ${sx.lossSum} vs ${sy.lossSum}`);
+        const g = await worstGradError(x, y);
+        assert.ok(g.count > 0 && g.worst <= 1e-4, `adapter gradients: worst ${g.worst} over ${g.count} tensors`);
+      } finally {
+        await x.dispose();
+        await y.dispose();
+      }
+    });
+  }
+});
