@@ -190,6 +190,8 @@ interface Workload {
   loraTargets?: string;
   /** sftkit's --base-dtype. */
   baseDtype?: 'bfloat16' | 'int8' | 'nf4';
+  /** sftkit's --autocast (the base's matmuls in bf16, as the PyTorch side computes). */
+  autocast?: boolean;
   /** The dtype PyTorch loads the model in (torch_bench.py --dtype; default float32). */
   torchDtype?: 'float32' | 'bfloat16';
   optIn?: boolean;
@@ -206,8 +208,9 @@ const stepRows: StepRow[] = [];
 if (only !== 'sft') {
   // Issue 24: LoRA r16 on every projection of the layers (q, k, v, o, gate, up, down: peft's all-linear for Qwen2).
   const q7 = 'q_proj,k_proj,v_proj,o_proj,gate_proj,up_proj,down_proj';
-  const issue24 = (id: string, shape: BenchModelShape, baseDtype: 'bfloat16' | 'int8' | 'nf4'): Workload => ({
+  const issue24 = (id: string, shape: BenchModelShape, baseDtype: 'bfloat16' | 'int8' | 'nf4', autocast = false): Workload => ({
     id, shape, batch: 1, seqLen: 512, checkpointing: true, loraR: 16, loraTargets: q7, baseDtype, torchDtype: 'bfloat16', optIn: true,
+    ...(autocast ? { autocast } : {}),
   });
   const workloads: Workload[] = [
     { shape: 'gpt2-124m', batch: 4, seqLen: 256, checkpointing: false },
@@ -226,11 +229,17 @@ if (only !== 'sft') {
     issue24('qwen2.5-3b-lora-nf4', 'qwen2.5-3b-bf16', 'nf4'),
     issue24('qwen2.5-7b-lora-bf16', 'qwen2.5-7b-bf16', 'bfloat16'),
     issue24('qwen2.5-7b-lora-nf4', 'qwen2.5-7b-bf16', 'nf4'),
+    // The same with sftkit's --autocast: the base's matmuls in bf16 as on the PyTorch side (fast where the CPU has
+    // bf16 dot products, AVX512_BF16 / AMX; the default fp32 compute is for CPUs without them).
+    issue24('qwen2.5-3b-lora-bf16-autocast', 'qwen2.5-3b-bf16', 'bfloat16', true),
+    issue24('qwen2.5-3b-lora-nf4-autocast', 'qwen2.5-3b-bf16', 'nf4', true),
+    issue24('qwen2.5-7b-lora-bf16-autocast', 'qwen2.5-7b-bf16', 'bfloat16', true),
+    issue24('qwen2.5-7b-lora-nf4-autocast', 'qwen2.5-7b-bf16', 'nf4', true),
   ];
   const rowName = (w: Workload) =>
     w.id
       ? `${w.id} B${w.batch} T${w.seqLen}, LoRA r${w.loraR} ${w.loraTargets === q7 ? 'q,k,v,o,gate,up,down' : w.loraTargets}, gradient checkpointing; ` +
-        `sftkit --base-dtype ${w.baseDtype}, PyTorch base in ${w.torchDtype === 'bfloat16' ? 'bf16' : 'fp32'}`
+        `sftkit --base-dtype ${w.baseDtype}${w.autocast ? ' --autocast' : ''}, PyTorch base in ${w.torchDtype === 'bfloat16' ? 'bf16' : 'fp32'}`
       : `${w.shape} B${w.batch} T${w.seqLen}${w.checkpointing ? ', both with gradient checkpointing' : ''}${w.loraR ? `, both LoRA r${w.loraR} all-linear` : ''}`;
   // The PyTorch runs of identical commands (the rows of one model that differ only on sftkit's side): the i-th run of
   // a command is made once and reused by the later rows.
@@ -250,7 +259,7 @@ if (only !== 'sft') {
       ...(w.loraR ? ['--lora-r', String(w.loraR), '--lora-targets', w.loraTargets ?? 'all-linear'] : []),
     ];
     const torchArgs = [join(here, 'torch_bench.py'), '--model', dir, ...common, ...(w.torchDtype ? ['--dtype', w.torchDtype] : [])];
-    const sftkitArgs = [sftkitBin, 'bench', 'train', '--model', dir, ...common, ...(w.baseDtype ? ['--base-dtype', w.baseDtype] : []), '--json'];
+    const sftkitArgs = [sftkitBin, 'bench', 'train', '--model', dir, ...common, ...(w.baseDtype ? ['--base-dtype', w.baseDtype] : []), ...(w.autocast ? ['--autocast'] : []), '--json'];
     const torchRun = (env?: Record<string, string>) => {
       const key = JSON.stringify([torchArgs, env ?? null]);
       let i = 0;

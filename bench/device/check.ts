@@ -269,6 +269,46 @@ async function main(): Promise<void> {
     });
   }
 
+  // Issue 24: a frozen low-precision base dequantised on the device (ATen ops there, the CPU's loops here): the same
+  // numbers as the CPU's in fp32 compute; bf16 autocast runs the base's matmuls in bf16 (the peers' compute).
+  await step('frozen-base', 'correctness', `frozen base (baseDtype bfloat16 / int8 / nf4, LoRA on every projection) on ${onDevice} vs the CPU: logits abs 1e-4, loss rel 1e-5, adapter gradients rel 1e-4; under autocast logits within 2% of the largest`, async () => {
+    const batch = batchOf([[1, 80, 147, 201, 282, 215, 286, 1890], [1, 80, 147, 9, 33]], [4, 2]);
+    const rows: Record<string, unknown>[] = [];
+    const failures: string[] = [];
+    for (const baseDtype of ['bfloat16', 'int8', 'nf4'] as const) {
+      const lora = { r: 4, alpha: 8, targets: 'all-linear', seed: 1 } as const;
+      for (const autocast of [false, true]) {
+        const a = await loadModel(tiny('llama'), { baseDtype, lora, device, threads, autocast });
+        const b = await loadModel(tiny('llama'), { baseDtype, lora, device: 'cpu', threads });
+        try {
+          const la = await a.forward(batch);
+          const lb = await b.forward(batch);
+          const logits = maxAbsDiff(la.logits, lb.logits);
+          const largest = maxAbsDiff(lb.logits, new Float32Array(lb.logits.length));
+          const sa = await a.step(batch);
+          const sb = await b.step(batch);
+          const loss = relError(sa.lossSum, sb.lossSum);
+          let grad = 0;
+          for (const name of (await b.parameterNames()).filter((n) => n.includes('lora_'))) {
+            const ga = await a.getGradient(name);
+            const gb = await b.getGradient(name);
+            if (ga && gb) grad = Math.max(grad, relNormError(ga.data, gb.data));
+          }
+          const stats = a.baseStats();
+          rows.push({ baseDtype, autocast, logits, loss, grad, device: a.device(), baseBytes: stats.bytes });
+          const ok = autocast ? logits <= 0.02 * largest && loss <= 2e-2 : logits <= 1e-4 && loss <= 1e-5 && grad <= 1e-4;
+          if (!ok) failures.push(`${baseDtype}${autocast ? ' autocast' : ''}: logits ${logits.toExponential(1)}, loss rel ${loss.toExponential(1)}, grad rel ${grad.toExponential(1)}`);
+        } finally {
+          await a.dispose();
+          await b.dispose();
+        }
+      }
+    }
+    const details = { rows };
+    if (failures.length) return { status: 'failed', reason: failures.join(' | '), details };
+    return { details };
+  });
+
   // ---- 2. training --------------------------------------------------------------------------------------------
 
   const data = join(scratch, 'instruction-data.json');

@@ -13,6 +13,7 @@
 
 #include <array>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <unordered_map>
@@ -55,13 +56,20 @@ struct FrozenWeight {
 
 // Quantises w [O, I] (any floating dtype; a view such as a transpose is fine) into `format` on w's device, reading
 // it in chunks (never an fp32 copy of the whole weight). nf4 on the CPU runs one threaded loop; elsewhere, or with
-// aten_only (tests), ATen ops: the same bits either way.
-FrozenWeight quantize_weight(const at::Tensor& w, BaseFormat format, bool aten_only = false);
+// aten_only (tests), ATen ops: the same bits either way. consumed (optional) is called with each contiguous chunk
+// of w once it has been read (the loader drops a mapped file's pages as it goes: the largest tensor is never
+// resident whole beside its small form).
+FrozenWeight quantize_weight(const at::Tensor& w, BaseFormat format, bool aten_only = false,
+                             const std::function<void(const at::Tensor&)>& consumed = {});
 // Rows [r0, r0 + n) of the dequantised weight into out (fp32 [n, I], contiguous, on the weight's device). On the CPU
 // through threaded loops; elsewhere through dequantize_rows_aten.
 void dequantize_rows(const FrozenWeight& w, int64_t r0, int64_t n, const at::Tensor& out);
 // The same in device-agnostic ATen ops (CUDA; and the tests' check of the CPU loops).
 void dequantize_rows_aten(const FrozenWeight& w, int64_t r0, int64_t n, const at::Tensor& out);
+// Rows [r0, r0 + n) dequantised and rounded to bf16 (to nearest even) into out (bf16 [n, I], contiguous): the fp32
+// values of dequantize_rows rounded, nf4 on the CPU in one pass (kernel: "" = the fastest of nf4_cpu_kernels16()).
+void dequantize_rows_bf16(const FrozenWeight& w, int64_t r0, int64_t n, const at::Tensor& out, const std::string& kernel = "");
+std::vector<std::string> nf4_cpu_kernels16();
 // The nf4 CPU kernels of this CPU ("avx512", "avx2", "scalar"; the first is the one used), and a whole weight
 // dequantised with a named one (tests: every kernel gives the same values).
 std::vector<std::string> nf4_cpu_kernels();

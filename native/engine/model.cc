@@ -166,7 +166,7 @@ void CausalLM::load(const WeightSource& source) {
     }
     if (frozen_ && p.tensor->dim() == 2) {
       // Quantised from the source (a mapped file) into the frozen store, on the model's device.
-      FrozenWeight fw = quantize_weight(t, base);
+      FrozenWeight fw = quantize_weight(t, base, /*aten_only=*/false, source.copied);  // pages dropped chunk by chunk
       if (fw.data.device() != options_.device) {
         for (at::Tensor* part : {&fw.data, &fw.scales, &fw.scales2}) {
           if (part->defined()) *part = part->to(options_.device);

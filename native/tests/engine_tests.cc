@@ -512,6 +512,19 @@ void check_frozen_formats(Checks& ck, const std::string& root) {
         dequantize_rows(*f, 1, 2, part);
         dok = dok && at::equal(part, a.narrow(0, 1, 2));
       }
+      {  // bf16 compute: the fp32 values rounded to nearest even, by every kernel
+        at::Tensor want = a.to(at::kBFloat16);
+        for (const std::string& kernel : f == &i8 ? std::vector<std::string>{""} : nf4_cpu_kernels16()) {
+          at::Tensor h = at::empty({f->rows, f->cols}, at::kBFloat16);
+          dequantize_rows_bf16(*f, 0, f->rows, h, kernel);
+          dok = dok && at::equal(h, want);
+          if (f->rows > 3) {
+            at::Tensor part = at::empty({2, f->cols}, at::kBFloat16);
+            dequantize_rows_bf16(*f, 1, 2, part, kernel);
+            dok = dok && at::equal(part, want.narrow(0, 1, 2));
+          }
+        }
+      }
       if (f != &i8) {
         for (const std::string& kernel : nf4_cpu_kernels()) {
           at::Tensor k = at::empty({f->rows, f->cols});
@@ -530,7 +543,7 @@ void check_frozen_formats(Checks& ck, const std::string& root) {
   for (const std::string& k : nf4_cpu_kernels()) kernels += (kernels.empty() ? "" : ", ") + k;
   std::printf("     (nf4 CPU kernels here: %s)\n", kernels.c_str());
   check(ck, stored_same == static_cast<int>(weights.size()), "frozen formats: int8 / nf4 / nf4 + double quant of " + n + " weights equal the reference bit for bit (nf4: CPU loop and ATen ops)", detail);
-  check(ck, dequant_same == static_cast<int>(weights.size()), "frozen formats: dequantised weights (CPU loops, every nf4 kernel of this CPU, ATen, row gather) of " + n + " weights agree bitwise", detail);
+  check(ck, dequant_same == static_cast<int>(weights.size()), "frozen formats: dequantised weights (CPU loops, every nf4 kernel of this CPU, ATen, row gather; bf16: the fp32 values rounded) of " + n + " weights agree bitwise", detail);
 }
 
 }  // namespace

@@ -35,7 +35,8 @@ export function baseDtypeField(training: boolean, o: { defaultText?: string } = 
   return opt.enum(
     BASE_DTYPES,
     'keep the frozen base weights in this format: bfloat16 (2 bytes a weight), int8 (1, per-channel scales)\n' +
-      'or nf4 (about 0.5, QLoRA); each layer dequantises its weights just in time, compute stays float32' +
+      'or nf4 (about 0.5, QLoRA); each layer dequantises its weights just in time, compute stays float32\n' +
+      '(bf16 with --autocast: fast where the CPU has bf16 dot products, AVX512_BF16 / AMX)' +
       (training ? '\n(a base other than float32 trains LoRA adapters only: needs --lora-r)' : ''),
     o,
   );
