@@ -28,7 +28,7 @@ const { values: a, positionals } = parseArgs({
 const out = resolve(positionals[0] ?? join(root, 'runs', 'qlora-3b'));
 const baseDtype = a['base-dtype'] as 'nf4' | 'int8' | 'bfloat16';
 /** The most the whole process may hold (VmHWM) with nf4: README.md's measured figure, rounded up. */
-const LIMIT_GIB = { nf4: 6, int8: 7, bfloat16: 9 }[baseDtype];
+const LIMIT_GIB = { nf4: 3.5, int8: 5, bfloat16: 9 }[baseDtype];
 
 // The model: the cached random Qwen2.5-3B weights (linked, not copied) + the GPT-2 tokenizer.
 const weights = a.weights ? resolve(a.weights) : benchModel('qwen2.5-3b-bf16', (m) => console.log(m));
