@@ -112,21 +112,26 @@ std::vector<std::pair<std::string, Nf4Block>> nf4_block_kernels() {
   return out;
 }
 
-// The nf4 codes of blocks [b0, b1) of one weight with the per-block table of code * absmax: element e's value is
+// A per-block table entry: code * absmax in fp32, or that product rounded to bf16 (to nearest even, as ATen's
+// fp32 -> bf16 copy).
+inline void set_entry(float& t, float v) { t = v; }
+inline void set_entry(uint16_t& t, float v) { t = c10::BFloat16(v).x; }
+
+// The nf4 codes of elements [e0, e1) of one weight with the per-block table of code * absmax: element e's value is
 // table[code(e)] with one fp32 multiply per table entry, the same product as code * absmax element by element.
-// whole_block: null = the fastest kernel of this CPU.
-void nf4_blocks_cpu(const uint8_t* q, const float* absmax, int64_t e0, int64_t e1, float* out, Nf4Block whole = nullptr) {
-  static const Nf4Block fastest = nf4_block_kernels().front().second;
-  const Nf4Block whole_block = whole ? whole : fastest;
+// Whole blocks go through `whole_block` (a SIMD kernel), partial ones element by element. T: float or bf16 bits.
+template <typename T>
+void nf4_blocks_walk(const uint8_t* q, const float* absmax, int64_t e0, int64_t e1, T* out,
+                     void (*whole_block)(const uint8_t*, const T*, T*)) {
   const auto& code = nf4_codebook();
   const int64_t first = e0 / kNf4Block, last = (e1 + kNf4Block - 1) / kNf4Block;
   at::parallel_for(first, last, 64, [&](int64_t b0, int64_t b1) {
     for (int64_t b = b0; b < b1; ++b) {
       const float s = absmax[b - first];
-      alignas(64) float table[16];
-      for (int k = 0; k < 16; ++k) table[k] = code[k] * s;
+      alignas(64) T table[16];
+      for (int k = 0; k < 16; ++k) set_entry(table[k], code[k] * s);
       const int64_t lo = std::max(e0, b * kNf4Block), hi = std::min(e1, (b + 1) * kNf4Block);
-      float* o = out + (lo - e0);
+      T* o = out + (lo - e0);
       if (lo == b * kNf4Block && hi == lo + kNf4Block) {
         whole_block(q + lo / 2, table, o);
       } else {
@@ -139,12 +144,10 @@ void nf4_blocks_cpu(const uint8_t* q, const float* absmax, int64_t e0, int64_t e
   });
 }
 
-// One int8 row times its scale (auto-vectorised for the CPU at hand: one exact fp32 multiply per element either way).
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
-__attribute__((target_clones("avx512f", "avx2", "default")))
-#endif
-void int8_row(const int8_t* q, float s, int64_t n, float* o) {
-  for (int64_t j = 0; j < n; ++j) o[j] = static_cast<float>(q[j]) * s;
+// whole: null = the fastest kernel of this CPU.
+void nf4_blocks_cpu(const uint8_t* q, const float* absmax, int64_t e0, int64_t e1, float* out, Nf4Block whole = nullptr) {
+  static const Nf4Block fastest = nf4_block_kernels().front().second;
+  nf4_blocks_walk<float>(q, absmax, e0, e1, out, whole ? whole : fastest);
 }
 
 // The bf16 form of the same (bf16 compute under autocast): the per-block table is rounded to bf16 (to nearest even,
@@ -189,26 +192,15 @@ std::vector<std::pair<std::string, Nf4Block16>> nf4_block16_kernels() {
 
 void nf4_blocks16_cpu(const uint8_t* q, const float* absmax, int64_t e0, int64_t e1, uint16_t* out, Nf4Block16 whole = nullptr) {
   static const Nf4Block16 fastest = nf4_block16_kernels().front().second;
-  const Nf4Block16 whole_block = whole ? whole : fastest;
-  const auto& code = nf4_codebook();
-  const int64_t first = e0 / kNf4Block, last = (e1 + kNf4Block - 1) / kNf4Block;
-  at::parallel_for(first, last, 64, [&](int64_t b0, int64_t b1) {
-    for (int64_t b = b0; b < b1; ++b) {
-      const float s = absmax[b - first];
-      uint16_t table[16];
-      for (int k = 0; k < 16; ++k) table[k] = c10::BFloat16(code[k] * s).x;  // round to nearest even
-      const int64_t lo = std::max(e0, b * kNf4Block), hi = std::min(e1, (b + 1) * kNf4Block);
-      uint16_t* o = out + (lo - e0);
-      if (lo == b * kNf4Block && hi == lo + kNf4Block) {
-        whole_block(q + lo / 2, table, o);
-      } else {
-        for (int64_t e = lo; e < hi; ++e) {
-          const uint8_t byte = q[e >> 1];
-          o[e - lo] = table[(e & 1) ? (byte & 15) : (byte >> 4)];
-        }
-      }
-    }
-  });
+  nf4_blocks_walk<uint16_t>(q, absmax, e0, e1, out, whole ? whole : fastest);
+}
+
+// One int8 row times its scale (auto-vectorised for the CPU at hand: one exact fp32 multiply per element either way).
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+__attribute__((target_clones("avx512f", "avx2", "default")))
+#endif
+void int8_row(const int8_t* q, float s, int64_t n, float* o) {
+  for (int64_t j = 0; j < n; ++j) o[j] = static_cast<float>(q[j]) * s;
 }
 
 void check_rows(const FrozenWeight& w, int64_t r0, int64_t n, const at::Tensor& out) {
