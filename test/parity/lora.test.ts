@@ -8,39 +8,13 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
-import { loadModel, type Batch, type Model } from '../../src/native/model.ts';
+import { loadModel } from '../../src/native/model.ts';
+import { checkAdapterStep, worstLogitsError, type LoraParityCase } from './lora-fixture.ts';
 
 const fixtures = join(import.meta.dirname, '..', 'fixtures', 'models');
 
-interface LoraParity {
-  shape: [number, number];
-  inputIds: number[];
-  attentionMask: number[];
-  labels: number[];
-  logits: (number[] | null)[][];
+interface LoraParity extends LoraParityCase {
   mergedLogits: (number[] | null)[][];
-  lossSum: number;
-  tokens: number;
-  grads: Record<string, { shape: number[]; data: number[] }>;
-  generate: { prompt: number[]; maxNewTokens: number; output: number[] };
-}
-
-function batchOf(c: LoraParity): Batch {
-  return { inputIds: Int32Array.from(c.inputIds), labels: Int32Array.from(c.labels), attentionMask: Uint8Array.from(c.attentionMask), shape: c.shape };
-}
-
-async function worstLogitsError(model: Model, c: LoraParity, ref: (number[] | null)[][]): Promise<number> {
-  const { logits, shape } = await model.forward(batchOf(c));
-  const [B, T, V] = shape;
-  let worst = 0;
-  for (let b = 0; b < B; ++b) {
-    for (let t = 0; t < T; ++t) {
-      const row = ref[b]![t];
-      if (!row) continue;
-      for (let v = 0; v < V; ++v) worst = Math.max(worst, Math.abs(logits[(b * T + t) * V + v]! - row[v]!));
-    }
-  }
-  return worst;
 }
 
 for (const name of ['llama', 'gpt2', 'qwen2', 'phi3']) {
@@ -64,26 +38,7 @@ for (const name of ['llama', 'gpt2', 'qwen2', 'phi3']) {
 
     test('loss (rel 1e-5) and adapter gradients (rel 1e-4); base weights get no gradient', async () => {
       const model = await loadModel(base, { adapter });
-      const r = await model.step(batchOf(ref));
-      assert.equal(r.tokens, ref.tokens);
-      assert.ok(Math.abs(r.lossSum - ref.lossSum) <= 1e-5 * Math.abs(ref.lossSum), `loss ${r.lossSum} vs ${ref.lossSum}`);
-      const norms = await model.gradNorms();
-      assert.deepEqual(Object.keys(norms).sort(), Object.keys(ref.grads).sort(), 'gradients exist for the adapters only');
-      let worstRel = 0;
-      for (const [n, g] of Object.entries(ref.grads)) {
-        const got = await model.getGradient(n);
-        assert.ok(got, `${n} has a gradient`);
-        assert.deepEqual(got.shape, g.shape, n);
-        const scale = Math.max(...g.data.map(Math.abs), 1e-12);
-        let worst = 0;
-        for (let i = 0; i < g.data.length; ++i) worst = Math.max(worst, Math.abs(got.data[i]! - g.data[i]!));
-        worstRel = Math.max(worstRel, worst / scale);
-        assert.ok(worst <= 1e-4 * scale, `${n}: max |grad - peft| = ${worst} (largest entry ${scale})`);
-      }
-      for (const n of await model.parameterNames()) {
-        if (!n.includes('.lora_')) assert.equal(await model.getGradient(n), null, `frozen ${n} has no gradient`);
-      }
-      assert.ok(worstRel <= 1e-4);
+      await checkAdapterStep(model, ref, 'peft');
       await model.dispose();
     });
 
