@@ -1,7 +1,7 @@
 // Issue 24 end to end through the CLI on the tiny Llama fixture (with the tiny byte-level tokenizer): LoRA training
 // over a frozen base kept in bfloat16, int8 and nf4 (+ double quantisation) learns a tiny repeated dataset (finite
 // losses that fall over 20 steps) and writes the usual PEFT adapter; eval and generate load the adapter over an int8
-// base; DPO's reference is the same nf4 base without the adapter; bench train reports the base store; full fine-tuning over a low-precision base and --double-quant without
+// base; `sftkit merge` merges it into a full-precision copy; DPO's reference is the same nf4 base without the adapter; bench train reports the base store; full fine-tuning over a low-precision base and --double-quant without
 // nf4 are refused with messages that name the flags; the library refuses what a frozen small base cannot do.
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
@@ -85,6 +85,23 @@ test('eval and generate over an int8 base with the nf4-trained adapter (an adapt
   const out = JSON.parse(g.stdout) as { text: string; token_ids: number[] };
   assert.ok(out.token_ids.length >= 1 && out.token_ids.length <= 8, g.stdout);
   assert.equal(typeof out.text, 'string');
+});
+
+test('sftkit merge: the adapter trained over nf4 merges into a full-precision copy of the base (the logits of base + adapter in float32)', async () => {
+  const adapter = join(scratch, 'run-nf4');
+  const merged = join(scratch, 'merged-nf4');
+  const r = sftkit(['merge', '--model', MODEL, '--adapter', adapter, '--out', merged]);
+  assert.equal(r.status, 0, r.stderr);
+  assert.ok(existsSync(join(merged, 'model.safetensors')));
+  const batch = { inputIds: Int32Array.from([1, 116, 104, 101, 32, 99, 97, 116]), shape: [1, 8] as [number, number] };
+  const a = await loadModel(merged);
+  const b = await loadModel(MODEL, { adapter });
+  const [la, lb] = [await a.forward(batch), await b.forward(batch)];
+  let worst = 0;
+  for (let i = 0; i < la.logits.length; i++) worst = Math.max(worst, Math.abs(la.logits[i]! - lb.logits[i]!));
+  assert.ok(worst <= 1e-4, `max |merged - base + adapter| = ${worst}`);
+  await a.dispose();
+  await b.dispose();
 });
 
 test('dpo --lora-r --base-dtype nf4: the reference is the same nf4 base without the adapter (the policy starts at ln 2)', () => {
