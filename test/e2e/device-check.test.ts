@@ -34,7 +34,7 @@ test('device-check.sh --cpu: every step passes or is skipped with a reason; resu
   assert.match(String(res.build.note), /--no-build/);
   assert.deepEqual(
     res.steps.map((s) => s.id),
-    ['runtime', 'native-suite', 'parity-fp32', 'parity-bf16', 'train-shipped', 'train-shipped-bf16', 'lora-step', 'dpo-step', 'nccl-nproc1', 'matmul-ceiling', 'throughput-tiny-gpt2', 'throughput-tiny-qwen2'],
+    ['runtime', 'native-suite', 'parity-fp32', 'parity-bf16', 'frozen-base', 'train-shipped', 'train-shipped-bf16', 'lora-step', 'dpo-step', 'nccl-nproc1', 'matmul-ceiling', 'throughput-tiny-gpt2', 'throughput-tiny-qwen2'],
   );
   for (const s of res.steps) {
     assert.ok(['passed', 'skipped'].includes(s.status), `${s.id}: ${s.status}`);
