@@ -54,10 +54,11 @@ at::Tensor pad_to(const at::Tensor& flat, int64_t multiple) {
   return rem == 0 ? flat : at::constant_pad_nd(flat, {0, multiple - rem}, 0);
 }
 
-// One whole block: 32 bytes of codes -> 64 values table[code]. Three forms, chosen once by the CPU: AVX-512 (16
-// lookups per permute), AVX2 (two 8-entry permutes and a blend), plain C++. All read the same table, so they give
-// the same values bit for bit (the engine tests compare the CPU loops with the ATen twin).
-void nf4_block_scalar(const uint8_t* p, const float* table, float* o) {
+// One whole block: 32 bytes of codes -> 64 values table[code], T float (fp32 output) or uint16_t (bf16 bits). Forms
+// chosen once by the CPU: AVX-512 (16 or 32 lookups per permute), AVX2 (fp32: two 8-entry permutes and a blend),
+// plain C++. All read the same table, so they give the same values bit for bit (the engine tests compare them).
+template <typename T>
+void nf4_block_scalar(const uint8_t* p, const T* table, T* o) {
   for (int64_t j = 0; j < kNf4Block / 2; ++j) {
     o[2 * j] = table[p[j] >> 4];
     o[2 * j + 1] = table[p[j] & 15];
@@ -99,17 +100,23 @@ __attribute__((target("avx2"))) void nf4_block_avx2(const uint8_t* p, const floa
 }
 #endif
 
-using Nf4Block = void (*)(const uint8_t*, const float*, float*);
+template <typename T>
+using Nf4Block = void (*)(const uint8_t*, const T*, T*);
+template <typename T>
+using Nf4Kernels = std::vector<std::pair<std::string, Nf4Block<T>>>;
 
 // The whole-block kernels this CPU runs, fastest first.
-std::vector<std::pair<std::string, Nf4Block>> nf4_block_kernels() {
-  std::vector<std::pair<std::string, Nf4Block>> out;
+const Nf4Kernels<float>& nf4_block_kernels(float*) {
+  static const Nf4Kernels<float> kernels = [] {
+    Nf4Kernels<float> out;
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
-  if (__builtin_cpu_supports("avx512f")) out.emplace_back("avx512", nf4_block_avx512);
-  if (__builtin_cpu_supports("avx2")) out.emplace_back("avx2", nf4_block_avx2);
+    if (__builtin_cpu_supports("avx512f")) out.emplace_back("avx512", nf4_block_avx512);
+    if (__builtin_cpu_supports("avx2")) out.emplace_back("avx2", nf4_block_avx2);
 #endif
-  out.emplace_back("scalar", nf4_block_scalar);
-  return out;
+    out.emplace_back("scalar", nf4_block_scalar<float>);
+    return out;
+  }();
+  return kernels;
 }
 
 // A per-block table entry: code * absmax in fp32, or that product rounded to bf16 (to nearest even, as ATen's
@@ -121,8 +128,7 @@ inline void set_entry(uint16_t& t, float v) { t = c10::BFloat16(v).x; }
 // table[code(e)] with one fp32 multiply per table entry, the same product as code * absmax element by element.
 // Whole blocks go through `whole_block` (a SIMD kernel), partial ones element by element. T: float or bf16 bits.
 template <typename T>
-void nf4_blocks_walk(const uint8_t* q, const float* absmax, int64_t e0, int64_t e1, T* out,
-                     void (*whole_block)(const uint8_t*, const T*, T*)) {
+void nf4_blocks_walk(const uint8_t* q, const float* absmax, int64_t e0, int64_t e1, T* out, Nf4Block<T> whole_block) {
   const auto& code = nf4_codebook();
   const int64_t first = e0 / kNf4Block, last = (e1 + kNf4Block - 1) / kNf4Block;
   at::parallel_for(first, last, 64, [&](int64_t b0, int64_t b1) {
@@ -144,34 +150,26 @@ void nf4_blocks_walk(const uint8_t* q, const float* absmax, int64_t e0, int64_t 
   });
 }
 
-// whole: null = the fastest kernel of this CPU.
-void nf4_blocks_cpu(const uint8_t* q, const float* absmax, int64_t e0, int64_t e1, float* out, Nf4Block whole = nullptr) {
-  static const Nf4Block fastest = nf4_block_kernels().front().second;
-  nf4_blocks_walk<float>(q, absmax, e0, e1, out, whole ? whole : fastest);
-}
-
-// The bf16 form of the same (bf16 compute under autocast): the per-block table is rounded to bf16 (to nearest even,
-// as ATen's fp32 -> bf16 copy), so the values equal the fp32 dequantisation rounded, in one pass instead of two.
-void nf4_block16_scalar(const uint8_t* p, const uint16_t* table, uint16_t* o) {
-  for (int64_t j = 0; j < kNf4Block / 2; ++j) {
-    o[2 * j] = table[p[j] >> 4];
-    o[2 * j + 1] = table[p[j] & 15];
-  }
-}
-
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
-__attribute__((target("avx512f,avx512bw"))) void nf4_block16_avx512(const uint8_t* p, const uint16_t* table, uint16_t* o) {
-  alignas(64) uint16_t t32[32] = {};
-  for (int k = 0; k < 16; ++k) t32[k] = table[k];
-  const __m512i t = _mm512_load_si512(t32);
-  alignas(64) uint16_t i0[32], i1[32];
-  for (int j = 0; j < 16; ++j) {
-    i0[2 * j] = static_cast<uint16_t>(j);  // hi of byte j
-    i0[2 * j + 1] = static_cast<uint16_t>(32 + j);  // lo of byte j
-    i1[2 * j] = static_cast<uint16_t>(16 + j);
-    i1[2 * j + 1] = static_cast<uint16_t>(48 + j);
+// The interleaving of the 32 high and 32 low nibbles of one block: output lane 2j = hi of byte j (index j),
+// lane 2j + 1 = lo of byte j (index 32 + j); the first 32 outputs take bytes 0..15, the next 32 bytes 16..31.
+struct Interleave16 {
+  alignas(64) uint16_t first[32], second[32];
+  Interleave16() {
+    for (int j = 0; j < 16; ++j) {
+      first[2 * j] = static_cast<uint16_t>(j);
+      first[2 * j + 1] = static_cast<uint16_t>(32 + j);
+      second[2 * j] = static_cast<uint16_t>(16 + j);
+      second[2 * j + 1] = static_cast<uint16_t>(48 + j);
+    }
   }
-  const __m512i first = _mm512_load_si512(i0), second = _mm512_load_si512(i1);
+};
+const Interleave16 kInterleave16;
+
+__attribute__((target("avx512f,avx512bw"))) void nf4_block16_avx512(const uint8_t* p, const uint16_t* table, uint16_t* o) {
+  // The 16 entries in the low half; the indices never exceed 15, so the upper lanes are never read.
+  const __m512i t = _mm512_castsi256_si512(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(table)));
+  const __m512i first = _mm512_load_si512(kInterleave16.first), second = _mm512_load_si512(kInterleave16.second);
   const __m512i bytes = _mm512_cvtepu8_epi16(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)));  // 32 lanes
   const __m512i hi = _mm512_srli_epi16(bytes, 4), lo = _mm512_and_si512(bytes, _mm512_set1_epi16(15));
   _mm512_storeu_si512(o, _mm512_permutexvar_epi16(_mm512_permutex2var_epi16(hi, first, lo), t));
@@ -179,20 +177,27 @@ __attribute__((target("avx512f,avx512bw"))) void nf4_block16_avx512(const uint8_
 }
 #endif
 
-using Nf4Block16 = void (*)(const uint8_t*, const uint16_t*, uint16_t*);
-
-std::vector<std::pair<std::string, Nf4Block16>> nf4_block16_kernels() {
-  std::vector<std::pair<std::string, Nf4Block16>> out;
+const Nf4Kernels<uint16_t>& nf4_block_kernels(uint16_t*) {
+  static const Nf4Kernels<uint16_t> kernels = [] {
+    Nf4Kernels<uint16_t> out;
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
-  if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw")) out.emplace_back("avx512", nf4_block16_avx512);
+    if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw")) out.emplace_back("avx512", nf4_block16_avx512);
 #endif
-  out.emplace_back("scalar", nf4_block16_scalar);
-  return out;
+    out.emplace_back("scalar", nf4_block_scalar<uint16_t>);
+    return out;
+  }();
+  return kernels;
 }
 
-void nf4_blocks16_cpu(const uint8_t* q, const float* absmax, int64_t e0, int64_t e1, uint16_t* out, Nf4Block16 whole = nullptr) {
-  static const Nf4Block16 fastest = nf4_block16_kernels().front().second;
-  nf4_blocks_walk<uint16_t>(q, absmax, e0, e1, out, whole ? whole : fastest);
+// The kernel named `name` ("": the fastest) for T.
+template <typename T>
+Nf4Block<T> nf4_kernel(const std::string& name) {
+  const Nf4Kernels<T>& kernels = nf4_block_kernels(static_cast<T*>(nullptr));
+  if (name.empty()) return kernels.front().second;
+  for (const auto& [n, k] : kernels) {
+    if (n == name) return k;
+  }
+  throw_bad_argument("frozen weight: this CPU has no '" + name + "' nf4 kernel");
 }
 
 // One int8 row times its scale (auto-vectorised for the CPU at hand: one exact fp32 multiply per element either way).
@@ -203,11 +208,24 @@ void int8_row(const int8_t* q, float s, int64_t n, float* o) {
   for (int64_t j = 0; j < n; ++j) o[j] = static_cast<float>(q[j]) * s;
 }
 
-void check_rows(const FrozenWeight& w, int64_t r0, int64_t n, const at::Tensor& out) {
+void check_rows(const FrozenWeight& w, int64_t r0, int64_t n, const at::Tensor& out, bool fp32_only) {
   if (r0 < 0 || n < 0 || r0 + n > w.rows) throw_bad_argument("frozen weight: rows out of range");
-  if (out.scalar_type() != at::kFloat || !out.is_contiguous() || out.numel() != n * w.cols) {
-    throw_bad_argument("frozen weight: the output must be a contiguous fp32 [n, cols] tensor");
+  const at::ScalarType t = out.scalar_type();
+  if (!(t == at::kFloat || (t == at::kBFloat16 && !fp32_only)) || !out.is_contiguous() || out.numel() != n * w.cols) {
+    throw_bad_argument(std::string("frozen weight: the output must be a contiguous ") + (fp32_only ? "fp32" : "fp32 or bf16") +
+                       " [n, cols] tensor");
   }
+}
+
+// nf4 values of the elements idx [K] int64 (row-major positions in the weight, any order) of blocks within [b0, b1)
+// into out [K] fp32, in device-agnostic ATen ops.
+void nf4_elements_aten(const FrozenWeight& w, const at::Tensor& idx, int64_t b0, int64_t b1, at::Tensor out) {
+  at::Tensor code = fp32_on(w.data.device(), nf4_codebook().data(), 16);
+  at::Tensor bytes = w.data.index_select(0, idx.div(2, "floor")).to(at::kLong);
+  at::Tensor shift = (1 - idx.remainder(2)) * 4;  // even element: high nibble
+  at::Tensor codes = bytes.bitwise_right_shift(shift).bitwise_and(15);
+  at::Tensor scale = nf4_absmax(w, b0, b1).index_select(0, idx.div(kNf4Block, "floor") - b0);
+  at::mul_out(out, code.index_select(0, codes), scale);
 }
 
 using torch::autograd::AutogradContext;
@@ -440,7 +458,7 @@ at::Tensor nf4_absmax(const FrozenWeight& w, int64_t b0, int64_t b1) {
 }
 
 void dequantize_rows_aten(const FrozenWeight& w, int64_t r0, int64_t n, const at::Tensor& out) {
-  check_rows(w, r0, n, out);
+  check_rows(w, r0, n, out, /*fp32_only=*/true);
   c10::NoGradGuard no_grad;
   at::Tensor o = out.view({n, w.cols});
   if (w.dtype == BaseDtype::kBFloat16) {
@@ -450,29 +468,38 @@ void dequantize_rows_aten(const FrozenWeight& w, int64_t r0, int64_t n, const at
   } else {
     const int64_t e0 = r0 * w.cols, e1 = (r0 + n) * w.cols;
     at::Tensor flat = out.view({-1});
-    at::Tensor code = fp32_on(w.data.device(), nf4_codebook().data(), 16);
     for (int64_t a = e0; a < e1; a += kChunk) {
       const int64_t b = std::min(e1, a + kChunk);
-      at::Tensor idx = at::arange(a, b, w.data.options().dtype(at::kLong));  // element indices
-      at::Tensor bytes = w.data.index_select(0, idx.div(2, "floor")).to(at::kLong);
-      at::Tensor shift = (1 - idx.remainder(2)) * 4;  // even element: high nibble
-      at::Tensor codes = bytes.bitwise_right_shift(shift).bitwise_and(15);
-      const int64_t b0 = a / kNf4Block, b1 = (b - 1) / kNf4Block + 1;
-      at::Tensor scale = nf4_absmax(w, b0, b1).index_select(0, idx.div(kNf4Block, "floor") - b0);
-      at::Tensor part = flat.narrow(0, a - e0, b - a);
-      at::mul_out(part, code.index_select(0, codes), scale);
+      nf4_elements_aten(w, at::arange(a, b, w.data.options().dtype(at::kLong)), a / kNf4Block, (b - 1) / kNf4Block + 1,
+                        flat.narrow(0, a - e0, b - a));
     }
   }
 }
 
-void dequantize_rows(const FrozenWeight& w, int64_t r0, int64_t n, const at::Tensor& out) {
-  if (!w.data.device().is_cpu()) return dequantize_rows_aten(w, r0, n, out);
-  check_rows(w, r0, n, out);
+void dequantize_rows(const FrozenWeight& w, int64_t r0, int64_t n, const at::Tensor& out, const std::string& kernel) {
+  check_rows(w, r0, n, out, /*fp32_only=*/false);
   c10::NoGradGuard no_grad;
   if (n == 0) return;
+  const bool bf16_out = out.scalar_type() == at::kBFloat16;
   if (w.dtype == BaseDtype::kBFloat16) {
     out.view({n, w.cols}).copy_(w.data.narrow(0, r0, n));
-  } else if (w.dtype == BaseDtype::kInt8) {
+  } else if (w.dtype == BaseDtype::kNf4 && w.data.device().is_cpu()) {
+    const int64_t e0 = r0 * w.cols, e1 = (r0 + n) * w.cols;
+    at::Tensor absmax = nf4_absmax(w, e0 / kNf4Block, (e1 + kNf4Block - 1) / kNf4Block).contiguous();
+    const uint8_t* q = w.data.data_ptr<uint8_t>();
+    if (bf16_out) {
+      nf4_blocks_walk<uint16_t>(q, absmax.data_ptr<float>(), e0, e1, reinterpret_cast<uint16_t*>(out.data_ptr<at::BFloat16>()),
+                                nf4_kernel<uint16_t>(kernel));
+    } else {
+      nf4_blocks_walk<float>(q, absmax.data_ptr<float>(), e0, e1, out.data_ptr<float>(), nf4_kernel<float>(kernel));
+    }
+  } else if (bf16_out) {  // int8, or another device: the fp32 values, rounded
+    at::Tensor f = at::empty({n, w.cols}, out.options().dtype(at::kFloat));
+    dequantize_rows(w, r0, n, f);
+    out.view({n, w.cols}).copy_(f);
+  } else if (!w.data.device().is_cpu()) {
+    dequantize_rows_aten(w, r0, n, out);
+  } else {  // int8 on the CPU
     const int8_t* q = w.data.data_ptr<int8_t>() + r0 * w.cols;
     const float* s = w.scales.data_ptr<float>() + r0;
     float* o = out.data_ptr<float>();
@@ -480,64 +507,17 @@ void dequantize_rows(const FrozenWeight& w, int64_t r0, int64_t n, const at::Ten
     at::parallel_for(0, n, std::max<int64_t>(1, 32768 / std::max<int64_t>(1, I)), [&](int64_t a, int64_t b) {
       for (int64_t r = a; r < b; ++r) int8_row(q + r * I, s[r], I, o + r * I);
     });
+  }
+}
+
+std::vector<std::string> nf4_cpu_kernels(at::ScalarType out) {
+  std::vector<std::string> names;
+  if (out == at::kBFloat16) {
+    for (const auto& k : nf4_block_kernels(static_cast<uint16_t*>(nullptr))) names.push_back(k.first);
   } else {
-    const int64_t e0 = r0 * w.cols, e1 = (r0 + n) * w.cols;
-    const int64_t b0 = e0 / kNf4Block, b1 = (e1 + kNf4Block - 1) / kNf4Block;
-    at::Tensor absmax = nf4_absmax(w, b0, b1).contiguous();
-    nf4_blocks_cpu(w.data.data_ptr<uint8_t>(), absmax.data_ptr<float>(), e0, e1, out.data_ptr<float>());
+    for (const auto& k : nf4_block_kernels(static_cast<float*>(nullptr))) names.push_back(k.first);
   }
-}
-
-void dequantize_rows_bf16(const FrozenWeight& w, int64_t r0, int64_t n, const at::Tensor& out, const std::string& kernel) {
-  if (r0 < 0 || n < 0 || r0 + n > w.rows) throw_bad_argument("frozen weight: rows out of range");
-  if (out.scalar_type() != at::kBFloat16 || !out.is_contiguous() || out.numel() != n * w.cols) {
-    throw_bad_argument("frozen weight: the output must be a contiguous bf16 [n, cols] tensor");
-  }
-  c10::NoGradGuard no_grad;
-  if (n == 0) return;
-  if (w.dtype == BaseDtype::kBFloat16) {
-    out.view({n, w.cols}).copy_(w.data.narrow(0, r0, n));
-    return;
-  }
-  if (w.dtype == BaseDtype::kNf4 && w.data.device().is_cpu()) {
-    Nf4Block16 fn = nullptr;
-    for (const auto& [name, k] : nf4_block16_kernels()) {
-      if (name == kernel) fn = k;
-    }
-    if (!kernel.empty() && !fn) throw_bad_argument("dequantize_rows_bf16: this CPU has no '" + kernel + "' kernel");
-    const int64_t e0 = r0 * w.cols, e1 = (r0 + n) * w.cols;
-    at::Tensor absmax = nf4_absmax(w, e0 / kNf4Block, (e1 + kNf4Block - 1) / kNf4Block).contiguous();
-    nf4_blocks16_cpu(w.data.data_ptr<uint8_t>(), absmax.data_ptr<float>(), e0, e1,
-                     reinterpret_cast<uint16_t*>(out.data_ptr<at::BFloat16>()), fn);
-    return;
-  }
-  at::Tensor f = at::empty({n, w.cols}, out.options().dtype(at::kFloat));
-  dequantize_rows(w, r0, n, f);
-  out.view({n, w.cols}).copy_(f);
-}
-
-std::vector<std::string> nf4_cpu_kernels16() {
-  std::vector<std::string> names;
-  for (const auto& k : nf4_block16_kernels()) names.push_back(k.first);
   return names;
-}
-
-std::vector<std::string> nf4_cpu_kernels() {
-  std::vector<std::string> names;
-  for (const auto& k : nf4_block_kernels()) names.push_back(k.first);
-  return names;
-}
-
-void dequantize_nf4_cpu_with(const std::string& kernel, const FrozenWeight& w, const at::Tensor& out) {
-  check_rows(w, 0, w.rows, out);
-  if (w.dtype != BaseDtype::kNf4 || !w.data.device().is_cpu()) throw_bad_argument("dequantize_nf4_cpu_with: an nf4 weight on the CPU expected");
-  for (const auto& [name, fn] : nf4_block_kernels()) {
-    if (name != kernel) continue;
-    at::Tensor absmax = nf4_absmax(w, 0, (w.numel() + kNf4Block - 1) / kNf4Block).contiguous();
-    nf4_blocks_cpu(w.data.data_ptr<uint8_t>(), absmax.data_ptr<float>(), 0, w.numel(), out.data_ptr<float>(), fn);
-    return;
-  }
-  throw_bad_argument("dequantize_nf4_cpu_with: this CPU has no '" + kernel + "' kernel");
 }
 
 at::Tensor gather_rows(const FrozenWeight& w, const at::Tensor& ids) {
@@ -549,13 +529,14 @@ at::Tensor gather_rows(const FrozenWeight& w, const at::Tensor& ids) {
   if (w.dtype == BaseDtype::kInt8) {
     return (w.data.index_select(0, flat).to(at::kFloat) * w.scales.index_select(0, flat).unsqueeze(1)).view(shape);
   }
-  const int64_t n = flat.numel();
-  at::Tensor out = at::empty({n, w.cols}, w.data.options().dtype(at::kFloat));
-  if (!w.data.device().is_cpu()) {
-    for (int64_t i = 0; i < n; ++i) dequantize_rows_aten(w, flat[i].item<int64_t>(), 1, out[i]);
+  const int64_t n = flat.numel(), I = w.cols, blocks = (w.numel() + kNf4Block - 1) / kNf4Block;
+  at::Tensor out = at::empty({n, I}, w.data.options().dtype(at::kFloat));
+  if (!w.data.device().is_cpu()) {  // the elements of every row at once
+    at::Tensor idx = (flat.unsqueeze(1) * I + at::arange(I, flat.options()).unsqueeze(0)).reshape({-1});
+    nf4_elements_aten(w, idx, 0, blocks, out.view({-1}));
     return out.view(shape);
   }
-  at::Tensor absmax = nf4_absmax(w, 0, (w.numel() + kNf4Block - 1) / kNf4Block).contiguous();
+  at::Tensor absmax = nf4_absmax(w, 0, blocks).contiguous();
   const int64_t* id = flat.data_ptr<int64_t>();
   for (int64_t i = 0; i < n; ++i) {
     if (id[i] < 0 || id[i] >= w.rows) throw_bad_argument("embedding: token id " + std::to_string(id[i]) + " out of range");
@@ -563,12 +544,12 @@ at::Tensor gather_rows(const FrozenWeight& w, const at::Tensor& ids) {
   const uint8_t* q = w.data.data_ptr<uint8_t>();
   const float* am = absmax.data_ptr<float>();
   float* o = out.data_ptr<float>();
-  const int64_t I = w.cols;
-  // One row per task (each row's blocks are independent); nf4_blocks_cpu's own parallel_for runs inline here.
+  const Nf4Block<float> whole = nf4_kernel<float>("");
+  // One row per task (each row's blocks are independent); the walk's own parallel_for runs inline here.
   at::parallel_for(0, n, 1, [&](int64_t a, int64_t b) {
     for (int64_t i = a; i < b; ++i) {
       const int64_t e0 = id[i] * I;
-      nf4_blocks_cpu(q, am + e0 / kNf4Block, e0, e0 + I, o + i * I);
+      nf4_blocks_walk<float>(q, am + e0 / kNf4Block, e0, e0 + I, o + i * I, whole);
     }
   });
   return out.view(shape);
@@ -586,33 +567,14 @@ at::Tensor FrozenBase::workspace_rows(const FrozenWeight& w, int64_t r0, int64_t
   if (dtype == at::kBFloat16 && w.dtype == BaseDtype::kBFloat16) return w.data.narrow(0, r0, n);  // as stored
   if (dtype != at::kFloat && dtype != at::kBFloat16) throw_bad_argument("frozen weight: float32 or bfloat16 compute only");
   const int64_t need = n * w.cols;
-  if (dtype == at::kBFloat16 && w.dtype == BaseDtype::kNf4 && w.data.device().is_cpu()) {  // one pass, straight to bf16
-    if (!workspace16_.defined() || workspace16_.numel() < need || workspace16_.device() != w.data.device()) {
-      workspace16_ = at::Tensor();
-      workspace16_ = at::empty({need}, w.data.options().dtype(at::kBFloat16));
-    }
-    at::Tensor v16 = workspace16_.narrow(0, 0, need).view({n, w.cols});
-    const auto t0 = Clock::now();
-    dequantize_rows_bf16(w, r0, n, v16);
-    stats_.dequant_ms += ms_since(t0);
-    return v16;
+  at::Tensor& buffer = dtype == at::kFloat ? workspace_ : workspace16_;
+  if (!buffer.defined() || buffer.numel() < need || buffer.device() != w.data.device()) {
+    buffer = at::Tensor();  // the old buffer goes before the new one comes
+    buffer = at::empty({need}, w.data.options().dtype(dtype));
   }
-  if (!workspace_.defined() || workspace_.numel() < need || workspace_.device() != w.data.device()) {
-    workspace_ = at::Tensor();  // the old buffer goes before the new one comes
-    workspace_ = at::empty({need}, w.data.options().dtype(at::kFloat));
-  }
-  at::Tensor view = workspace_.narrow(0, 0, need).view({n, w.cols});
+  at::Tensor view = buffer.narrow(0, 0, need).view({n, w.cols});
   const auto t0 = Clock::now();
-  dequantize_rows(w, r0, n, view);
-  if (dtype == at::kBFloat16) {  // rounded once here rather than by autocast inside the matmul
-    if (!workspace16_.defined() || workspace16_.numel() < need || workspace16_.device() != w.data.device()) {
-      workspace16_ = at::Tensor();
-      workspace16_ = at::empty({need}, w.data.options().dtype(at::kBFloat16));
-    }
-    at::Tensor v16 = workspace16_.narrow(0, 0, need).view({n, w.cols});
-    v16.copy_(view);
-    view = v16;
-  }
+  dequantize_rows(w, r0, n, view);  // bf16: rounded once here rather than by autocast inside the matmul
   stats_.dequant_ms += ms_since(t0);
   return view;
 }

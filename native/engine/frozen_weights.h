@@ -61,19 +61,15 @@ struct FrozenWeight {
 // resident whole beside its small form).
 FrozenWeight quantize_weight(const at::Tensor& w, BaseFormat format, bool aten_only = false,
                              const std::function<void(const at::Tensor&)>& consumed = {});
-// Rows [r0, r0 + n) of the dequantised weight into out (fp32 [n, I], contiguous, on the weight's device). On the CPU
-// through threaded loops; elsewhere through dequantize_rows_aten.
-void dequantize_rows(const FrozenWeight& w, int64_t r0, int64_t n, const at::Tensor& out);
-// The same in device-agnostic ATen ops (CUDA; and the tests' check of the CPU loops).
+// Rows [r0, r0 + n) of the dequantised weight into out ([n, I], contiguous, on the weight's device): fp32, or bf16
+// (the fp32 values rounded to nearest even; for bf16 compute). On the CPU through threaded loops (nf4: the SIMD
+// kernel `kernel` of nf4_cpu_kernels, "" = the fastest); elsewhere through dequantize_rows_aten.
+void dequantize_rows(const FrozenWeight& w, int64_t r0, int64_t n, const at::Tensor& out, const std::string& kernel = "");
+// The same into fp32 in device-agnostic ATen ops (CUDA; and the tests' check of the CPU loops).
 void dequantize_rows_aten(const FrozenWeight& w, int64_t r0, int64_t n, const at::Tensor& out);
-// Rows [r0, r0 + n) dequantised and rounded to bf16 (to nearest even) into out (bf16 [n, I], contiguous): the fp32
-// values of dequantize_rows rounded, nf4 on the CPU in one pass (kernel: "" = the fastest of nf4_cpu_kernels16()).
-void dequantize_rows_bf16(const FrozenWeight& w, int64_t r0, int64_t n, const at::Tensor& out, const std::string& kernel = "");
-std::vector<std::string> nf4_cpu_kernels16();
-// The nf4 CPU kernels of this CPU ("avx512", "avx2", "scalar"; the first is the one used), and a whole weight
-// dequantised with a named one (tests: every kernel gives the same values).
-std::vector<std::string> nf4_cpu_kernels();
-void dequantize_nf4_cpu_with(const std::string& kernel, const FrozenWeight& w, const at::Tensor& out);
+// The nf4 CPU kernels of this CPU for an fp32 or bf16 output ("avx512", "avx2", "scalar"; the first is the one used;
+// tests: every kernel gives the same values).
+std::vector<std::string> nf4_cpu_kernels(at::ScalarType out);
 // nf4: the absmax values of blocks [b0, b1) in fp32 (double quantisation undone: map8[q] * absmax2 + offset).
 at::Tensor nf4_absmax(const FrozenWeight& w, int64_t b0, int64_t b1);
 // ids [...] int64 -> the dequantised rows [..., I] fp32 (an embedding lookup without a dense table).
@@ -99,7 +95,7 @@ class FrozenBase {
   // The whole weight dequantised into a new fp32 tensor [O, I].
   at::Tensor dense(const FrozenWeight& w);
   // Rows [r0, r0 + n) dequantised into the workspace: a view [n, I] valid until the next workspace use. Timed.
-  // dtype kBFloat16 (bf16 compute under autocast): a bf16 base's rows as stored, others dequantised then rounded.
+  // dtype kBFloat16 (bf16 compute under autocast): a bf16 base's rows as stored, others dequantised and rounded.
   at::Tensor workspace_rows(const FrozenWeight& w, int64_t r0, int64_t n, at::ScalarType dtype = at::kFloat);
 
   int64_t bytes() const;

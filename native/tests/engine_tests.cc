@@ -507,29 +507,18 @@ void check_frozen_formats(Checks& ck, const std::string& root) {
       dequantize_rows_aten(*f, 0, f->rows, b);
       at::Tensor rows = at::arange(f->rows - 1, -1, -1, at::kLong);  // every row, reversed
       dok = dok && at::equal(a, b) && at::equal(gather_rows(*f, rows), a.flip(0));
-      if (f->rows > 3) {  // a middle slice of rows
-        at::Tensor part = at::empty({2, f->cols});
-        dequantize_rows(*f, 1, 2, part);
-        dok = dok && at::equal(part, a.narrow(0, 1, 2));
-      }
-      {  // bf16 compute: the fp32 values rounded to nearest even, by every kernel
-        at::Tensor want = a.to(at::kBFloat16);
-        for (const std::string& kernel : f == &i8 ? std::vector<std::string>{""} : nf4_cpu_kernels16()) {
-          at::Tensor h = at::empty({f->rows, f->cols}, at::kBFloat16);
-          dequantize_rows_bf16(*f, 0, f->rows, h, kernel);
+      // Every kernel of this CPU, fp32 and bf16 out (bf16: the fp32 values rounded to nearest even), whole and a slice.
+      for (at::ScalarType t : {at::kFloat, at::kBFloat16}) {
+        const at::Tensor want = a.to(t);
+        for (const std::string& kernel : f == &i8 ? std::vector<std::string>{""} : nf4_cpu_kernels(t)) {
+          at::Tensor h = at::empty({f->rows, f->cols}, t);
+          dequantize_rows(*f, 0, f->rows, h, kernel);
           dok = dok && at::equal(h, want);
           if (f->rows > 3) {
-            at::Tensor part = at::empty({2, f->cols}, at::kBFloat16);
-            dequantize_rows_bf16(*f, 1, 2, part, kernel);
+            at::Tensor part = at::empty({2, f->cols}, t);
+            dequantize_rows(*f, 1, 2, part, kernel);
             dok = dok && at::equal(part, want.narrow(0, 1, 2));
           }
-        }
-      }
-      if (f != &i8) {
-        for (const std::string& kernel : nf4_cpu_kernels()) {
-          at::Tensor k = at::empty({f->rows, f->cols});
-          dequantize_nf4_cpu_with(kernel, *f, k);
-          dok = dok && at::equal(k, b);
         }
       }
       if (f == &dq) dok = dok && same(a, prefix + ".nf4dq.dequant");
@@ -540,7 +529,7 @@ void check_frozen_formats(Checks& ck, const std::string& root) {
   }
   const std::string n = std::to_string(weights.size());
   std::string kernels;
-  for (const std::string& k : nf4_cpu_kernels()) kernels += (kernels.empty() ? "" : ", ") + k;
+  for (const std::string& k : nf4_cpu_kernels(at::kFloat)) kernels += (kernels.empty() ? "" : ", ") + k;
   std::printf("     (nf4 CPU kernels here: %s)\n", kernels.c_str());
   check(ck, stored_same == static_cast<int>(weights.size()), "frozen formats: int8 / nf4 / nf4 + double quant of " + n + " weights equal the reference bit for bit (nf4: CPU loop and ATen ops)", detail);
   check(ck, dequant_same == static_cast<int>(weights.size()), "frozen formats: dequantised weights (CPU loops, every nf4 kernel of this CPU, ATen, row gather; bf16: the fp32 values rounded) of " + n + " weights agree bitwise", detail);
