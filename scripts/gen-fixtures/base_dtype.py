@@ -19,6 +19,7 @@ Outputs (test/fixtures/base-dtype/):
                         [64, 1000] normal, so double quantisation sees more than 256 blocks, and [8, 96] with an
                         all-zero row and an all-zero block), plus the NF4 codebook and the 8-bit dynamic map.
 """
+import importlib.util
 import json
 import math
 import os
@@ -33,6 +34,12 @@ import transformers
 from peft import PeftModel
 from safetensors.torch import save_file
 from transformers import AutoModelForCausalLM
+
+# The loss and logits-row helpers of the LoRA fixtures (lora.py, loaded by path: this directory is off sys.path).
+_lora_spec = importlib.util.spec_from_file_location("lora_fixtures", os.path.join(os.path.dirname(os.path.abspath(__file__)), "lora.py"))
+_lora = importlib.util.module_from_spec(_lora_spec)
+_lora_spec.loader.exec_module(_lora)
+masked_loss_sum, rows = _lora.masked_loss_sum, _lora.rows
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.abspath(os.path.join(HERE, "..", ".."))
@@ -116,16 +123,21 @@ def dequant_int8(q, scale):
     return q.float() * scale[:, None]
 
 
+def block_normalise(flat, block):
+    """flat fp32 [n] zero-padded into blocks of `block` -> (absmax [blocks], values / absmax with 0 for a zero block)."""
+    n = flat.numel()
+    padded = torch.zeros(math.ceil(n / block) * block, dtype=torch.float32)
+    padded[:n] = flat
+    v = padded.view(-1, block)
+    absmax = v.abs().amax(dim=1)
+    safe = torch.where(absmax == 0, torch.ones_like(absmax), absmax)
+    return absmax, v / safe[:, None]
+
+
 def quant_nf4(w):
     flat = w.float().reshape(-1)
     n = flat.numel()
-    blocks = math.ceil(n / BLOCK)
-    padded = torch.zeros(blocks * BLOCK, dtype=torch.float32)
-    padded[:n] = flat
-    v = padded.view(-1, BLOCK)
-    absmax = v.abs().amax(dim=1)
-    safe = torch.where(absmax == 0, torch.ones_like(absmax), absmax)
-    norm = v / safe[:, None]
+    absmax, norm = block_normalise(flat, BLOCK)
     q = torch.bucketize(norm, NF4_MID)
     packed = ((q[:, 0::2] << 4) | q[:, 1::2]).to(torch.uint8)
     return packed.reshape(-1)[: math.ceil(n / 2)].clone(), absmax
@@ -148,13 +160,8 @@ def double_quant(absmax):
     blocks = absmax.numel()
     offset = torch.tensor(float(absmax.double().sum() / blocks), dtype=torch.float32)
     shifted = absmax - offset
-    blocks2 = math.ceil(blocks / BLOCK2)
-    padded = torch.zeros(blocks2 * BLOCK2, dtype=torch.float32)
-    padded[:blocks] = shifted
-    v = padded.view(-1, BLOCK2)
-    absmax2 = v.abs().amax(dim=1)
-    safe2 = torch.where(absmax2 == 0, torch.ones_like(absmax2), absmax2)
-    q8 = torch.bucketize(v / safe2[:, None], MAP8_MID).to(torch.uint8).reshape(-1)[:blocks].clone()
+    absmax2, norm2 = block_normalise(shifted, BLOCK2)
+    q8 = torch.bucketize(norm2, MAP8_MID).to(torch.uint8).reshape(-1)[:blocks].clone()
     return q8, absmax2, offset.reshape(1)
 
 
@@ -235,17 +242,6 @@ def quantise_base(model, dtype):
             stats[name] = float((d - w).abs().max())
             p.copy_(d.t() if conv1d else d)
     return stats
-
-
-def masked_loss_sum(logits, labels):
-    shift_logits = logits[:, :-1, :].reshape(-1, logits.shape[-1]).float()
-    shift_labels = labels[:, 1:].reshape(-1)
-    return torch.nn.functional.cross_entropy(shift_logits, shift_labels, ignore_index=-100, reduction="sum"), \
-        int((shift_labels != -100).sum())
-
-
-def rows(t, mask):
-    return [[[float(x) for x in t[b, i]] if mask[b, i] else None for i in range(t.shape[1])] for b in range(t.shape[0])]
 
 
 def reference(name, dtype, lora):
