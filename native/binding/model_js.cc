@@ -95,11 +95,7 @@ Napi::Value NativeModel::Load(const Napi::CallbackInfo& info) {
   Napi::Value base = opts.Get("baseDtype");
   if (!base.IsUndefined() && !base.IsString()) throw_bad_argument("options.baseDtype must be 'float32', 'bfloat16', 'int8' or 'nf4'");
   mo.base.dtype = parse_base_dtype(base.IsString() ? base.As<Napi::String>().Utf8Value() : "float32");
-  mo.base.double_quant = bool_field(opts, "doubleQuant", false);
-  if (mo.base.double_quant && mo.base.dtype != BaseDtype::kNf4) throw_bad_argument("options.doubleQuant needs baseDtype 'nf4'");
-  if (mo.base.frozen() && mo.dtype != at::kFloat) {
-    throw_bad_argument("options.baseDtype " + base_dtype_name(mo.base.dtype) + " computes in float32: use dtype 'float32' (autocast for bf16 compute on CUDA)");
-  }
+  mo.base.double_quant = bool_field(opts, "doubleQuant", false);  // (the combinations are checked by CausalLM::load)
   // bf16 autocast of the forward passes (matmuls in bf16 over fp32 master weights; the loss stays fp32).
   state_->autocast = AutocastState{mo.device.type(), bool_field(opts, "autocast", false), at::kBFloat16};
   state_->threads = thread_count_arg(opts.Get("threads"), "options.threads");

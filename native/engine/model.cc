@@ -144,6 +144,7 @@ void CausalLM::load(const WeightSource& source) {
   };
   const auto opts = at::TensorOptions().dtype(options_.dtype).device(options_.device);
   const BaseFormat base = options_.base;
+  if (base.double_quant && base.dtype != BaseDtype::kNf4) throw_bad_argument("doubleQuant needs baseDtype nf4");
   if (base.frozen()) {
     if (options_.dtype != at::kFloat) {
       throw_bad_argument("baseDtype " + base_dtype_name(base.dtype) +
