@@ -5,12 +5,12 @@
 // Under bf16 autocast the base's matmuls run in bf16 on both sides: the same bf16 operands, so the same numbers.
 // The Python reference of the formats themselves is test/parity/base-dtype.test.ts (tiny-llama, -gpt2, -qwen2).
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
 import type { UncountedBatch } from '../../src/collate/index.ts';
-import { loadModel, type BaseDtype, type Model } from '../../src/native/index.ts';
+import { binding, loadModel, parseModelConfig, type BaseDtype, type Model } from '../../src/native/index.ts';
 
 const fixtures = join(import.meta.dirname, '..', 'fixtures', 'models');
 const work = mkdtempSync(join(tmpdir(), 'sftkit-base-dtype-archs-'));
@@ -139,4 +139,21 @@ describe('bf16 autocast over a frozen base: the matmuls in bf16, as autocast run
       }
     });
   }
+});
+
+test('the engine itself refuses what a frozen base cannot do (the raw addon, past the TypeScript checks)', async () => {
+  const dir = join(fixtures, 'tiny-llama');
+  const spec = parseModelConfig(JSON.parse(readFileSync(join(dir, 'config.json'), 'utf8'))).spec;
+  const refused = async (options: Record<string, unknown>, pattern: RegExp) => {
+    const raw = new (binding().NativeModel)();
+    await assert.rejects(raw.load(dir, spec, options), (e: Error & { code?: string }) => e.code === 'SFTKIT_BAD_ARGUMENT' && pattern.test(e.message));
+    raw.dispose();
+  };
+  await refused({ baseDtype: 'int8', doubleQuant: true }, /doubleQuant needs baseDtype nf4/);
+  await refused({ baseDtype: 'nf4', dtype: 'bfloat16' }, /computes in float32/);
+  const raw = new (binding().NativeModel)();
+  await raw.load(dir, spec, { baseDtype: 'nf4' });
+  const { padded } = batches(spec.vocabSize);
+  await assert.rejects(Promise.resolve().then(() => raw.step(padded)), /frozen in baseDtype nf4; training it needs LoRA adapters/);
+  raw.dispose();
 });
